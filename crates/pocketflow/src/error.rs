@@ -1,0 +1,186 @@
+//! Typed errors: what failed, where, and why.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// The error type node hooks return. Any `std::error::Error + Send + Sync`
+/// converts into it with `?`, and [`FlowError::downcast_ref`] gets the
+/// original back.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The phase of a node run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// `prep`: reads the shared store.
+    Prep,
+    /// `exec`: the work, retried up to `max_retries` attempts.
+    Exec,
+    /// `exec_fallback`: runs once after the last failed attempt.
+    Fallback,
+    /// `post`: writes the shared store and picks the action.
+    Post,
+}
+
+impl Phase {
+    /// The phase's name, as used in span names and messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Prep => "prep",
+            Self::Exec => "exec",
+            Self::Fallback => "fallback",
+            Self::Post => "post",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a flow or node run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// A hook returned an error (for `exec`: every attempt failed and the
+    /// fallback returned an error too).
+    #[error("node `{node}` failed in {phase}: {source}")]
+    Node {
+        /// The name of the node (or flow) whose hook failed.
+        node: String,
+        /// The hook that failed.
+        phase: Phase,
+        /// The error the hook returned.
+        #[source]
+        source: BoxError,
+    },
+    /// A hook panicked. The panic was caught and the run stopped there.
+    #[error("node `{node}` panicked in {phase}: {message}")]
+    Panicked {
+        /// The name of the node (or flow) whose hook panicked.
+        node: String,
+        /// The hook that panicked.
+        phase: Phase,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+    /// The flow was wired with a node id from another flow.
+    #[error("flow `{flow}` is wired wrongly: {reason}")]
+    InvalidGraph {
+        /// The name of the flow.
+        flow: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The node asks for zero attempts. PocketFlow would then skip `exec`
+    /// and hand `post` a `None` result, which a typed `exec` result cannot
+    /// express; ask for at least one attempt.
+    #[error("node `{node}` has max_retries = 0, so exec would never run; use 1 or more")]
+    NoAttempts {
+        /// The name of the node.
+        node: String,
+    },
+}
+
+impl FlowError {
+    pub(crate) fn hook(node: &str, phase: Phase, source: BoxError) -> Self {
+        Self::Node { node: node.to_owned(), phase, source }
+    }
+
+    pub(crate) fn panicked(node: &str, phase: Phase, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        Self::Panicked { node: node.to_owned(), phase, message }
+    }
+
+    /// The name of the node (or flow) where the run failed.
+    pub fn node(&self) -> &str {
+        match self {
+            Self::Node { node, .. } | Self::Panicked { node, .. } | Self::NoAttempts { node } => node,
+            Self::InvalidGraph { flow, .. } => flow,
+        }
+    }
+
+    /// The phase that failed, if a hook failed.
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            Self::Node { phase, .. } | Self::Panicked { phase, .. } => Some(*phase),
+            Self::NoAttempts { .. } | Self::InvalidGraph { .. } => None,
+        }
+    }
+
+    /// The first error of type `E` in the source chain: the error a hook
+    /// returned, or one it wraps.
+    ///
+    /// ```
+    /// # use pocketflow::{FlowError, Phase};
+    /// # fn check(err: &FlowError) -> bool {
+    /// err.downcast_ref::<std::num::ParseIntError>().is_some()
+    /// # }
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        let mut next: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(err) = next {
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
+            }
+            next = err.source();
+        }
+        None
+    }
+}
+
+/// A value in [`Params`](crate::Params) or
+/// [`SharedStore`](crate::SharedStore) was missing or of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The key is absent.
+    #[error("{container} `{key}` is missing")]
+    Missing {
+        /// `"param"` or `"shared key"`.
+        container: &'static str,
+        /// The key asked for.
+        key: String,
+    },
+    /// The value is present but does not decode as the type asked for.
+    #[error("{container} `{key}` has the wrong type: {source}")]
+    Decode {
+        /// `"param"` or `"shared key"`.
+        container: &'static str,
+        /// The key asked for.
+        key: String,
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The value cannot be encoded as JSON.
+    #[error("{container} `{key}` cannot be stored as JSON: {source}")]
+    Encode {
+        /// `"param"` or `"shared key"`.
+        container: &'static str,
+        /// The key being set.
+        key: String,
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl DataError {
+    pub(crate) fn missing(container: &'static str, key: &str) -> Self {
+        Self::Missing { container, key: key.to_owned() }
+    }
+
+    pub(crate) fn decode(container: &'static str, key: &str, source: serde_json::Error) -> Self {
+        Self::Decode { container, key: key.to_owned(), source }
+    }
+
+    pub(crate) fn encode(container: &'static str, key: &str, source: serde_json::Error) -> Self {
+        Self::Encode { container, key: key.to_owned(), source }
+    }
+}

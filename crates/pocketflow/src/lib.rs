@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod action;
+mod async_flow;
+mod async_node;
+mod context;
+mod error;
+mod flow;
+mod graph;
+mod hooks;
+mod lifecycle;
+mod node;
+mod params;
+mod run;
+mod step;
+mod store;
+pub mod telemetry;
+mod warning;
+
+pub use action::{Action, DEFAULT_ACTION};
+pub use async_flow::{AsyncBatchFlow, AsyncFlow, AsyncParallelBatchFlow};
+pub use async_node::{AsyncBatchNode, AsyncNode, AsyncParallelBatchNode};
+pub use context::Ctx;
+pub use error::{BoxError, DataError, FlowError, Phase};
+pub use flow::{BatchFlow, Flow};
+pub use graph::{NodeId, Transition, Wiring};
+pub use hooks::{AsyncBatchFlowHooks, AsyncFlowHooks, BatchFlowHooks, FlowHooks, NoHooks};
+pub use lifecycle::NodeState;
+pub use node::{BatchNode, Node};
+pub use params::Params;
+pub use run::RunReport;
+pub use step::{IntoAsyncStep, IntoSyncStep, kinds};
+pub use store::SharedStore;
+pub use warning::FlowWarning;

@@ -1,0 +1,170 @@
+//! The lifecycle of a node run, observed from its real execution.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use tracing::Span;
+
+use crate::error::FlowError;
+use crate::telemetry;
+
+/// The states a node (or flow, or batch item) run passes through: the
+/// seed guide's `AsyncNodeState`. Each transition is a `pocketflow.lifecycle`
+/// event on the run's span (see `docs/span-schema.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// The run's span was created; nothing has executed yet.
+    Created,
+    /// The run was polled (or called) for the first time.
+    Starting,
+    /// The run is executing on a thread.
+    Running,
+    /// The run's future returned `Pending`: it is waiting on I/O or a timer.
+    Suspended,
+    /// A suspended run was polled again.
+    Resuming,
+    /// `exec` finished; `post` is about to run.
+    Completing,
+    /// The run returned successfully.
+    Completed,
+    /// The run returned an error or panicked.
+    Failed,
+    /// The run's future was dropped before it finished.
+    Cancelled,
+}
+
+impl NodeState {
+    /// The state's name in events: `created`, `starting`, `running`, …
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Suspended => "suspended",
+            Self::Resuming => "resuming",
+            Self::Completing => "completing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Every state, in lifecycle order.
+    pub const ALL: [Self; 9] = [
+        Self::Created,
+        Self::Starting,
+        Self::Running,
+        Self::Suspended,
+        Self::Resuming,
+        Self::Completing,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    NotStarted,
+    Running,
+    Suspended,
+    Done,
+}
+
+/// A run's future inside its span: the span is entered on every poll, and
+/// when the span is enabled, `Pending`, re-polls, completion and drops are
+/// reported as lifecycle events.
+pub(crate) struct Traced<'a, T> {
+    future: BoxFuture<'a, Result<T, FlowError>>,
+    span: Span,
+    observe: bool,
+    progress: Progress,
+}
+
+impl<'a, T> Traced<'a, T> {
+    /// Wraps `future`, reporting `created` now.
+    pub(crate) fn new(span: Span, future: BoxFuture<'a, Result<T, FlowError>>) -> Self {
+        let observe = !span.is_disabled();
+        if observe {
+            let _entered = span.enter();
+            telemetry::lifecycle(NodeState::Created);
+        }
+        Self { future, span, observe, progress: Progress::NotStarted }
+    }
+}
+
+impl<T> Future for Traced<'_, T> {
+    type Output = Result<T, FlowError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        if this.observe {
+            match this.progress {
+                Progress::NotStarted => {
+                    telemetry::lifecycle(NodeState::Starting);
+                    telemetry::lifecycle(NodeState::Running);
+                }
+                Progress::Suspended => {
+                    telemetry::lifecycle(NodeState::Resuming);
+                    telemetry::lifecycle(NodeState::Running);
+                }
+                Progress::Running | Progress::Done => {}
+            }
+        }
+        this.progress = Progress::Running;
+        match this.future.as_mut().poll(cx) {
+            Poll::Pending => {
+                if this.observe {
+                    telemetry::lifecycle(NodeState::Suspended);
+                }
+                this.progress = Progress::Suspended;
+                Poll::Pending
+            }
+            Poll::Ready(result) => {
+                this.progress = Progress::Done;
+                if this.observe {
+                    telemetry::finished(&this.span, result.as_ref().err());
+                }
+                Poll::Ready(result)
+            }
+        }
+    }
+}
+
+impl<T> Drop for Traced<'_, T> {
+    fn drop(&mut self) {
+        if self.observe && self.progress != Progress::Done {
+            let _entered = self.span.enter();
+            telemetry::cancelled(&self.span);
+        }
+    }
+}
+
+/// The same reporting for a synchronous run, which cannot suspend.
+pub(crate) struct SyncLifecycle<'s> {
+    span: &'s Span,
+    observe: bool,
+}
+
+impl<'s> SyncLifecycle<'s> {
+    /// Reports `created`, `starting` and `running`; call inside the span.
+    pub(crate) fn start(span: &'s Span) -> Self {
+        let observe = !span.is_disabled();
+        if observe {
+            telemetry::lifecycle(NodeState::Created);
+            telemetry::lifecycle(NodeState::Starting);
+            telemetry::lifecycle(NodeState::Running);
+        }
+        Self { span, observe }
+    }
+
+    /// Reports `completed` or `failed`.
+    pub(crate) fn finish<T>(self, result: &Result<T, FlowError>) {
+        if self.observe {
+            telemetry::finished(self.span, result.as_ref().err());
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Nodes run from async flows: every node kind, sync ones included, through
+//! [`NodeOps`] and [`BatchOps`].
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::future::{FutureExt, try_join_all};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use tracing::{Instrument, Span};
+
+pub(crate) use super::ops::{AsyncBatchOps, AsyncOps, ParallelBatchOps};
+use super::ops::{BatchOps, Concurrency, NodeOps};
+use super::{exec_done, fail, record_action, settle};
+use crate::action::Action;
+use crate::context::Ctx;
+use crate::error::{BoxError, FlowError, Phase};
+use crate::lifecycle::Traced;
+use crate::params::Params;
+use crate::telemetry;
+
+/// Awaits `hook` inside `span`, catching a panic.
+pub(crate) async fn phase<T: Serialize>(
+    span: Span,
+    node: &str,
+    phase: Phase,
+    hook: impl Future<Output = Result<T, BoxError>>,
+) -> Result<T, FlowError> {
+    let outcome = AssertUnwindSafe(hook).catch_unwind().instrument(span.clone()).await;
+    settle(&span, node, phase, outcome)
+}
+
+/// Waits between attempts on tokio's clock; outside a tokio runtime, on the
+/// thread.
+async fn pause(wait: Duration) {
+    if wait.is_zero() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::sleep(wait).await;
+    } else {
+        std::thread::sleep(wait);
+    }
+}
+
+/// The async form of [`super::sync_node::exec_with_retries`].
+pub(crate) async fn exec_with_retries<'p, P, T, Fut, FFut>(
+    ctx: Ctx<'p>,
+    wait: Duration,
+    input: &'p P,
+    exec: impl Fn(Ctx<'p>) -> Fut,
+    fallback: impl FnOnce(Ctx<'p>, BoxError) -> FFut,
+) -> Result<T, FlowError>
+where
+    P: Serialize + ?Sized,
+    T: Serialize,
+    Fut: Future<Output = Result<T, BoxError>>,
+    FFut: Future<Output = Result<T, BoxError>>,
+{
+    let mut attempt = 0;
+    loop {
+        let attempt_ctx = ctx.for_attempt(attempt);
+        let span = telemetry::exec_span(attempt);
+        telemetry::record_json(&span, "input", input);
+        let outcome = AssertUnwindSafe(exec(attempt_ctx)).catch_unwind().instrument(span.clone()).await;
+        let error = match outcome {
+            Ok(Err(error)) => error,
+            other => return settle(&span, ctx.node, Phase::Exec, other),
+        };
+        telemetry::record_error(&span, &error);
+        if attempt + 1 >= ctx.max_retries {
+            drop(span);
+            let span = telemetry::fallback_span(attempt);
+            telemetry::record_json(&span, "input", input);
+            return phase(span, ctx.node, Phase::Fallback, fallback(attempt_ctx, error)).await;
+        }
+        span.in_scope(|| telemetry::retry(attempt, ctx.max_retries, wait, &error));
+        drop(span);
+        pause(wait).await;
+        attempt += 1;
+    }
+}
+
+fn no_attempts(span: &Span, node: &str) -> FlowError {
+    let error = FlowError::NoAttempts { node: node.to_owned() };
+    fail(span, &error);
+    error
+}
+
+pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S>>(ops: &'a O, name: &'a str, params: &'a Params, shared: &'a S) -> Traced<'a, Action> {
+    let max_retries = ops.max_retries();
+    let span = telemetry::node_span(name, O::KIND, max_retries);
+    let node_span = span.clone();
+    Traced::new(
+        span,
+        Box::pin(async move {
+            if max_retries == 0 {
+                return Err(no_attempts(&node_span, name));
+            }
+            let ctx = Ctx::new(name, params, max_retries);
+            let prep = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
+            telemetry::record_json(&node_span, "input", &prep);
+            let exec =
+                exec_with_retries(ctx, ops.wait(), &prep, |c| ops.exec(c, &prep), |c, e| ops.fallback(c, &prep, e)).await?;
+            exec_done(&node_span, &exec);
+            let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, prep, exec)).await?;
+            record_action(&node_span, &action);
+            Ok(action)
+        }),
+    )
+}
+
+/// One batch item: its own span, attempts and fallback.
+fn run_item<'p, S: Sync, O: BatchOps<S>>(ops: &'p O, ctx: Ctx<'p>, item: &'p O::Item) -> Traced<'p, O::Output> {
+    let span = telemetry::item_span(ctx.item.unwrap_or_default());
+    telemetry::record_json(&span, "input", item);
+    let item_span = span.clone();
+    Traced::new(
+        span,
+        Box::pin(async move {
+            let output =
+                exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e)).await?;
+            telemetry::record_json(&item_span, "output", &output);
+            Ok(output)
+        }),
+    )
+}
+
+pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S>>(
+    ops: &'a O,
+    name: &'a str,
+    params: &'a Params,
+    shared: &'a S,
+) -> Traced<'a, Action> {
+    let max_retries = ops.max_retries();
+    let span = telemetry::node_span(name, O::KIND, max_retries);
+    let node_span = span.clone();
+    Traced::new(
+        span,
+        Box::pin(async move {
+            if max_retries == 0 {
+                return Err(no_attempts(&node_span, name));
+            }
+            let ctx = Ctx::new(name, params, max_retries);
+            let items = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
+            telemetry::record_json(&node_span, "input", &items);
+            let outputs = match ops.concurrency() {
+                Concurrency::Sequential => {
+                    let mut outputs = Vec::with_capacity(items.len());
+                    for (index, item) in items.iter().enumerate() {
+                        outputs.push(run_item(ops, ctx.for_item(index), item).await?);
+                    }
+                    outputs
+                }
+                Concurrency::Parallel(limit) => {
+                    let mut runs = Vec::with_capacity(items.len());
+                    for (index, item) in items.iter().enumerate() {
+                        runs.push(run_item(ops, ctx.for_item(index), item));
+                    }
+                    match limit {
+                        None => try_join_all(runs).await?,
+                        Some(limit) => stream::iter(runs).buffered(limit.max(1)).try_collect().await?,
+                    }
+                }
+            };
+            exec_done(&node_span, &outputs);
+            let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, items, outputs)).await?;
+            record_action(&node_span, &action);
+            Ok(action)
+        }),
+    )
+}

@@ -1,0 +1,118 @@
+//! Running nodes and flows: retries, phases, spans and routing.
+//!
+//! The sync runners call hooks directly and sleep with the thread; the async
+//! runners serve every node kind inside async flows (sync nodes included, so
+//! their retry waits never block the runtime).
+
+pub(crate) mod async_node;
+pub(crate) mod ops;
+pub(crate) mod orchestrate;
+pub(crate) mod sync_node;
+
+use std::any::type_name;
+use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError};
+
+use crate::action::Action;
+use crate::warning::FlowWarning;
+
+/// State shared by every node of one top-level run. Public only because
+/// the sealed step traits mention it; it cannot be named outside the crate.
+#[derive(Debug, Default)]
+pub struct RunEnv {
+    warnings: Mutex<Vec<FlowWarning>>,
+}
+
+impl RunEnv {
+    pub(crate) fn warn(&self, warning: FlowWarning) {
+        crate::telemetry::warning(&warning);
+        self.warnings.lock().unwrap_or_else(PoisonError::into_inner).push(warning);
+    }
+
+    pub(crate) fn into_warnings(self) -> Vec<FlowWarning> {
+        self.warnings.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a run returns, with what PocketFlow would have warned about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// The flow's result: its `post`'s action (by default, the last node's).
+    pub action: Action,
+    /// Warnings raised during the run, in order.
+    pub warnings: Vec<FlowWarning>,
+}
+
+/// `my_crate::nodes::AddNode<i64>` → `AddNode`.
+pub(crate) fn short_type_name<T: ?Sized>() -> Cow<'static, str> {
+    let full: &'static str = type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    Cow::Borrowed(base.rsplit("::").next().unwrap_or(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    struct Generic<T>(T);
+
+    #[test]
+    fn short_names_drop_paths_and_generics() {
+        assert_eq!(short_type_name::<Plain>(), "Plain");
+        assert_eq!(short_type_name::<Generic<Vec<u8>>>(), "Generic");
+    }
+}
+
+use std::any::Any;
+use std::fmt::Display;
+
+use serde::Serialize;
+use tracing::Span;
+
+use crate::error::{BoxError, FlowError, Phase};
+use crate::lifecycle::NodeState;
+use crate::telemetry;
+
+/// A hook's outcome: its value, its error, or its panic payload.
+pub(crate) type HookOutcome<T> = Result<Result<T, BoxError>, Box<dyn Any + Send>>;
+
+/// Turns a hook's outcome into the run's result, recording it on `span`:
+/// the value as `output`, or the error as `error` plus one
+/// `pocketflow.error` event.
+pub(crate) fn settle<T: Serialize>(span: &Span, node: &str, phase: Phase, outcome: HookOutcome<T>) -> Result<T, FlowError> {
+    let result = match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(FlowError::hook(node, phase, error)),
+        Err(payload) => Err(FlowError::panicked(node, phase, &*payload)),
+    };
+    match &result {
+        Ok(value) => telemetry::record_json(span, "output", value),
+        Err(error) => fail(span, error),
+    }
+    result
+}
+
+/// Records a failure that starts in `span`.
+pub(crate) fn fail(span: &Span, error: &FlowError) {
+    if !span.is_disabled() {
+        let _entered = span.enter();
+        telemetry::record_error(span, error);
+        telemetry::error(error);
+    }
+}
+
+/// Records the end of a node's exec stage and the start of `post`.
+pub(crate) fn exec_done<T: Serialize>(span: &Span, output: &T) {
+    if !span.is_disabled() {
+        telemetry::record_json(span, "output", output);
+        telemetry::lifecycle(NodeState::Completing);
+    }
+}
+
+pub(crate) fn record_action(span: &Span, action: &impl Display) {
+    if !span.is_disabled() {
+        span.record("action", tracing::field::display(action));
+    }
+}

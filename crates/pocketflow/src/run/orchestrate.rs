@@ -1,0 +1,248 @@
+//! Running a flow: its hooks around the walk through its graph.
+
+use futures_util::future::try_join_all;
+use serde::Serialize;
+use tracing::Span;
+
+use super::async_node;
+use super::ops::{BatchHooksOps, Concurrency, FlowHooksOps};
+use super::sync_node::phase;
+use super::{RunEnv, fail, record_action};
+use crate::action::Action;
+use crate::context::Ctx;
+use crate::error::{FlowError, Phase};
+use crate::graph::Graph;
+use crate::hooks::{BatchFlowHooks, FlowHooks};
+use crate::lifecycle::{SyncLifecycle, Traced};
+use crate::params::Params;
+use crate::step::{AsyncStep, SyncStep};
+use crate::telemetry;
+use crate::warning::FlowWarning;
+
+fn check_wiring<T: ?Sized>(flow: &str, graph: &Graph<T>) -> Result<(), FlowError> {
+    match graph.wiring_error() {
+        Some(reason) => {
+            let error = FlowError::InvalidGraph { flow: flow.to_owned(), reason };
+            fail(&Span::current(), &error);
+            Err(error)
+        }
+        None => Ok(()),
+    }
+}
+
+/// PocketFlow's `_orch`: run from the start node, following actions, until
+/// an action has no successor; return that last action.
+pub(crate) fn walk_sync<S>(
+    flow: &str,
+    graph: &Graph<dyn SyncStep<S>>,
+    env: &RunEnv,
+    params: &Params,
+    shared: &S,
+) -> Result<Action, FlowError> {
+    check_wiring(flow, graph)?;
+    let Some(mut current) = graph.start() else {
+        env.warn(FlowWarning::NoStartNode { flow: flow.to_owned() });
+        return Ok(Action::NONE);
+    };
+    loop {
+        let action = current.step.run_sync(&current.name, env, params, shared)?;
+        match graph.next(current, &action, env) {
+            Some(next) => current = next,
+            None => return Ok(action),
+        }
+    }
+}
+
+/// PocketFlow's `_orch_async`.
+pub(crate) async fn walk_async<S, T: ?Sized + AsyncStep<S>>(
+    flow: &str,
+    graph: &Graph<T>,
+    env: &RunEnv,
+    params: &Params,
+    shared: &S,
+) -> Result<Action, FlowError> {
+    check_wiring(flow, graph)?;
+    let Some(mut current) = graph.start() else {
+        env.warn(FlowWarning::NoStartNode { flow: flow.to_owned() });
+        return Ok(Action::NONE);
+    };
+    loop {
+        let action = current.step.run_async(&current.name, env, params, shared).await?;
+        match graph.next(current, &action, env) {
+            Some(next) => current = next,
+            None => return Ok(action),
+        }
+    }
+}
+
+fn begin<S: Serialize>(name: &str, kind: &'static str, shared: &S) -> Span {
+    let span = telemetry::flow_span(name, kind);
+    telemetry::record_json(&span, "input", shared);
+    span
+}
+
+fn end<S: Serialize>(span: &Span, action: &Action, shared: &S) {
+    record_action(span, action);
+    telemetry::record_json(span, "output", shared);
+}
+
+/// A sync flow: `prep`, the walk, `post`.
+pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
+    name: &str,
+    graph: &Graph<dyn SyncStep<S>>,
+    hooks: &H,
+    env: &RunEnv,
+    params: &Params,
+    shared: &S,
+) -> Result<Action, FlowError> {
+    let span = begin(name, "Flow", shared);
+    let _entered = span.enter();
+    let lifecycle = SyncLifecycle::start(&span);
+    let result = (|| {
+        let ctx = Ctx::new(name, params, 1);
+        let prep = if H::NOOP {
+            hooks.prep(&ctx, shared).map_err(|e| FlowError::hook(name, Phase::Prep, e))?
+        } else {
+            phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?
+        };
+        let last = walk_sync(name, graph, env, params, shared)?;
+        let action = if H::NOOP {
+            hooks.post(&ctx, shared, prep, last).map_err(|e| FlowError::hook(name, Phase::Post, e))?
+        } else {
+            phase(telemetry::post_span(), name, Phase::Post, || hooks.post(&ctx, shared, prep, last))?
+        };
+        end(&span, &action, shared);
+        Ok(action)
+    })();
+    lifecycle.finish(&result);
+    result
+}
+
+/// An async flow (or a sync flow inside one): `prep`, the walk, `post`.
+pub(crate) fn run_flow_async<'a, S, T, O>(
+    name: &'a str,
+    kind: &'static str,
+    graph: &'a Graph<T>,
+    hooks: O,
+    env: &'a RunEnv,
+    params: &'a Params,
+    shared: &'a S,
+) -> Traced<'a, Action>
+where
+    S: Serialize + Sync,
+    T: ?Sized + AsyncStep<S>,
+    O: FlowHooksOps<S> + Send + 'a,
+{
+    let span = begin(name, kind, shared);
+    let flow_span = span.clone();
+    Traced::new(
+        span,
+        Box::pin(async move {
+            let ctx = Ctx::new(name, params, 1);
+            let prep = if O::NOOP {
+                hooks.prep(ctx, shared).await.map_err(|e| FlowError::hook(name, Phase::Prep, e))?
+            } else {
+                async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?
+            };
+            let last = walk_async(name, graph, env, params, shared).await?;
+            let action = if O::NOOP {
+                hooks.post(ctx, shared, prep, last).await.map_err(|e| FlowError::hook(name, Phase::Post, e))?
+            } else {
+                async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, prep, last)).await?
+            };
+            end(&flow_span, &action, shared);
+            Ok(action)
+        }),
+    )
+}
+
+/// A sync batch flow: `prep` gives the parameter sets; the graph runs once
+/// per set, one after another; `post` gets the sets back.
+pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
+    name: &str,
+    graph: &Graph<dyn SyncStep<S>>,
+    hooks: &H,
+    env: &RunEnv,
+    params: &Params,
+    shared: &S,
+) -> Result<Action, FlowError> {
+    let span = begin(name, "BatchFlow", shared);
+    let _entered = span.enter();
+    let lifecycle = SyncLifecycle::start(&span);
+    let result = (|| {
+        let ctx = Ctx::new(name, params, 1);
+        let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
+        for (index, batch) in batches.iter().enumerate() {
+            let item_span = telemetry::item_span(index);
+            telemetry::record_json(&item_span, "input", batch);
+            let _in_item = item_span.enter();
+            walk_sync(name, graph, env, &params.merged(batch), shared).inspect_err(|e| telemetry::record_error(&item_span, e))?;
+        }
+        let action = phase(telemetry::post_span(), name, Phase::Post, || hooks.post(&ctx, shared, batches))?;
+        end(&span, &action, shared);
+        Ok(action)
+    })();
+    lifecycle.finish(&result);
+    result
+}
+
+/// One parameter set of a batch flow, in its own `item` span.
+fn batch_run<'a, S: Sync, T: ?Sized + AsyncStep<S>>(
+    name: &'a str,
+    graph: &'a Graph<T>,
+    env: &'a RunEnv,
+    params: Params,
+    index: usize,
+    batch: &'a Params,
+    shared: &'a S,
+) -> Traced<'a, Action> {
+    let span = telemetry::item_span(index);
+    telemetry::record_json(&span, "input", batch);
+    Traced::new(span, Box::pin(async move { walk_async(name, graph, env, &params, shared).await }))
+}
+
+/// An async batch flow, sequential or parallel (or a sync one inside an
+/// async flow).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_batch_flow_async<'a, S, T, O>(
+    name: &'a str,
+    kind: &'static str,
+    concurrency: Concurrency,
+    graph: &'a Graph<T>,
+    hooks: O,
+    env: &'a RunEnv,
+    params: &'a Params,
+    shared: &'a S,
+) -> Traced<'a, Action>
+where
+    S: Serialize + Sync,
+    T: ?Sized + AsyncStep<S>,
+    O: BatchHooksOps<S> + Send + 'a,
+{
+    let span = begin(name, kind, shared);
+    let flow_span = span.clone();
+    Traced::new(
+        span,
+        Box::pin(async move {
+            let ctx = Ctx::new(name, params, 1);
+            let batches = async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?;
+            match concurrency {
+                Concurrency::Sequential => {
+                    for (index, batch) in batches.iter().enumerate() {
+                        batch_run(name, graph, env, params.merged(batch), index, batch, shared).await?;
+                    }
+                }
+                Concurrency::Parallel(_) => {
+                    let mut runs = Vec::with_capacity(batches.len());
+                    for (index, batch) in batches.iter().enumerate() {
+                        runs.push(batch_run(name, graph, env, params.merged(batch), index, batch, shared));
+                    }
+                    try_join_all(runs).await?;
+                }
+            }
+            let action = async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, batches)).await?;
+            end(&flow_span, &action, shared);
+            Ok(action)
+        }),
+    )
+}

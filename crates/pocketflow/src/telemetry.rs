@@ -1,0 +1,185 @@
+//! The span schema: every span and event the engine emits.
+//!
+//! This module is the code side of `docs/span-schema.md`; the two change
+//! together (a test compares them). Values that are costly to produce (JSON
+//! of inputs and outputs) are recorded through [`Json`], which serializes
+//! only if a subscriber formats the field, so with no subscriber, or one
+//! that ignores those fields, nothing is serialized.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::field::{Empty, display};
+use tracing::{Level, Span};
+
+use crate::error::{BoxError, FlowError};
+use crate::lifecycle::NodeState;
+use crate::warning::FlowWarning;
+
+/// The target of every span and event the engine emits.
+pub const TARGET: &str = "pocketflow";
+
+/// Span names (the `name` of the span's metadata).
+pub mod span_names {
+    /// A flow run (any flow kind), top-level or nested.
+    pub const FLOW: &str = "flow";
+    /// A node run (any node kind), inside a flow or alone.
+    pub const NODE: &str = "node";
+    /// A `prep` hook call, of a node or of a flow with hooks.
+    pub const PREP: &str = "prep";
+    /// One `exec` attempt.
+    pub const EXEC: &str = "exec";
+    /// The `exec_fallback` call after the last failed attempt.
+    pub const FALLBACK: &str = "fallback";
+    /// A `post` hook call, of a node or of a flow with hooks.
+    pub const POST: &str = "post";
+    /// One item of a batch node, or one parameter set of a batch flow.
+    pub const ITEM: &str = "item";
+    /// Every span name.
+    pub const ALL: [&str; 7] = [FLOW, NODE, PREP, EXEC, FALLBACK, POST, ITEM];
+}
+
+/// Event names (the `name` of the event's metadata).
+pub mod event_names {
+    /// A lifecycle transition; field `state`.
+    pub const LIFECYCLE: &str = "pocketflow.lifecycle";
+    /// An exec attempt failed and another will follow.
+    pub const RETRY: &str = "pocketflow.retry";
+    /// A hook failed or panicked; emitted once, where it happened.
+    pub const ERROR: &str = "pocketflow.error";
+    /// What PocketFlow reports as a `UserWarning`.
+    pub const WARNING: &str = "pocketflow.warning";
+    /// Every event name.
+    pub const ALL: [&str; 4] = [LIFECYCLE, RETRY, ERROR, WARNING];
+}
+
+/// Records a value as JSON, lazily: serialization happens only when a
+/// subscriber formats the field.
+pub struct Json<'a, T: ?Sized>(pub &'a T);
+
+impl<T: Serialize + ?Sized> fmt::Display for Json<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_string(self.0) {
+            Ok(json) => f.write_str(&json),
+            // A `Display` that returns `Err` makes `to_string` panic, so a
+            // value serde cannot encode is recorded as a note instead.
+            Err(err) => write!(f, "\"<not serializable: {err}>\""),
+        }
+    }
+}
+
+impl<T: Serialize + ?Sized> fmt::Debug for Json<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+pub(crate) fn flow_span(name: &str, kind: &'static str) -> Span {
+    tracing::info_span!(target: TARGET, "flow", name, kind, input = Empty, output = Empty, action = Empty, error = Empty)
+}
+
+pub(crate) fn node_span(name: &str, kind: &'static str, max_retries: usize) -> Span {
+    tracing::info_span!(
+        target: TARGET,
+        "node",
+        name,
+        kind,
+        max_retries,
+        input = Empty,
+        output = Empty,
+        action = Empty,
+        error = Empty
+    )
+}
+
+pub(crate) fn prep_span() -> Span {
+    tracing::info_span!(target: TARGET, "prep", output = Empty, error = Empty)
+}
+
+pub(crate) fn exec_span(attempt: usize) -> Span {
+    tracing::info_span!(target: TARGET, "exec", attempt, input = Empty, output = Empty, error = Empty)
+}
+
+pub(crate) fn fallback_span(attempt: usize) -> Span {
+    tracing::info_span!(target: TARGET, "fallback", attempt, input = Empty, output = Empty, error = Empty)
+}
+
+pub(crate) fn post_span() -> Span {
+    tracing::info_span!(target: TARGET, "post", output = Empty, error = Empty)
+}
+
+pub(crate) fn item_span(index: usize) -> Span {
+    tracing::info_span!(target: TARGET, "item", index, input = Empty, output = Empty, error = Empty)
+}
+
+/// Records `value` as the span's `field`, as lazy JSON.
+pub(crate) fn record_json<T: Serialize + ?Sized>(span: &Span, field: &str, value: &T) {
+    if !span.is_disabled() {
+        span.record(field, display(Json(value)));
+    }
+}
+
+pub(crate) fn record_error(span: &Span, error: &dyn fmt::Display) {
+    if !span.is_disabled() {
+        span.record("error", display(error));
+    }
+}
+
+pub(crate) fn lifecycle(state: NodeState) {
+    tracing::event!(name: "pocketflow.lifecycle", target: TARGET, Level::DEBUG, state = state.as_str());
+}
+
+/// Reports `completed`, or `failed` and the error, at the end of a run.
+pub(crate) fn finished(span: &Span, error: Option<&FlowError>) {
+    match error {
+        None => lifecycle(NodeState::Completed),
+        Some(error) => {
+            record_error(span, error);
+            lifecycle(NodeState::Failed);
+        }
+    }
+}
+
+pub(crate) fn cancelled(span: &Span) {
+    record_error(span, &"cancelled");
+    lifecycle(NodeState::Cancelled);
+}
+
+pub(crate) fn retry(attempt: usize, max_retries: usize, wait: Duration, error: &BoxError) {
+    tracing::event!(
+        name: "pocketflow.retry",
+        target: TARGET,
+        Level::WARN,
+        attempt,
+        max_retries,
+        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        error = %error,
+        "exec attempt failed; retrying"
+    );
+}
+
+/// Reports a failure where it happened (once; enclosing spans only record
+/// their `error` field).
+pub(crate) fn error(error: &FlowError) {
+    tracing::event!(
+        name: "pocketflow.error",
+        target: TARGET,
+        Level::ERROR,
+        node = error.node(),
+        phase = error.phase().map_or("run", |p| p.as_str()),
+        panic = matches!(error, FlowError::Panicked { .. }),
+        error = %error,
+        "node failed"
+    );
+}
+
+pub(crate) fn warning(warning: &FlowWarning) {
+    tracing::event!(
+        name: "pocketflow.warning",
+        target: TARGET,
+        Level::WARN,
+        kind = warning.kind(),
+        "{warning}"
+    );
+}
