@@ -1,0 +1,91 @@
+//! Port of PocketFlow's `tests/test_flow_basic.py`.
+#![allow(missing_docs)]
+
+mod common;
+
+use common::{AddNode, MultiplyNode, NumberNode, current};
+use pocketflow::{Action, BoxError, Ctx, Flow, FlowWarning, Node, SharedStore};
+
+struct CheckPositiveNode;
+
+impl Node for CheckPositiveNode {
+    type Prep = ();
+    type Exec = ();
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn post(&self, _: &Ctx<'_>, shared: &SharedStore, _: (), _: ()) -> Result<Action, BoxError> {
+        Ok(if shared.get::<i64>("current")? >= 0 { "positive".into() } else { "negative".into() })
+    }
+}
+
+struct EndSignalNode(&'static str);
+
+impl Node for EndSignalNode {
+    type Prep = ();
+    type Exec = ();
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn post(&self, _: &Ctx<'_>, _: &SharedStore, _: (), _: ()) -> Result<Action, BoxError> {
+        Ok(self.0.into())
+    }
+}
+
+#[test]
+fn start_method_initialization() {
+    let mut flow = Flow::new();
+    flow.start(NumberNode(5));
+    let shared = SharedStore::new();
+    let last = flow.run(&shared).expect("flow runs");
+    assert_eq!(current(&shared), 5);
+    assert!(last.is_none());
+}
+
+#[test]
+fn start_method_chaining() {
+    let mut flow = Flow::new();
+    let n5 = flow.start(NumberNode(5));
+    let add = flow.add(AddNode(3));
+    let mul = flow.add(MultiplyNode(2));
+    flow.connect(n5, add).connect(add, mul);
+    let shared = SharedStore::new();
+    assert!(flow.run(&shared).expect("flow runs").is_none());
+    assert_eq!(current(&shared), 16);
+}
+
+#[test]
+fn cycle_until_negative_ends_with_signal() {
+    let mut flow = Flow::new();
+    let n = flow.start(NumberNode(10));
+    let check = flow.add(CheckPositiveNode);
+    let sub = flow.add(AddNode(-3));
+    let end = flow.add(EndSignalNode("cycle_done"));
+    flow.link(n >> check);
+    flow.link(check - "positive" >> sub);
+    flow.link(sub >> check);
+    flow.link(check - "negative" >> end);
+    let shared = SharedStore::new();
+    assert_eq!(flow.run(&shared).expect("flow runs"), "cycle_done");
+    assert_eq!(current(&shared), -2);
+}
+
+#[test]
+fn flow_ends_warning_default_missing() {
+    let mut flow = Flow::new();
+    let n = flow.start(NumberNode(5));
+    let other = flow.add(NumberNode(0));
+    flow.link(n - "specific_action" >> other);
+    let shared = SharedStore::new();
+    let report = flow.run_report(&shared).expect("flow runs");
+    assert!(report.action.is_none());
+    assert_eq!(report.warnings.len(), 1);
+    assert!(matches!(report.warnings[0], FlowWarning::MissingSuccessor { .. }));
+    assert_eq!(report.warnings[0].to_string(), "Flow ends: 'None' not found in ['specific_action']");
+}
