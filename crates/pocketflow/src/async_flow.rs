@@ -109,8 +109,22 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncFlow<S, H>
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> for AsyncFlow<S, H> {
-    fn run_async<'a>(&'a self, _: &'a str, env: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(run_flow_async(&self.name, "AsyncFlow", &self.graph, AsyncFlowHooksOps(&self.hooks), env, params, shared))
+    fn run_async<'a>(
+        &'a self,
+        _: &'a str,
+        env: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
+        Box::pin(run_flow_async(
+            &self.name,
+            "AsyncFlow",
+            &self.graph,
+            AsyncFlowHooksOps(&self.hooks),
+            env,
+            params,
+            shared,
+        ))
     }
 }
 

@@ -206,7 +206,13 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> Flow<S, H> {
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flow<S, H> {
-    fn run_async<'a>(&'a self, _: &'a str, env: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        _: &'a str,
+        env: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(run_flow_async(&self.name, "Flow", &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared))
     }
 }
@@ -223,7 +229,9 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> IntoSyncStep<S, kind
     }
 }
 
-impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> crate::step::IntoAsyncStep<S, kinds::AsFlow> for Flow<S, H> {
+impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> crate::step::IntoAsyncStep<S, kinds::AsFlow>
+    for Flow<S, H>
+{
     fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
         (self.name.clone(), Box::new(self))
     }
@@ -319,7 +327,13 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> BatchFlow<S, H>
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> for BatchFlow<S, H> {
-    fn run_async<'a>(&'a self, _: &'a str, env: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        _: &'a str,
+        env: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(run_batch_flow_async(
             &self.flow.name,
             "BatchFlow",
@@ -345,7 +359,9 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> IntoSyncStep<S,
     }
 }
 
-impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> crate::step::IntoAsyncStep<S, kinds::AsFlow> for BatchFlow<S, H> {
+impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> crate::step::IntoAsyncStep<S, kinds::AsFlow>
+    for BatchFlow<S, H>
+{
     fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
         (self.flow.name.clone(), Box::new(self))
     }

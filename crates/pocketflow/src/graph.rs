@@ -130,7 +130,8 @@ impl<T: ?Sized> Graph<T> {
         let entry = &mut self.entries[from.index()];
         if let Some(slot) = entry.successors.iter_mut().find(|(a, _)| *a == action) {
             slot.1 = to;
-            let warning = FlowWarning::OverwrittenSuccessor { node: entry.name.to_string(), action: action.into_owned() };
+            let warning =
+                FlowWarning::OverwrittenSuccessor { node: entry.name.to_string(), action: action.into_owned() };
             crate::telemetry::warning(&warning);
             self.warnings.push(warning);
         } else {

@@ -118,7 +118,12 @@ pub trait AsyncBatchFlowHooks<S = SharedStore>: Send + Sync + 'static {
     fn prep(&self, ctx: &Ctx<'_>, shared: &S) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send;
 
     /// Runs after every run.
-    fn post(&self, ctx: &Ctx<'_>, shared: &S, batches: Vec<Params>) -> impl Future<Output = Result<Action, BoxError>> + Send {
+    fn post(
+        &self,
+        ctx: &Ctx<'_>,
+        shared: &S,
+        batches: Vec<Params>,
+    ) -> impl Future<Output = Result<Action, BoxError>> + Send {
         let _ = (ctx, shared, batches);
         async { Ok(Action::NONE) }
     }

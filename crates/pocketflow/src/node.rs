@@ -174,7 +174,13 @@ pub trait BatchNode<S = SharedStore>: Send + Sync + 'static {
     ///
     /// # Errors
     /// Any error stops the run.
-    fn post(&self, ctx: &Ctx<'_>, shared: &S, items: Vec<Self::Item>, outputs: Vec<Self::Output>) -> Result<Action, BoxError> {
+    fn post(
+        &self,
+        ctx: &Ctx<'_>,
+        shared: &S,
+        items: Vec<Self::Item>,
+        outputs: Vec<Self::Output>,
+    ) -> Result<Action, BoxError> {
         let _ = (ctx, shared, items, outputs);
         Ok(Action::NONE)
     }

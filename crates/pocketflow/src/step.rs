@@ -75,7 +75,13 @@ pub(crate) struct AsyncBatchNodeStep<N>(N);
 pub(crate) struct ParallelBatchNodeStep<N>(N);
 
 impl<S: Sync, N: Node<S>> AsyncStep<S> for NodeStep<N> {
-    fn run_async<'a>(&'a self, name: &'a str, _: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        name: &'a str,
+        _: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(async move { async_node::run_node(&SyncOps(&self.0), name, params, shared).await })
     }
 }
@@ -87,7 +93,13 @@ impl<S: Sync, N: Node<S>> SyncStep<S> for NodeStep<N> {
 }
 
 impl<S: Sync, N: BatchNode<S>> AsyncStep<S> for BatchNodeStep<N> {
-    fn run_async<'a>(&'a self, name: &'a str, _: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        name: &'a str,
+        _: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(async move { async_node::run_batch_node(&SyncBatchOps(&self.0), name, params, shared).await })
     }
 }
@@ -99,19 +111,37 @@ impl<S: Sync, N: BatchNode<S>> SyncStep<S> for BatchNodeStep<N> {
 }
 
 impl<S: Sync, N: AsyncNode<S>> AsyncStep<S> for AsyncNodeStep<N> {
-    fn run_async<'a>(&'a self, name: &'a str, _: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        name: &'a str,
+        _: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(async move { async_node::run_node(&AsyncOps(&self.0), name, params, shared).await })
     }
 }
 
 impl<S: Sync, N: AsyncBatchNode<S>> AsyncStep<S> for AsyncBatchNodeStep<N> {
-    fn run_async<'a>(&'a self, name: &'a str, _: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        name: &'a str,
+        _: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(async move { async_node::run_batch_node(&AsyncBatchOps(&self.0), name, params, shared).await })
     }
 }
 
 impl<S: Sync, N: AsyncParallelBatchNode<S>> AsyncStep<S> for ParallelBatchNodeStep<N> {
-    fn run_async<'a>(&'a self, name: &'a str, _: &'a RunEnv, params: &'a Params, shared: &'a S) -> BoxFuture<'a, Result<Action, FlowError>> {
+    fn run_async<'a>(
+        &'a self,
+        name: &'a str,
+        _: &'a RunEnv,
+        params: &'a Params,
+        shared: &'a S,
+    ) -> BoxFuture<'a, Result<Action, FlowError>> {
         Box::pin(async move { async_node::run_batch_node(&ParallelBatchOps(&self.0), name, params, shared).await })
     }
 }

@@ -88,7 +88,12 @@ fn no_attempts(span: &Span, node: &str) -> FlowError {
     error
 }
 
-pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S>>(ops: &'a O, name: &'a str, params: &'a Params, shared: &'a S) -> Traced<'a, Action> {
+pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S>>(
+    ops: &'a O,
+    name: &'a str,
+    params: &'a Params,
+    shared: &'a S,
+) -> Traced<'a, Action> {
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
@@ -102,7 +107,8 @@ pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S>>(ops: &'a O, name: &'a str, pa
             let prep = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
             telemetry::record_json(&node_span, "input", &prep);
             let exec =
-                exec_with_retries(ctx, ops.wait(), &prep, |c| ops.exec(c, &prep), |c, e| ops.fallback(c, &prep, e)).await?;
+                exec_with_retries(ctx, ops.wait(), &prep, |c| ops.exec(c, &prep), |c, e| ops.fallback(c, &prep, e))
+                    .await?;
             exec_done(&node_span, &exec);
             let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, prep, exec)).await?;
             record_action(&node_span, &action);
@@ -120,7 +126,8 @@ fn run_item<'p, S: Sync, O: BatchOps<S>>(ops: &'p O, ctx: Ctx<'p>, item: &'p O::
         span,
         Box::pin(async move {
             let output =
-                exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e)).await?;
+                exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e))
+                    .await?;
             telemetry::record_json(&item_span, "output", &output);
             Ok(output)
         }),
@@ -165,7 +172,8 @@ pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S>>(
                 }
             };
             exec_done(&node_span, &outputs);
-            let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, items, outputs)).await?;
+            let action =
+                phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, items, outputs)).await?;
             record_action(&node_span, &action);
             Ok(action)
         }),

@@ -81,7 +81,12 @@ pub(crate) type HookOutcome<T> = Result<Result<T, BoxError>, Box<dyn Any + Send>
 /// Turns a hook's outcome into the run's result, recording it on `span`:
 /// the value as `output`, or the error as `error` plus one
 /// `pocketflow.error` event.
-pub(crate) fn settle<T: Serialize>(span: &Span, node: &str, phase: Phase, outcome: HookOutcome<T>) -> Result<T, FlowError> {
+pub(crate) fn settle<T: Serialize>(
+    span: &Span,
+    node: &str,
+    phase: Phase,
+    outcome: HookOutcome<T>,
+) -> Result<T, FlowError> {
     let result = match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(FlowError::hook(node, phase, error)),

@@ -19,8 +19,16 @@ pub(crate) trait NodeOps<S>: Sync {
 
     fn max_retries(&self) -> usize;
     fn wait(&self) -> Duration;
-    fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<Self::Prep, BoxError>> + Send + 'a;
-    fn exec<'a>(&'a self, ctx: Ctx<'a>, prep: &'a Self::Prep) -> impl Future<Output = Result<Self::Exec, BoxError>> + Send + 'a;
+    fn prep<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        shared: &'a S,
+    ) -> impl Future<Output = Result<Self::Prep, BoxError>> + Send + 'a;
+    fn exec<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        prep: &'a Self::Prep,
+    ) -> impl Future<Output = Result<Self::Exec, BoxError>> + Send + 'a;
     fn fallback<'a>(
         &'a self,
         ctx: Ctx<'a>,
@@ -53,8 +61,16 @@ pub(crate) trait BatchOps<S>: Sync {
     fn max_retries(&self) -> usize;
     fn wait(&self) -> Duration;
     fn concurrency(&self) -> Concurrency;
-    fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<Vec<Self::Item>, BoxError>> + Send + 'a;
-    fn exec<'a>(&'a self, ctx: Ctx<'a>, item: &'a Self::Item) -> impl Future<Output = Result<Self::Output, BoxError>> + Send + 'a;
+    fn prep<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        shared: &'a S,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, BoxError>> + Send + 'a;
+    fn exec<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        item: &'a Self::Item,
+    ) -> impl Future<Output = Result<Self::Output, BoxError>> + Send + 'a;
     fn fallback<'a>(
         &'a self,
         ctx: Ctx<'a>,
@@ -96,7 +112,11 @@ impl<S: Sync, N: Node<S>> NodeOps<S> for SyncOps<'_, N> {
     fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<N::Prep, BoxError>> + Send + 'a {
         async move { self.0.prep(&ctx, shared) }
     }
-    fn exec<'a>(&'a self, ctx: Ctx<'a>, prep: &'a N::Prep) -> impl Future<Output = Result<N::Exec, BoxError>> + Send + 'a {
+    fn exec<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        prep: &'a N::Prep,
+    ) -> impl Future<Output = Result<N::Exec, BoxError>> + Send + 'a {
         async move { self.0.exec(&ctx, prep) }
     }
     fn fallback<'a>(
@@ -132,7 +152,11 @@ impl<S: Sync, N: AsyncNode<S>> NodeOps<S> for AsyncOps<'_, N> {
     fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<N::Prep, BoxError>> + Send + 'a {
         async move { self.0.prep(&ctx, shared).await }
     }
-    fn exec<'a>(&'a self, ctx: Ctx<'a>, prep: &'a N::Prep) -> impl Future<Output = Result<N::Exec, BoxError>> + Send + 'a {
+    fn exec<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        prep: &'a N::Prep,
+    ) -> impl Future<Output = Result<N::Exec, BoxError>> + Send + 'a {
         async move { self.0.exec(&ctx, prep).await }
     }
     fn fallback<'a>(
@@ -216,7 +240,11 @@ pub(crate) trait FlowHooksOps<S>: Sync {
     type Prep: Serialize + Send + Sync;
     const NOOP: bool;
 
-    fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<Self::Prep, BoxError>> + Send + 'a;
+    fn prep<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        shared: &'a S,
+    ) -> impl Future<Output = Result<Self::Prep, BoxError>> + Send + 'a;
     fn post<'a>(
         &'a self,
         ctx: Ctx<'a>,
@@ -228,7 +256,11 @@ pub(crate) trait FlowHooksOps<S>: Sync {
 
 /// A batch flow's hooks, as futures.
 pub(crate) trait BatchHooksOps<S>: Sync {
-    fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send + 'a;
+    fn prep<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        shared: &'a S,
+    ) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send + 'a;
     fn post<'a>(
         &'a self,
         ctx: Ctx<'a>,
@@ -283,7 +315,11 @@ impl<S: Sync, H: AsyncFlowHooks<S>> FlowHooksOps<S> for AsyncFlowHooksOps<'_, H>
 }
 
 impl<S: Sync, H: BatchFlowHooks<S>> BatchHooksOps<S> for SyncBatchHooksOps<'_, H> {
-    fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send + 'a {
+    fn prep<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        shared: &'a S,
+    ) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send + 'a {
         async move { self.0.prep(&ctx, shared) }
     }
     fn post<'a>(
@@ -297,7 +333,11 @@ impl<S: Sync, H: BatchFlowHooks<S>> BatchHooksOps<S> for SyncBatchHooksOps<'_, H
 }
 
 impl<S: Sync, H: AsyncBatchFlowHooks<S>> BatchHooksOps<S> for AsyncBatchHooksOps<'_, H> {
-    fn prep<'a>(&'a self, ctx: Ctx<'a>, shared: &'a S) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send + 'a {
+    fn prep<'a>(
+        &'a self,
+        ctx: Ctx<'a>,
+        shared: &'a S,
+    ) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send + 'a {
         async move { self.0.prep(&ctx, shared).await }
     }
     fn post<'a>(

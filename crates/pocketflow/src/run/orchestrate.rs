@@ -148,7 +148,8 @@ where
             let action = if O::NOOP {
                 hooks.post(ctx, shared, prep, last).await.map_err(|e| FlowError::hook(name, Phase::Post, e))?
             } else {
-                async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, prep, last)).await?
+                async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, prep, last))
+                    .await?
             };
             end(&flow_span, &action, shared);
             Ok(action)
@@ -176,7 +177,8 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
             let item_span = telemetry::item_span(index);
             telemetry::record_json(&item_span, "input", batch);
             let _in_item = item_span.enter();
-            walk_sync(name, graph, env, &params.merged(batch), shared).inspect_err(|e| telemetry::record_error(&item_span, e))?;
+            walk_sync(name, graph, env, &params.merged(batch), shared)
+                .inspect_err(|e| telemetry::record_error(&item_span, e))?;
         }
         let action = phase(telemetry::post_span(), name, Phase::Post, || hooks.post(&ctx, shared, batches))?;
         end(&span, &action, shared);
@@ -240,7 +242,8 @@ where
                     try_join_all(runs).await?;
                 }
             }
-            let action = async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, batches)).await?;
+            let action =
+                async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, batches)).await?;
             end(&flow_span, &action, shared);
             Ok(action)
         }),

@@ -86,7 +86,8 @@ pub(crate) fn run_node<S, N: Node<S>>(node: &N, name: &str, params: &Params, sha
         let ctx = Ctx::new(name, params, max_retries);
         let prep = phase(telemetry::prep_span(), name, Phase::Prep, || node.prep(&ctx, shared))?;
         telemetry::record_json(&span, "input", &prep);
-        let exec = exec_with_retries(ctx, node.wait(), &prep, |c, p| node.exec(c, p), |c, p, e| node.exec_fallback(c, p, e))?;
+        let exec =
+            exec_with_retries(ctx, node.wait(), &prep, |c, p| node.exec(c, p), |c, p, e| node.exec_fallback(c, p, e))?;
         exec_done(&span, &exec);
         let action = phase(telemetry::post_span(), name, Phase::Post, || node.post(&ctx, shared, prep, exec))?;
         record_action(&span, &action);
@@ -96,7 +97,12 @@ pub(crate) fn run_node<S, N: Node<S>>(node: &N, name: &str, params: &Params, sha
     result
 }
 
-pub(crate) fn run_batch_node<S, N: BatchNode<S>>(node: &N, name: &str, params: &Params, shared: &S) -> Result<Action, FlowError> {
+pub(crate) fn run_batch_node<S, N: BatchNode<S>>(
+    node: &N,
+    name: &str,
+    params: &Params,
+    shared: &S,
+) -> Result<Action, FlowError> {
     let max_retries = node.max_retries();
     let span = telemetry::node_span(name, "BatchNode", max_retries);
     let _entered = span.enter();
