@@ -149,8 +149,8 @@ fn main() -> ExitCode {
     let draft = flow.add(DraftRefunds);
     let summarize = flow.add(Summarize);
     flow.link(load >> classify);
-    flow.link(classify - "has_refunds" >> draft);
-    flow.link(classify - "all_questions" >> summarize);
+    flow.link(classify.on("has_refunds") >> draft);
+    flow.link(classify.on("all_questions") >> summarize);
     flow.link(draft >> summarize);
 
     let shared = SharedStore::new();

@@ -122,7 +122,7 @@ async fn exercise_everything() -> Captured {
     let sleepy = flow.add(Sleepy);
     let unreachable = flow.add(Warmup);
     flow.link(first >> flaky >> sleepy);
-    flow.link(sleepy - "elsewhere" >> unreachable);
+    flow.link(sleepy.on("elsewhere") >> unreachable);
     let shared = SharedStore::new();
     flow.run(&shared).await.expect("the first flow succeeds");
 

@@ -71,7 +71,7 @@ macro_rules! wiring_methods {
         }
 
         /// Adds edges written with operators: `flow.link(a >> b >> c)`,
-        /// `flow.link(check - "retry" >> a)`.
+        /// `flow.link(check.on("retry") >> a)`.
         pub fn link(&mut self, wiring: Wiring) -> &mut Self {
             self.graph.link(wiring);
             self
@@ -143,7 +143,7 @@ pub(crate) use wiring_methods;
 /// let add = flow.start(Add(3));
 /// let check = flow.add(Check);
 /// flow.link(add >> check);
-/// flow.link(check - "again" >> add); // loops are fine
+/// flow.link(check.on("again") >> add); // loops are fine
 ///
 /// let shared = SharedStore::new();
 /// assert_eq!(flow.run(&shared)?, "done");

@@ -13,8 +13,10 @@ use crate::warning::FlowWarning;
 /// reported when that flow runs ([`FlowError::InvalidGraph`](crate::FlowError)).
 ///
 /// Ids combine like PocketFlow's nodes: `a >> b` means "after `a`, run `b`",
-/// `a - "action" >> b` means "after `a` returns `action`, run `b`", and
-/// `a >> b >> c` chains. Pass the result to `Flow::link`.
+/// `a.on("action") >> b` means "after `a` returns `action`, run `b`", and
+/// `a >> b >> c` chains. Pass the result to `Flow::link`. Python's spelling
+/// `a - "action" >> b` works too, but clippy's `precedence` lint asks for
+/// parentheses around `a - "action"`; `on` reads the same without them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId {
     graph: u32,
@@ -25,6 +27,12 @@ impl NodeId {
     /// The node's position in its flow, in the order nodes were added.
     pub fn index(self) -> usize {
         self.index as usize
+    }
+
+    /// Half an edge: `a.on("action") >> b` runs `b` after `a` returns
+    /// `action` (Python's `a - "action" >> b`).
+    pub fn on(self, action: impl Into<Cow<'static, str>>) -> Transition {
+        Transition { from: self, action: action.into() }
     }
 }
 
@@ -37,7 +45,8 @@ pub struct Wiring {
     last: NodeId,
 }
 
-/// `node - "action"`: half an edge, completed by `>> successor`.
+/// `node.on("action")` (or `node - "action"`): half an edge, completed by
+/// `>> successor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a transition needs `>> successor`"]
 pub struct Transition {
@@ -64,7 +73,7 @@ impl Shr<NodeId> for Wiring {
 impl<A: Into<Cow<'static, str>>> Sub<A> for NodeId {
     type Output = Transition;
     fn sub(self, action: A) -> Transition {
-        Transition { from: self, action: action.into() }
+        self.on(action)
     }
 }
 

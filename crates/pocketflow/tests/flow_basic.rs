@@ -68,9 +68,9 @@ fn cycle_until_negative_ends_with_signal() {
     let sub = flow.add(AddNode(-3));
     let end = flow.add(EndSignalNode("cycle_done"));
     flow.link(n >> check);
-    flow.link(check - "positive" >> sub);
+    flow.link(check.on("positive") >> sub);
     flow.link(sub >> check);
-    flow.link(check - "negative" >> end);
+    flow.link(check.on("negative") >> end);
     let shared = SharedStore::new();
     assert_eq!(flow.run(&shared).expect("flow runs"), "cycle_done");
     assert_eq!(current(&shared), -2);
@@ -81,7 +81,7 @@ fn flow_ends_warning_default_missing() {
     let mut flow = Flow::new();
     let n = flow.start(NumberNode(5));
     let other = flow.add(NumberNode(0));
-    flow.link(n - "specific_action" >> other);
+    flow.link(n.on("specific_action") >> other);
     let shared = SharedStore::new();
     let report = flow.run_report(&shared).expect("flow runs");
     assert!(report.action.is_none());

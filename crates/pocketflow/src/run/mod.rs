@@ -14,7 +14,14 @@ use std::borrow::Cow;
 use std::sync::{Mutex, PoisonError};
 
 use crate::action::Action;
+use crate::error::{BoxError, FlowError, Phase};
+use crate::lifecycle::NodeState;
+use crate::telemetry;
 use crate::warning::FlowWarning;
+use serde::Serialize;
+use std::any::Any;
+use std::fmt::Display;
+use tracing::Span;
 
 /// State shared by every node of one top-level run. Public only because
 /// the sealed step traits mention it; it cannot be named outside the crate.
@@ -50,30 +57,6 @@ pub(crate) fn short_type_name<T: ?Sized>() -> Cow<'static, str> {
     let base = full.split('<').next().unwrap_or(full);
     Cow::Borrowed(base.rsplit("::").next().unwrap_or(base))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Plain;
-    struct Generic<T>(T);
-
-    #[test]
-    fn short_names_drop_paths_and_generics() {
-        assert_eq!(short_type_name::<Plain>(), "Plain");
-        assert_eq!(short_type_name::<Generic<Vec<u8>>>(), "Generic");
-    }
-}
-
-use std::any::Any;
-use std::fmt::Display;
-
-use serde::Serialize;
-use tracing::Span;
-
-use crate::error::{BoxError, FlowError, Phase};
-use crate::lifecycle::NodeState;
-use crate::telemetry;
 
 /// A hook's outcome: its value, its error, or its panic payload.
 pub(crate) type HookOutcome<T> = Result<Result<T, BoxError>, Box<dyn Any + Send>>;
@@ -119,5 +102,19 @@ pub(crate) fn exec_done<T: Serialize>(span: &Span, output: &T) {
 pub(crate) fn record_action(span: &Span, action: &impl Display) {
     if !span.is_disabled() {
         span.record("action", tracing::field::display(action));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    struct Generic<T>(T);
+
+    #[test]
+    fn short_names_drop_paths_and_generics() {
+        assert_eq!(short_type_name::<Plain>(), "Plain");
+        assert_eq!(short_type_name::<Generic<Vec<u8>>>(), "Generic");
     }
 }

@@ -1,4 +1,8 @@
 //! One async view of every node kind, so a single runner serves them all.
+#![allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would capture the store type `S`, which these futures never borrow"
+)]
 
 use std::future::Future;
 use std::time::Duration;
