@@ -116,15 +116,7 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> fo
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(run_flow_async(
-            &self.name,
-            "AsyncFlow",
-            &self.graph,
-            AsyncFlowHooksOps(&self.hooks),
-            env,
-            params,
-            shared,
-        ))
+        run_flow_async(&self.name, "AsyncFlow", &self.graph, AsyncFlowHooksOps(&self.hooks), env, params, shared)
     }
 }
 
@@ -203,7 +195,7 @@ macro_rules! async_batch_flow {
                 params: &'a Params,
                 shared: &'a S,
             ) -> BoxFuture<'a, Result<Action, FlowError>> {
-                Box::pin(run_batch_flow_async(
+                run_batch_flow_async(
                     &self.flow.name,
                     $kind,
                     $concurrency,
@@ -212,7 +204,7 @@ macro_rules! async_batch_flow {
                     env,
                     params,
                     shared,
-                ))
+                )
             }
         }
 

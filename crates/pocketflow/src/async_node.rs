@@ -115,7 +115,7 @@ pub trait AsyncNode<S = SharedStore>: Send + Sync + 'static {
         Self: Sized,
         S: Sync,
     {
-        async move { async_node::run_node(&async_node::AsyncOps(self), &self.name(), params, shared).await }
+        async move { async_node::run_node(async_node::AsyncOps(self), &self.name(), params, shared).await }
     }
 }
 
@@ -190,7 +190,7 @@ macro_rules! async_batch_node_trait {
                 Self: Sized,
                 S: Sync,
             {
-                async move { async_node::run_batch_node(&async_node::$runner(self), &self.name(), params, shared).await }
+                async move { async_node::run_batch_node(async_node::$runner(self), &self.name(), params, shared).await }
             }
         }
     };

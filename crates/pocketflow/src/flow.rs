@@ -213,7 +213,7 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flo
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(run_flow_async(&self.name, "Flow", &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared))
+        run_flow_async(&self.name, "Flow", &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared)
     }
 }
 
@@ -334,7 +334,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(run_batch_flow_async(
+        run_batch_flow_async(
             &self.flow.name,
             "BatchFlow",
             Concurrency::Sequential,
@@ -343,7 +343,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
             env,
             params,
             shared,
-        ))
+        )
     }
 }
 

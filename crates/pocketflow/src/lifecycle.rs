@@ -73,26 +73,30 @@ enum Progress {
     Done,
 }
 
-/// A run's future inside its span: the span is entered on every poll, and
-/// when the span is enabled, `Pending`, re-polls, completion and drops are
-/// reported as lifecycle events.
-pub(crate) struct Traced<'a, T> {
+/// A run's future inside its enabled span: the span is entered on every
+/// poll, and `Pending`, re-polls, completion and drops are reported as
+/// lifecycle events.
+struct Traced<'a, T> {
     future: BoxFuture<'a, Result<T, FlowError>>,
     span: Span,
-    observe: bool,
     progress: Progress,
 }
 
-impl<'a, T> Traced<'a, T> {
-    /// Wraps `future`, reporting `created` now.
-    pub(crate) fn new(span: Span, future: BoxFuture<'a, Result<T, FlowError>>) -> Self {
-        let observe = !span.is_disabled();
-        if observe {
-            let _entered = span.enter();
-            telemetry::lifecycle(NodeState::Created);
-        }
-        Self { future, span, observe, progress: Progress::NotStarted }
+/// Runs `future` inside `span`, reporting its lifecycle. When the span is
+/// disabled (no subscriber, or filtered out) there is nothing to report, and
+/// the future is only boxed: one allocation per run, no wrapper.
+pub(crate) fn traced<'a, T: 'a>(
+    span: Span,
+    future: impl Future<Output = Result<T, FlowError>> + Send + 'a,
+) -> BoxFuture<'a, Result<T, FlowError>> {
+    if span.is_disabled() {
+        return Box::pin(future);
     }
+    {
+        let _entered = span.enter();
+        telemetry::lifecycle(NodeState::Created);
+    }
+    Box::pin(Traced { future: Box::pin(future), span, progress: Progress::NotStarted })
 }
 
 impl<T> Future for Traced<'_, T> {
@@ -101,33 +105,27 @@ impl<T> Future for Traced<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let _entered = this.span.enter();
-        if this.observe {
-            match this.progress {
-                Progress::NotStarted => {
-                    telemetry::lifecycle(NodeState::Starting);
-                    telemetry::lifecycle(NodeState::Running);
-                }
-                Progress::Suspended => {
-                    telemetry::lifecycle(NodeState::Resuming);
-                    telemetry::lifecycle(NodeState::Running);
-                }
-                Progress::Running | Progress::Done => {}
+        match this.progress {
+            Progress::NotStarted => {
+                telemetry::lifecycle(NodeState::Starting);
+                telemetry::lifecycle(NodeState::Running);
             }
+            Progress::Suspended => {
+                telemetry::lifecycle(NodeState::Resuming);
+                telemetry::lifecycle(NodeState::Running);
+            }
+            Progress::Running | Progress::Done => {}
         }
         this.progress = Progress::Running;
         match this.future.as_mut().poll(cx) {
             Poll::Pending => {
-                if this.observe {
-                    telemetry::lifecycle(NodeState::Suspended);
-                }
+                telemetry::lifecycle(NodeState::Suspended);
                 this.progress = Progress::Suspended;
                 Poll::Pending
             }
             Poll::Ready(result) => {
                 this.progress = Progress::Done;
-                if this.observe {
-                    telemetry::finished(&this.span, result.as_ref().err());
-                }
+                telemetry::finished(&this.span, result.as_ref().err());
                 Poll::Ready(result)
             }
         }
@@ -136,7 +134,7 @@ impl<T> Future for Traced<'_, T> {
 
 impl<T> Drop for Traced<'_, T> {
     fn drop(&mut self) {
-        if self.observe && self.progress != Progress::Done {
+        if self.progress != Progress::Done {
             let _entered = self.span.enter();
             telemetry::cancelled(&self.span);
         }

@@ -82,7 +82,7 @@ impl<S: Sync, N: Node<S>> AsyncStep<S> for NodeStep<N> {
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(async move { async_node::run_node(&SyncOps(&self.0), name, params, shared).await })
+        async_node::run_node(SyncOps(&self.0), name, params, shared)
     }
 }
 
@@ -100,7 +100,7 @@ impl<S: Sync, N: BatchNode<S>> AsyncStep<S> for BatchNodeStep<N> {
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(async move { async_node::run_batch_node(&SyncBatchOps(&self.0), name, params, shared).await })
+        async_node::run_batch_node(SyncBatchOps(&self.0), name, params, shared)
     }
 }
 
@@ -118,7 +118,7 @@ impl<S: Sync, N: AsyncNode<S>> AsyncStep<S> for AsyncNodeStep<N> {
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(async move { async_node::run_node(&AsyncOps(&self.0), name, params, shared).await })
+        async_node::run_node(AsyncOps(&self.0), name, params, shared)
     }
 }
 
@@ -130,7 +130,7 @@ impl<S: Sync, N: AsyncBatchNode<S>> AsyncStep<S> for AsyncBatchNodeStep<N> {
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(async move { async_node::run_batch_node(&AsyncBatchOps(&self.0), name, params, shared).await })
+        async_node::run_batch_node(AsyncBatchOps(&self.0), name, params, shared)
     }
 }
 
@@ -142,7 +142,7 @@ impl<S: Sync, N: AsyncParallelBatchNode<S>> AsyncStep<S> for ParallelBatchNodeSt
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        Box::pin(async move { async_node::run_batch_node(&ParallelBatchOps(&self.0), name, params, shared).await })
+        async_node::run_batch_node(ParallelBatchOps(&self.0), name, params, shared)
     }
 }
 

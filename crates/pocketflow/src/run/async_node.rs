@@ -16,9 +16,10 @@ use super::{exec_done, fail, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::error::{BoxError, FlowError, Phase};
-use crate::lifecycle::Traced;
+use crate::lifecycle::traced;
 use crate::params::Params;
 use crate::telemetry;
+use futures_util::future::BoxFuture;
 
 /// Awaits `hook` inside `span`, catching a panic.
 pub(crate) async fn phase<T: Serialize>(
@@ -88,94 +89,89 @@ fn no_attempts(span: &Span, node: &str) -> FlowError {
     error
 }
 
-pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S>>(
-    ops: &'a O,
+pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
+    ops: O,
     name: &'a str,
     params: &'a Params,
     shared: &'a S,
-) -> Traced<'a, Action> {
+) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
-    Traced::new(
-        span,
-        Box::pin(async move {
-            if max_retries == 0 {
-                return Err(no_attempts(&node_span, name));
-            }
-            let ctx = Ctx::new(name, params, max_retries);
-            let prep = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
-            telemetry::record_json(&node_span, "input", &prep);
-            let exec =
-                exec_with_retries(ctx, ops.wait(), &prep, |c| ops.exec(c, &prep), |c, e| ops.fallback(c, &prep, e))
-                    .await?;
-            exec_done(&node_span, &exec);
-            let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, prep, exec)).await?;
-            record_action(&node_span, &action);
-            Ok(action)
-        }),
-    )
+    traced(span, async move {
+        if max_retries == 0 {
+            return Err(no_attempts(&node_span, name));
+        }
+        let ctx = Ctx::new(name, params, max_retries);
+        let prep = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
+        telemetry::record_json(&node_span, "input", &prep);
+        let exec =
+            exec_with_retries(ctx, ops.wait(), &prep, |c| ops.exec(c, &prep), |c, e| ops.fallback(c, &prep, e)).await?;
+        exec_done(&node_span, &exec);
+        let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, prep, exec)).await?;
+        record_action(&node_span, &action);
+        Ok(action)
+    })
 }
 
 /// One batch item: its own span, attempts and fallback.
-fn run_item<'p, S: Sync, O: BatchOps<S>>(ops: &'p O, ctx: Ctx<'p>, item: &'p O::Item) -> Traced<'p, O::Output> {
+fn run_item<'p, S: Sync, O: BatchOps<S>>(
+    ops: &'p O,
+    ctx: Ctx<'p>,
+    item: &'p O::Item,
+) -> BoxFuture<'p, Result<O::Output, FlowError>>
+where
+    O::Output: 'p,
+{
     let span = telemetry::item_span(ctx.item.unwrap_or_default());
     telemetry::record_json(&span, "input", item);
     let item_span = span.clone();
-    Traced::new(
-        span,
-        Box::pin(async move {
-            let output =
-                exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e))
-                    .await?;
-            telemetry::record_json(&item_span, "output", &output);
-            Ok(output)
-        }),
-    )
+    traced(span, async move {
+        let output =
+            exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e)).await?;
+        telemetry::record_json(&item_span, "output", &output);
+        Ok(output)
+    })
 }
 
-pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S>>(
-    ops: &'a O,
+pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S> + Send + 'a>(
+    ops: O,
     name: &'a str,
     params: &'a Params,
     shared: &'a S,
-) -> Traced<'a, Action> {
+) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
-    Traced::new(
-        span,
-        Box::pin(async move {
-            if max_retries == 0 {
-                return Err(no_attempts(&node_span, name));
+    traced(span, async move {
+        if max_retries == 0 {
+            return Err(no_attempts(&node_span, name));
+        }
+        let ctx = Ctx::new(name, params, max_retries);
+        let items = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
+        telemetry::record_json(&node_span, "input", &items);
+        let outputs = match ops.concurrency() {
+            Concurrency::Sequential => {
+                let mut outputs = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    outputs.push(run_item(&ops, ctx.for_item(index), item).await?);
+                }
+                outputs
             }
-            let ctx = Ctx::new(name, params, max_retries);
-            let items = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
-            telemetry::record_json(&node_span, "input", &items);
-            let outputs = match ops.concurrency() {
-                Concurrency::Sequential => {
-                    let mut outputs = Vec::with_capacity(items.len());
-                    for (index, item) in items.iter().enumerate() {
-                        outputs.push(run_item(ops, ctx.for_item(index), item).await?);
-                    }
-                    outputs
+            Concurrency::Parallel(limit) => {
+                let mut runs = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    runs.push(run_item(&ops, ctx.for_item(index), item));
                 }
-                Concurrency::Parallel(limit) => {
-                    let mut runs = Vec::with_capacity(items.len());
-                    for (index, item) in items.iter().enumerate() {
-                        runs.push(run_item(ops, ctx.for_item(index), item));
-                    }
-                    match limit {
-                        None => try_join_all(runs).await?,
-                        Some(limit) => stream::iter(runs).buffered(limit.max(1)).try_collect().await?,
-                    }
+                match limit {
+                    None => try_join_all(runs).await?,
+                    Some(limit) => stream::iter(runs).buffered(limit.max(1)).try_collect().await?,
                 }
-            };
-            exec_done(&node_span, &outputs);
-            let action =
-                phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, items, outputs)).await?;
-            record_action(&node_span, &action);
-            Ok(action)
-        }),
-    )
+            }
+        };
+        exec_done(&node_span, &outputs);
+        let action = phase(telemetry::post_span(), name, Phase::Post, ops.post(ctx, shared, items, outputs)).await?;
+        record_action(&node_span, &action);
+        Ok(action)
+    })
 }

@@ -13,11 +13,12 @@ use crate::context::Ctx;
 use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
-use crate::lifecycle::{SyncLifecycle, Traced};
+use crate::lifecycle::{SyncLifecycle, traced};
 use crate::params::Params;
 use crate::step::{AsyncStep, SyncStep};
 use crate::telemetry;
 use crate::warning::FlowWarning;
+use futures_util::future::BoxFuture;
 
 fn check_wiring<T: ?Sized>(flow: &str, graph: &Graph<T>) -> Result<(), FlowError> {
     match graph.wiring_error() {
@@ -127,7 +128,7 @@ pub(crate) fn run_flow_async<'a, S, T, O>(
     env: &'a RunEnv,
     params: &'a Params,
     shared: &'a S,
-) -> Traced<'a, Action>
+) -> BoxFuture<'a, Result<Action, FlowError>>
 where
     S: Serialize + Sync,
     T: ?Sized + AsyncStep<S>,
@@ -135,26 +136,22 @@ where
 {
     let span = begin(name, kind, shared);
     let flow_span = span.clone();
-    Traced::new(
-        span,
-        Box::pin(async move {
-            let ctx = Ctx::new(name, params, 1);
-            let prep = if O::NOOP {
-                hooks.prep(ctx, shared).await.map_err(|e| FlowError::hook(name, Phase::Prep, e))?
-            } else {
-                async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?
-            };
-            let last = walk_async(name, graph, env, params, shared).await?;
-            let action = if O::NOOP {
-                hooks.post(ctx, shared, prep, last).await.map_err(|e| FlowError::hook(name, Phase::Post, e))?
-            } else {
-                async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, prep, last))
-                    .await?
-            };
-            end(&flow_span, &action, shared);
-            Ok(action)
-        }),
-    )
+    traced(span, async move {
+        let ctx = Ctx::new(name, params, 1);
+        let prep = if O::NOOP {
+            hooks.prep(ctx, shared).await.map_err(|e| FlowError::hook(name, Phase::Prep, e))?
+        } else {
+            async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?
+        };
+        let last = walk_async(name, graph, env, params, shared).await?;
+        let action = if O::NOOP {
+            hooks.post(ctx, shared, prep, last).await.map_err(|e| FlowError::hook(name, Phase::Post, e))?
+        } else {
+            async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, prep, last)).await?
+        };
+        end(&flow_span, &action, shared);
+        Ok(action)
+    })
 }
 
 /// A sync batch flow: `prep` gives the parameter sets; the graph runs once
@@ -197,10 +194,10 @@ fn batch_run<'a, S: Sync, T: ?Sized + AsyncStep<S>>(
     index: usize,
     batch: &'a Params,
     shared: &'a S,
-) -> Traced<'a, Action> {
+) -> BoxFuture<'a, Result<Action, FlowError>> {
     let span = telemetry::item_span(index);
     telemetry::record_json(&span, "input", batch);
-    Traced::new(span, Box::pin(async move { walk_async(name, graph, env, &params, shared).await }))
+    traced(span, async move { walk_async(name, graph, env, &params, shared).await })
 }
 
 /// An async batch flow, sequential or parallel (or a sync one inside an
@@ -215,7 +212,7 @@ pub(crate) fn run_batch_flow_async<'a, S, T, O>(
     env: &'a RunEnv,
     params: &'a Params,
     shared: &'a S,
-) -> Traced<'a, Action>
+) -> BoxFuture<'a, Result<Action, FlowError>>
 where
     S: Serialize + Sync,
     T: ?Sized + AsyncStep<S>,
@@ -223,29 +220,26 @@ where
 {
     let span = begin(name, kind, shared);
     let flow_span = span.clone();
-    Traced::new(
-        span,
-        Box::pin(async move {
-            let ctx = Ctx::new(name, params, 1);
-            let batches = async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?;
-            match concurrency {
-                Concurrency::Sequential => {
-                    for (index, batch) in batches.iter().enumerate() {
-                        batch_run(name, graph, env, params.merged(batch), index, batch, shared).await?;
-                    }
-                }
-                Concurrency::Parallel(_) => {
-                    let mut runs = Vec::with_capacity(batches.len());
-                    for (index, batch) in batches.iter().enumerate() {
-                        runs.push(batch_run(name, graph, env, params.merged(batch), index, batch, shared));
-                    }
-                    try_join_all(runs).await?;
+    traced(span, async move {
+        let ctx = Ctx::new(name, params, 1);
+        let batches = async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?;
+        match concurrency {
+            Concurrency::Sequential => {
+                for (index, batch) in batches.iter().enumerate() {
+                    batch_run(name, graph, env, params.merged(batch), index, batch, shared).await?;
                 }
             }
-            let action =
-                async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, batches)).await?;
-            end(&flow_span, &action, shared);
-            Ok(action)
-        }),
-    )
+            Concurrency::Parallel(_) => {
+                let mut runs = Vec::with_capacity(batches.len());
+                for (index, batch) in batches.iter().enumerate() {
+                    runs.push(batch_run(name, graph, env, params.merged(batch), index, batch, shared));
+                }
+                try_join_all(runs).await?;
+            }
+        }
+        let action =
+            async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, batches)).await?;
+        end(&flow_span, &action, shared);
+        Ok(action)
+    })
 }
