@@ -68,122 +68,53 @@ pub mod kinds {
     pub struct AsFlow;
 }
 
-pub(crate) struct NodeStep<N>(N);
-pub(crate) struct BatchNodeStep<N>(N);
-pub(crate) struct AsyncNodeStep<N>(N);
-pub(crate) struct AsyncBatchNodeStep<N>(N);
-pub(crate) struct ParallelBatchNodeStep<N>(N);
+/// Declares a step wrapper for one node kind: its async run (through the
+/// kind's ops adapter) and its `IntoAsyncStep` impl.
+macro_rules! node_step {
+    ($step:ident, $trait:ident, $ops:ident, $runner:ident, $marker:ident) => {
+        pub(crate) struct $step<N>(N);
 
-impl<S: Sync, N: Node<S>> AsyncStep<S> for NodeStep<N> {
-    fn run_async<'a>(
-        &'a self,
-        name: &'a str,
-        _: &'a RunEnv,
-        params: &'a Params,
-        shared: &'a S,
-    ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        async_node::run_node(SyncOps(&self.0), name, params, shared)
-    }
+        impl<S: Sync, N: $trait<S>> AsyncStep<S> for $step<N> {
+            fn run_async<'a>(
+                &'a self,
+                name: &'a str,
+                _: &'a RunEnv,
+                params: &'a Params,
+                shared: &'a S,
+            ) -> BoxFuture<'a, Result<Action, FlowError>> {
+                async_node::$runner($ops(&self.0), name, params, shared)
+            }
+        }
+
+        impl<S: Sync + 'static, N: $trait<S>> IntoAsyncStep<S, kinds::$marker> for N {
+            fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
+                (self.name(), Box::new($step(self)))
+            }
+        }
+    };
 }
 
-impl<S: Sync, N: Node<S>> SyncStep<S> for NodeStep<N> {
-    fn run_sync(&self, name: &str, _: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
-        sync_node::run_node(&self.0, name, params, shared)
-    }
+/// Adds the sync run and `IntoSyncStep` to a sync node kind's wrapper.
+macro_rules! sync_node_step {
+    ($step:ident, $trait:ident, $runner:ident, $marker:ident) => {
+        impl<S: Sync, N: $trait<S>> SyncStep<S> for $step<N> {
+            fn run_sync(&self, name: &str, _: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
+                sync_node::$runner(&self.0, name, params, shared)
+            }
+        }
+
+        impl<S: Sync + 'static, N: $trait<S>> IntoSyncStep<S, kinds::$marker> for N {
+            fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>) {
+                (self.name(), Box::new($step(self)))
+            }
+        }
+    };
 }
 
-impl<S: Sync, N: BatchNode<S>> AsyncStep<S> for BatchNodeStep<N> {
-    fn run_async<'a>(
-        &'a self,
-        name: &'a str,
-        _: &'a RunEnv,
-        params: &'a Params,
-        shared: &'a S,
-    ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        async_node::run_batch_node(SyncBatchOps(&self.0), name, params, shared)
-    }
-}
-
-impl<S: Sync, N: BatchNode<S>> SyncStep<S> for BatchNodeStep<N> {
-    fn run_sync(&self, name: &str, _: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
-        sync_node::run_batch_node(&self.0, name, params, shared)
-    }
-}
-
-impl<S: Sync, N: AsyncNode<S>> AsyncStep<S> for AsyncNodeStep<N> {
-    fn run_async<'a>(
-        &'a self,
-        name: &'a str,
-        _: &'a RunEnv,
-        params: &'a Params,
-        shared: &'a S,
-    ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        async_node::run_node(AsyncOps(&self.0), name, params, shared)
-    }
-}
-
-impl<S: Sync, N: AsyncBatchNode<S>> AsyncStep<S> for AsyncBatchNodeStep<N> {
-    fn run_async<'a>(
-        &'a self,
-        name: &'a str,
-        _: &'a RunEnv,
-        params: &'a Params,
-        shared: &'a S,
-    ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        async_node::run_batch_node(AsyncBatchOps(&self.0), name, params, shared)
-    }
-}
-
-impl<S: Sync, N: AsyncParallelBatchNode<S>> AsyncStep<S> for ParallelBatchNodeStep<N> {
-    fn run_async<'a>(
-        &'a self,
-        name: &'a str,
-        _: &'a RunEnv,
-        params: &'a Params,
-        shared: &'a S,
-    ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        async_node::run_batch_node(ParallelBatchOps(&self.0), name, params, shared)
-    }
-}
-
-impl<S: Sync + 'static, N: Node<S>> IntoSyncStep<S, kinds::AsNode> for N {
-    fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>) {
-        (self.name(), Box::new(NodeStep(self)))
-    }
-}
-
-impl<S: Sync + 'static, N: BatchNode<S>> IntoSyncStep<S, kinds::AsBatchNode> for N {
-    fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>) {
-        (self.name(), Box::new(BatchNodeStep(self)))
-    }
-}
-
-impl<S: Sync + 'static, N: Node<S>> IntoAsyncStep<S, kinds::AsNode> for N {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name(), Box::new(NodeStep(self)))
-    }
-}
-
-impl<S: Sync + 'static, N: BatchNode<S>> IntoAsyncStep<S, kinds::AsBatchNode> for N {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name(), Box::new(BatchNodeStep(self)))
-    }
-}
-
-impl<S: Sync + 'static, N: AsyncNode<S>> IntoAsyncStep<S, kinds::AsAsyncNode> for N {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name(), Box::new(AsyncNodeStep(self)))
-    }
-}
-
-impl<S: Sync + 'static, N: AsyncBatchNode<S>> IntoAsyncStep<S, kinds::AsAsyncBatchNode> for N {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name(), Box::new(AsyncBatchNodeStep(self)))
-    }
-}
-
-impl<S: Sync + 'static, N: AsyncParallelBatchNode<S>> IntoAsyncStep<S, kinds::AsAsyncParallelBatchNode> for N {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name(), Box::new(ParallelBatchNodeStep(self)))
-    }
-}
+node_step!(NodeStep, Node, SyncOps, run_node, AsNode);
+node_step!(BatchNodeStep, BatchNode, SyncBatchOps, run_batch_node, AsBatchNode);
+node_step!(AsyncNodeStep, AsyncNode, AsyncOps, run_node, AsAsyncNode);
+node_step!(AsyncBatchNodeStep, AsyncBatchNode, AsyncBatchOps, run_batch_node, AsAsyncBatchNode);
+node_step!(ParallelBatchNodeStep, AsyncParallelBatchNode, ParallelBatchOps, run_batch_node, AsAsyncParallelBatchNode);
+sync_node_step!(NodeStep, Node, run_node, AsNode);
+sync_node_step!(BatchNodeStep, BatchNode, run_batch_node, AsBatchNode);
