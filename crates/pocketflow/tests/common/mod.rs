@@ -1,8 +1,73 @@
 //! The helper nodes PocketFlow's tests share: `NumberNode`, `AddNode`,
-//! `MultiplyNode`, all working on `shared["current"]` in `prep`.
+//! `MultiplyNode`, all working on `shared["current"]` in `prep`; plus
+//! `ValueError` (the Python tests' `ValueError`) and helpers for the nested
+//! dicts and lists the Python tests build in `shared`.
 #![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fmt;
 
 use pocketflow::{BoxError, Ctx, Node, SharedStore};
+use serde_json::Value;
+
+/// Python's `ValueError`: tests raise it from hooks and recover it with
+/// `FlowError::downcast_ref::<ValueError>()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError(pub String);
+
+impl ValueError {
+    pub fn boxed(message: impl Into<String>) -> BoxError {
+        Box::new(Self(message.into()))
+    }
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ValueError: {}", self.0)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+/// `shared[map][key] = value`, creating `shared[map]` as `{}` if needed.
+pub fn map_insert(shared: &SharedStore, map: &str, key: &str, value: impl Into<Value>) {
+    let value = value.into();
+    shared.update(map, |v| {
+        if !v.is_object() {
+            *v = Value::Object(serde_json::Map::new());
+        }
+        v.as_object_mut().expect("an object").insert(key.to_owned(), value);
+    });
+}
+
+/// `shared[list].append(value)`, creating `shared[list]` as `[]` if needed.
+pub fn list_push(shared: &SharedStore, list: &str, value: impl Into<Value>) {
+    let value = value.into();
+    shared.update(list, |v| {
+        if !v.is_array() {
+            *v = Value::Array(Vec::new());
+        }
+        v.as_array_mut().expect("an array").push(value);
+    });
+}
+
+/// `shared[map][key].append(value)`, creating both levels if needed.
+pub fn map_list_push(shared: &SharedStore, map: &str, key: &str, value: impl Into<Value>) {
+    let value = value.into();
+    shared.update(map, |v| {
+        if !v.is_object() {
+            *v = Value::Object(serde_json::Map::new());
+        }
+        let entry =
+            v.as_object_mut().expect("an object").entry(key.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+        entry.as_array_mut().expect("an array").push(value);
+    });
+}
+
+/// The raw value of `shared[key]`, or `null` when absent.
+pub fn value(shared: &SharedStore, key: &str) -> Value {
+    shared.get_value(key).unwrap_or(Value::Null)
+}
 
 pub fn current(shared: &SharedStore) -> i64 {
     shared.get::<i64>("current").unwrap_or_else(|e| panic!("current: {e}"))
