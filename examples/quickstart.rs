@@ -136,7 +136,13 @@ impl Node for Summarize {
         Ok(format!("{} tickets, {refunds} refund requests (plain summary: {error})", labels.len()))
     }
 
-    fn post(&self, _: &Ctx<'_>, shared: &SharedStore, _: Vec<(u32, String)>, summary: String) -> Result<Action, BoxError> {
+    fn post(
+        &self,
+        _: &Ctx<'_>,
+        shared: &SharedStore,
+        _: Vec<(u32, String)>,
+        summary: String,
+    ) -> Result<Action, BoxError> {
         shared.set("summary", summary)?;
         Ok("done".into())
     }

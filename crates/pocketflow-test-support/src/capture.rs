@@ -150,11 +150,8 @@ impl Visit for Fields<'_> {
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let parent_id = if attrs.is_root() {
-            None
-        } else {
-            attrs.parent().cloned().or_else(|| ctx.current_span().id().cloned())
-        };
+        let parent_id =
+            if attrs.is_root() { None } else { attrs.parent().cloned().or_else(|| ctx.current_span().id().cloned()) };
         let mut fields = BTreeMap::new();
         attrs.record(&mut Fields { map: &mut fields, ignored: &self.ignored });
         let meta = attrs.metadata();

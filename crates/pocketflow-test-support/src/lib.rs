@@ -23,4 +23,4 @@
 
 mod capture;
 
-pub use capture::{Capture, CapturedEvent, CapturedSpan, Captured};
+pub use capture::{Capture, Captured, CapturedEvent, CapturedSpan};

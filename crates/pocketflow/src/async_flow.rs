@@ -16,7 +16,7 @@ use crate::params::Params;
 use crate::run::ops::{AsyncBatchHooksOps, AsyncFlowHooksOps, Concurrency};
 use crate::run::orchestrate::{run_batch_flow_async, run_flow_async};
 use crate::run::{RunEnv, RunReport};
-use crate::step::{AsyncStep, IntoAsyncStep, kinds};
+use crate::step::{AsyncStep, IntoAsyncStep, StepParts, kinds};
 use crate::store::SharedStore;
 use crate::warning::FlowWarning;
 
@@ -121,8 +121,8 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> fo
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> IntoAsyncStep<S, kinds::AsFlow> for AsyncFlow<S, H> {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name.clone(), Box::new(self))
+    fn into_async_step(self) -> StepParts<dyn AsyncStep<S>> {
+        StepParts { name: self.name.clone(), warnings: self.graph.warnings().to_vec(), step: Box::new(self) }
     }
 }
 
@@ -135,7 +135,7 @@ impl<S, H> fmt::Debug for AsyncFlow<S, H> {
 macro_rules! async_batch_flow {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $concurrency:expr) => {
         $(#[$doc])*
-        pub struct $name<S = SharedStore, H = NoHooks> {
+        pub struct $name<S, H> {
             flow: AsyncFlow<S, NoHooks>,
             hooks: H,
         }
@@ -209,8 +209,8 @@ macro_rules! async_batch_flow {
         }
 
         impl<S: Serialize + Send + Sync + 'static, H: AsyncBatchFlowHooks<S>> IntoAsyncStep<S, kinds::AsFlow> for $name<S, H> {
-            fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-                (self.flow.name.clone(), Box::new(self))
+            fn into_async_step(self) -> StepParts<dyn AsyncStep<S>> {
+                StepParts { name: self.flow.name.clone(), warnings: self.flow.graph.warnings().to_vec(), step: Box::new(self) }
             }
         }
 

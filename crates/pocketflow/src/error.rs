@@ -43,8 +43,10 @@ impl fmt::Display for Phase {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlowError {
-    /// A hook returned an error (for `exec`: every attempt failed and the
-    /// fallback returned an error too).
+    /// A hook returned an error. For `exec`, every attempt failed and the
+    /// fallback failed too: `phase` is [`Phase::Exec`] when the fallback
+    /// handed back the error it received (the default fallback does), and
+    /// [`Phase::Fallback`] when it failed with an error of its own.
     #[error("node `{node}` failed in {phase}: {source}")]
     Node {
         /// The name of the node (or flow) whose hook failed.

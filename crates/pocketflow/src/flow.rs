@@ -14,7 +14,7 @@ use crate::params::Params;
 use crate::run::ops::{Concurrency, SyncBatchHooksOps, SyncFlowHooksOps};
 use crate::run::orchestrate::{run_batch_flow_async, run_batch_flow_sync, run_flow_async, run_flow_sync};
 use crate::run::{RunEnv, RunReport};
-use crate::step::{AsyncStep, IntoSyncStep, SyncStep, kinds};
+use crate::step::{AsyncStep, IntoSyncStep, StepParts, SyncStep, kinds};
 use crate::store::SharedStore;
 use crate::warning::FlowWarning;
 
@@ -22,13 +22,13 @@ use crate::warning::FlowWarning;
 macro_rules! wiring_methods {
     ($into:ident, $method:ident) => {
         /// Adds a node (or a nested flow) and returns its id. Its name in
-        /// spans is the node's [`name`](crate::Node::name).
+        /// spans is the node's [`name`](crate::Node::name). A nested flow's
+        /// wiring warnings become this flow's.
         pub fn add<N, M>(&mut self, node: N) -> NodeId
         where
             N: $into<S, M>,
         {
-            let (name, step) = node.$method();
-            self.graph.add(name, step)
+            self.graph.add(node.$method())
         }
 
         /// Adds a node under a name of your choosing.
@@ -36,8 +36,7 @@ macro_rules! wiring_methods {
         where
             N: $into<S, M>,
         {
-            let (_, step) = node.$method();
-            self.graph.add(name.into(), step)
+            self.graph.add(StepParts { name: name.into(), ..node.$method() })
         }
 
         /// Adds a node and makes it the start node (PocketFlow's `start`).
@@ -224,16 +223,16 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> SyncStep<S> for Flow
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> IntoSyncStep<S, kinds::AsFlow> for Flow<S, H> {
-    fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>) {
-        (self.name.clone(), Box::new(self))
+    fn into_sync_step(self) -> StepParts<dyn SyncStep<S>> {
+        StepParts { name: self.name.clone(), warnings: self.graph.warnings().to_vec(), step: Box::new(self) }
     }
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> crate::step::IntoAsyncStep<S, kinds::AsFlow>
     for Flow<S, H>
 {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.name.clone(), Box::new(self))
+    fn into_async_step(self) -> StepParts<dyn AsyncStep<S>> {
+        StepParts { name: self.name.clone(), warnings: self.graph.warnings().to_vec(), step: Box::new(self) }
     }
 }
 
@@ -274,7 +273,7 @@ impl<S, H> fmt::Debug for Flow<S, H> {
 /// assert_eq!(shared.get::<i64>("b_doubled")?, 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct BatchFlow<S = SharedStore, H = NoHooks> {
+pub struct BatchFlow<S, H> {
     flow: Flow<S, NoHooks>,
     hooks: H,
 }
@@ -354,16 +353,16 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> SyncStep<S> for
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> IntoSyncStep<S, kinds::AsFlow> for BatchFlow<S, H> {
-    fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>) {
-        (self.flow.name.clone(), Box::new(self))
+    fn into_sync_step(self) -> StepParts<dyn SyncStep<S>> {
+        StepParts { name: self.flow.name.clone(), warnings: self.flow.graph.warnings().to_vec(), step: Box::new(self) }
     }
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> crate::step::IntoAsyncStep<S, kinds::AsFlow>
     for BatchFlow<S, H>
 {
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-        (self.flow.name.clone(), Box::new(self))
+    fn into_async_step(self) -> StepParts<dyn AsyncStep<S>> {
+        StepParts { name: self.flow.name.clone(), warnings: self.flow.graph.warnings().to_vec(), step: Box::new(self) }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::action::{Action, DEFAULT_ACTION};
 use crate::run::RunEnv;
+use crate::step::StepParts;
 use crate::warning::FlowWarning;
 
 /// A node inside one flow, as returned by `Flow::add`. Ids only mean
@@ -112,9 +113,10 @@ impl<T: ?Sized> Graph<T> {
         }
     }
 
-    pub(crate) fn add(&mut self, name: Cow<'static, str>, step: Box<T>) -> NodeId {
+    pub(crate) fn add(&mut self, parts: StepParts<T>) -> NodeId {
         let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        self.entries.push(Entry { name, successors: Vec::new(), step });
+        self.warnings.extend(parts.warnings);
+        self.entries.push(Entry { name: parts.name, successors: Vec::new(), step: parts.step });
         NodeId { graph: self.id, index }
     }
 

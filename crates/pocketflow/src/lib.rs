@@ -30,6 +30,6 @@ pub use lifecycle::NodeState;
 pub use node::{BatchNode, Node};
 pub use params::Params;
 pub use run::RunReport;
-pub use step::{IntoAsyncStep, IntoSyncStep, kinds};
+pub use step::{IntoAsyncStep, IntoSyncStep, StepParts, kinds};
 pub use store::SharedStore;
 pub use warning::FlowWarning;

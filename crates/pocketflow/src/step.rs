@@ -13,6 +13,7 @@ use crate::node::{BatchNode, Node};
 use crate::params::Params;
 use crate::run::ops::{AsyncBatchOps, AsyncOps, ParallelBatchOps, SyncBatchOps, SyncOps};
 use crate::run::{RunEnv, async_node, sync_node};
+use crate::warning::FlowWarning;
 
 /// A step that can run inside an async flow.
 pub trait AsyncStep<S>: Send + Sync {
@@ -32,18 +33,27 @@ pub trait SyncStep<S>: AsyncStep<S> {
     fn run_sync(&self, name: &str, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError>;
 }
 
+/// A step ready to be added to a graph: its name, its boxed form, and the
+/// wiring warnings it carries (a nested flow's), which its new parent adopts.
+#[derive(Debug)]
+pub struct StepParts<T: ?Sized> {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) step: Box<T>,
+    pub(crate) warnings: Vec<FlowWarning>,
+}
+
 /// Something a sync [`Flow`](crate::Flow) can hold: a [`Node`], a
 /// [`BatchNode`], a `Flow` or a `BatchFlow`. `M` only tells the impls apart.
 pub trait IntoSyncStep<S, M> {
     /// The step's name and its boxed form.
-    fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>);
+    fn into_sync_step(self) -> StepParts<dyn SyncStep<S>>;
 }
 
 /// Something an [`AsyncFlow`](crate::AsyncFlow) can hold: every node kind
 /// and every flow kind, sync or async. `M` only tells the impls apart.
 pub trait IntoAsyncStep<S, M> {
     /// The step's name and its boxed form.
-    fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>);
+    fn into_async_step(self) -> StepParts<dyn AsyncStep<S>>;
 }
 
 /// Markers that let one `add` method take every kind of node.
@@ -87,8 +97,8 @@ macro_rules! node_step {
         }
 
         impl<S: Sync + 'static, N: $trait<S>> IntoAsyncStep<S, kinds::$marker> for N {
-            fn into_async_step(self) -> (Cow<'static, str>, Box<dyn AsyncStep<S>>) {
-                (self.name(), Box::new($step(self)))
+            fn into_async_step(self) -> StepParts<dyn AsyncStep<S>> {
+                StepParts { name: self.name(), step: Box::new($step(self)), warnings: Vec::new() }
             }
         }
     };
@@ -104,8 +114,8 @@ macro_rules! sync_node_step {
         }
 
         impl<S: Sync + 'static, N: $trait<S>> IntoSyncStep<S, kinds::$marker> for N {
-            fn into_sync_step(self) -> (Cow<'static, str>, Box<dyn SyncStep<S>>) {
-                (self.name(), Box::new($step(self)))
+            fn into_sync_step(self) -> StepParts<dyn SyncStep<S>> {
+                StepParts { name: self.name(), step: Box::new($step(self)), warnings: Vec::new() }
             }
         }
     };

@@ -8,9 +8,6 @@
 //! an `AsyncBatchFlowHooks` impl passed to `AsyncBatchFlow::new`.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -167,7 +164,7 @@ async fn nested_async_flow() {
     let mut flow = AsyncFlow::new();
     let inner = flow.start(AsyncInnerNode);
     let outer = flow.add(AsyncOuterNode);
-    flow.link(inner - "next" >> outer);
+    flow.link(inner.on("next") >> outer);
 
     let shared = store(json!({"x": 1, "y": 2}));
     AsyncBatchFlow::new(flow, PER_KEY).run(&shared).await.expect("flow runs");

@@ -7,9 +7,6 @@
 //! here too, as extras, since the Rust engine passes them.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -83,7 +80,7 @@ async fn map_reduce(len: i64, chunk_size: usize) -> i64 {
     let mut flow = AsyncFlow::new();
     let chunk = flow.start(AsyncArrayChunkNode { chunk_size });
     let reduce = flow.add(AsyncSumReduceNode);
-    flow.link(chunk - "processed" >> reduce);
+    flow.link(chunk.on("processed") >> reduce);
     flow.run(&shared).await.expect("flow runs");
     shared.get("total").unwrap()
 }

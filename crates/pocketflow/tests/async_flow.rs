@@ -9,9 +9,6 @@
 //! `asyncio.sleep(0.01)`s are `tokio::time::sleep`s on a paused clock.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -128,7 +125,7 @@ async fn simple_async_flow() {
     let mut flow = AsyncFlow::new();
     let start = flow.start(AsyncNumberNode(5));
     let inc = flow.add(AsyncIncrementNode);
-    flow.link(start - "number_set" >> inc);
+    flow.link(start.on("number_set") >> inc);
 
     let shared = SharedStore::new();
     flow.run(&shared).await.expect("flow runs");
@@ -177,8 +174,8 @@ async fn async_flow_branching() {
     let start = flow.start(BranchingAsyncNode);
     let positive = flow.add(PathNode("positive")); // Python's PositiveNode
     let negative = flow.add(PathNode("negative")); // Python's NegativeNode
-    flow.link(start - "positive_branch" >> positive);
-    flow.link(start - "negative_branch" >> negative);
+    flow.link(start.on("positive_branch") >> positive);
+    flow.link(start.on("negative_branch") >> negative);
 
     let shared = SharedStore::from_iter([("value", 10)]);
     flow.run(&shared).await.expect("flow runs");
@@ -190,14 +187,14 @@ async fn async_composition_with_action_propagation() {
     let mut inner = AsyncFlow::new();
     let start = inner.start(AsyncNumberNode(200));
     let end = inner.add(AsyncSignalNode("async_inner_done"));
-    inner.link(start - "number_set" >> end);
+    inner.link(start.on("number_set") >> end);
 
     let mut outer = AsyncFlow::new();
     let inner = outer.start(inner);
     let path_a = outer.add(AsyncPathNode("AsyncA"));
     let path_b = outer.add(AsyncPathNode("AsyncB"));
-    outer.link(inner - "async_inner_done" >> path_b);
-    outer.link(inner - "other_action" >> path_a);
+    outer.link(inner.on("async_inner_done") >> path_b);
+    outer.link(inner.on("other_action") >> path_a);
 
     let shared = SharedStore::new();
     let last = outer.run(&shared).await.expect("flow runs");

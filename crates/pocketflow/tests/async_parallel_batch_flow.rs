@@ -9,9 +9,6 @@
 //! is an exact virtual-time check on a paused tokio clock.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -101,7 +98,7 @@ fn processor_then_aggregator(delay_ms: u64) -> AsyncParallelBatchFlow<SharedStor
     let mut flow = AsyncFlow::new();
     let processor = flow.start(AsyncParallelNumberProcessor::new(delay_ms));
     let aggregator = flow.add(AsyncAggregatorNode);
-    flow.link(processor - "processed" >> aggregator);
+    flow.link(processor.on("processed") >> aggregator);
     AsyncParallelBatchFlow::new(flow, per_batch)
 }
 

@@ -8,9 +8,6 @@
 //! test_flow_ends_warning_specific_missing.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -122,8 +119,8 @@ fn branching_flow(start: i64) -> Flow {
     let add_if_positive = flow.add(AddNode(10));
     let add_if_negative = flow.add(AddNode(-20));
     flow.link(n >> check);
-    flow.link(check - "positive" >> add_if_positive);
-    flow.link(check - "negative" >> add_if_negative);
+    flow.link(check.on("positive") >> add_if_positive);
+    flow.link(check.on("negative") >> add_if_negative);
     flow
 }
 

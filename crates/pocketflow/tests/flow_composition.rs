@@ -9,9 +9,6 @@
 //! edges from that `NodeId` in the parent.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -124,8 +121,8 @@ fn composition_with_action_propagation() {
     let inner = outer.start(inner);
     let path_a = outer.add(PathNode("A"));
     let path_b = outer.add(PathNode("B"));
-    outer.link(inner - "inner_done" >> path_b);
-    outer.link(inner - "other_action" >> path_a);
+    outer.link(inner.on("inner_done") >> path_b);
+    outer.link(inner.on("other_action") >> path_a);
 
     let shared = SharedStore::new();
     let last = outer.run(&shared).expect("flow runs");

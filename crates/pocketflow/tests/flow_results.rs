@@ -9,9 +9,6 @@
 //!   gets the entries `prep` returned.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -127,8 +124,8 @@ fn a_parent_routes_on_a_nested_batch_flows_post_action() {
     let batch = outer.start(BatchFlow::new(returns_run(), TwoEntries));
     let wrong = outer.add(NumberNode(-1));
     let right = outer.add(NumberNode(1));
-    outer.link(batch - "run action" >> wrong);
-    outer.link(batch - "2 entries" >> right);
+    outer.link(batch.on("run action") >> wrong);
+    outer.link(batch.on("2 entries") >> right);
     let shared = SharedStore::new();
     outer.run(&shared).unwrap();
     assert_eq!(current(&shared), 1);

@@ -263,9 +263,10 @@ fn default_fallback_returns_the_last_exec_error() {
     }
     let err = NoFallback(AtomicUsize::new(0)).run(&SharedStore::new()).expect_err("default fallback re-raises");
     assert_eq!(err.downcast_ref::<ValueError>(), Some(&ValueError("attempt 2".into())));
-    // The error is reported from the fallback phase: the default fallback
-    // is what returned it.
-    assert_eq!(err.phase(), Some(Phase::Fallback));
+    // The default fallback re-raises exec's error, so the failure is
+    // reported in exec, where it happened.
+    assert_eq!(err.phase(), Some(Phase::Exec));
+    assert!(err.to_string().contains("failed in exec"), "{err}");
 }
 
 #[test]

@@ -10,9 +10,6 @@
 //!   `Flow` only accepts `Node`, `BatchNode`, `Flow` and `BatchFlow`.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// `node - "action" >> next` is the wiring syntax (PocketFlow's); clippy's
-// `precedence` lint asks for `(node - "action") >> next`.
-#![allow(clippy::precedence)]
 
 mod common;
 
@@ -90,8 +87,8 @@ async fn sync_nodes_inside_an_async_flow() {
     let pos = flow.add(Signal("was positive")); // sync
     let neg = flow.add(Signal("was negative")); // sync
     flow.link(n >> double >> minus >> check);
-    flow.link(check - "positive" >> pos);
-    flow.link(check - "negative" >> neg);
+    flow.link(check.on("positive") >> pos);
+    flow.link(check.on("negative") >> neg);
 
     let shared = SharedStore::new();
     assert_eq!(flow.run(&shared).await.unwrap(), "was negative");
@@ -128,8 +125,8 @@ async fn a_sync_sub_flow_inside_an_async_flow() {
     let sync_part = flow.start(sync_flow);
     let mul = flow.add(AsyncMultiply(2));
     let wrong = flow.add(AddNode(1_000));
-    flow.link(sync_part - "sync_done" >> mul);
-    flow.link(sync_part - "act1" >> wrong);
+    flow.link(sync_part.on("sync_done") >> mul);
+    flow.link(sync_part.on("act1") >> wrong);
 
     let shared = SharedStore::new();
     assert!(flow.run(&shared).await.unwrap().is_none());
@@ -160,12 +157,12 @@ async fn async_flows_nest_three_levels_and_route_on_results() {
     let mut middle = AsyncFlow::named("Middle").with_hooks(MiddlePost);
     let inner = middle.start(innermost);
     let abs = middle.add(MultiplyNode(-1));
-    middle.link(inner - "negative" >> abs);
+    middle.link(inner.on("negative") >> abs);
 
     let mut outer = AsyncFlow::named("Outer");
     let middle = outer.start(middle);
     let done = outer.add(AsyncMultiply(10));
-    outer.link(middle - "middle saw None" >> done);
+    outer.link(middle.on("middle saw None") >> done);
 
     let shared = SharedStore::new();
     let report = outer.run_report(&shared).await.unwrap();

@@ -12,7 +12,7 @@ use tracing::{Instrument, Span};
 
 pub(crate) use super::ops::{AsyncBatchOps, AsyncOps, ParallelBatchOps};
 use super::ops::{BatchOps, Concurrency, NodeOps};
-use super::{exec_done, fail, record_action, settle};
+use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::error::{BoxError, FlowError, Phase};
@@ -74,7 +74,9 @@ where
             drop(span);
             let span = telemetry::fallback_span(attempt);
             telemetry::record_json(&span, "input", input);
-            return phase(span, ctx.node, Phase::Fallback, fallback(attempt_ctx, error)).await;
+            let received = error_address(&error);
+            let outcome = AssertUnwindSafe(fallback(attempt_ctx, error)).catch_unwind().instrument(span.clone()).await;
+            return settle(&span, ctx.node, fallback_phase(received, &outcome), outcome);
         }
         span.in_scope(|| telemetry::retry(attempt, ctx.max_retries, wait, &error));
         drop(span);

@@ -82,6 +82,23 @@ pub(crate) fn settle<T: Serialize>(
     result
 }
 
+/// Where a fallback's error comes from. A fallback that hands back the very
+/// error it received (as the default one does) re-raises exec's failure, so
+/// that is reported as a failure in `exec`; any other error is the
+/// fallback's own. Zero-sized errors share one address, so they are always
+/// taken as the fallback's own.
+pub(crate) fn fallback_phase<T>(received: usize, outcome: &HookOutcome<T>) -> Phase {
+    match outcome {
+        Ok(Err(error)) if std::mem::size_of_val(&**error) != 0 && error_address(error) == received => Phase::Exec,
+        _ => Phase::Fallback,
+    }
+}
+
+/// The address of the error's allocation: compared, never dereferenced.
+pub(crate) fn error_address(error: &BoxError) -> usize {
+    std::ptr::from_ref(&**error).cast::<()>().addr()
+}
+
 /// Records a failure that starts in `span`.
 pub(crate) fn fail(span: &Span, error: &FlowError) {
     if !span.is_disabled() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::Span;
 
-use super::{exec_done, fail, record_action, settle};
+use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::error::{BoxError, FlowError, Phase};
@@ -57,7 +57,12 @@ pub(crate) fn exec_with_retries<P: Serialize, T: Serialize>(
             drop(span);
             let span = telemetry::fallback_span(attempt);
             telemetry::record_json(&span, "input", input);
-            return phase(span, ctx.node, Phase::Fallback, || fallback(&attempt_ctx, input, error));
+            let received = error_address(&error);
+            let outcome = {
+                let _entered = span.enter();
+                catch_unwind(AssertUnwindSafe(|| fallback(&attempt_ctx, input, error)))
+            };
+            return settle(&span, ctx.node, fallback_phase(received, &outcome), outcome);
         }
         span.in_scope(|| telemetry::retry(attempt, ctx.max_retries, wait, &error));
         drop(span);
