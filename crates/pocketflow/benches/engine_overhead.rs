@@ -17,13 +17,15 @@
     Hardware: AMD EPYC, 2 vCPUs, RAM: 23 GB
     | Test                                        | Median per node | Target   | Python PocketFlow |
     |---------------------------------------------|-----------------|----------|-------------------|
-    | engine_overhead/sync_node_loop              | 47.3 ns         | ≤ 100 ns | 3.6 µs            |
-    | engine_overhead/sync_node_loop_shared_store | 81.0 ns         | -        | -                 |
-    | engine_overhead/async_node_loop             | 149.0 ns        | ≤ 250 ns | 3.7 µs            |
+    | engine_overhead/sync_node_loop              | 46.5 ns         | ≤ 100 ns | 3.6 µs            |
+    | engine_overhead/sync_node_loop_shared_store | 79.1 ns         | -        | -                 |
+    | engine_overhead/async_node_loop             | 133.1 ns        | ≤ 250 ns | 3.7 µs            |
 
     (Median of criterion's 100 samples per 1,000-node run, so µs per run =
-    ns per node. Over three runs of the bench the medians ranged 45.7-47.3 ns,
-    76.8-81.0 ns and 146.6-149.0 ns: the VM is noisy at the ±5% level.)
+    ns per node. Over five runs of the bench the medians ranged 44.9-47.3 ns,
+    76.8-81.4 ns and 133.1-149.0 ns; the async figure fell from ~148 ns when
+    async runs stopped paying a second allocation per node while tracing is
+    off. The VM is noisy at the ±5% level.)
     sync_node_loop uses a typed store (`Counter`, one `AtomicU64`);
     sync_node_loop_shared_store is the same loop on the JSON `SharedStore`, so
     the ~30 ns difference is the store's lock and JSON (de)serialization.
