@@ -582,3 +582,33 @@ async fn zero_max_retries_fails_async_and_batch_nodes_and_stops_the_flow() {
     assert!(matches!(err, FlowError::NoAttempts { .. }), "{err:?}");
     assert!(!shared.contains_key("current"));
 }
+
+/// A runtime built without `enable_time` cannot make timers; the retry wait
+/// then sleeps the thread instead of panicking inside the engine.
+#[test]
+fn retry_waits_work_on_a_runtime_without_timers() {
+    struct FailsOnce(AtomicUsize);
+    impl AsyncNode for FailsOnce {
+        type Prep = ();
+        type Exec = usize;
+        fn max_retries(&self) -> usize {
+            2
+        }
+        fn wait(&self) -> Duration {
+            Duration::from_millis(5)
+        }
+        async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+            Ok(())
+        }
+        async fn exec(&self, ctx: &Ctx<'_>, _: &()) -> Result<usize, BoxError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if ctx.attempt() == 0 { Err(ValueError::boxed("first attempt fails")) } else { Ok(ctx.attempt()) }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let node = FailsOnce(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    runtime.block_on(node.run(&SharedStore::new())).unwrap();
+    assert_eq!(node.0.load(Ordering::SeqCst), 2);
+    assert!(started.elapsed() >= Duration::from_millis(5), "the wait still happened");
+}

@@ -32,16 +32,20 @@ pub(crate) async fn phase<T: Serialize>(
     settle(&span, node, phase, outcome)
 }
 
-/// Waits between attempts on tokio's clock; outside a tokio runtime, on the
-/// thread.
+/// Waits between attempts on tokio's clock. Outside a tokio runtime, or in
+/// one built without `enable_time` (where creating a timer panics), it
+/// falls back to sleeping the thread: slower for the other tasks, but the
+/// retry still happens as configured.
 async fn pause(wait: Duration) {
     if wait.is_zero() {
         return;
     }
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::time::sleep(wait).await;
-    } else {
-        std::thread::sleep(wait);
+    let timer = tokio::runtime::Handle::try_current()
+        .ok()
+        .and_then(|_| std::panic::catch_unwind(|| tokio::time::sleep(wait)).ok());
+    match timer {
+        Some(timer) => timer.await,
+        None => std::thread::sleep(wait),
     }
 }
 
