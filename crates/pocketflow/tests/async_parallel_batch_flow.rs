@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ValueError, map_insert, map_list_push, value};
+use common::{ValueError, group_items_prep, groups_prep, map_insert, map_list_push, value};
 use pocketflow::{
     Action, AsyncBatchFlowHooks, AsyncFlow, AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode, BoxError, Ctx,
     Params, SharedStore,
@@ -162,32 +162,17 @@ impl AsyncNode for AsyncItemNode {
     }
 }
 
-/// InnerAsyncParallelBatchFlow.prep_async: one entry per item of its group.
-fn inner_prep(ctx: &Ctx<'_>, shared: &SharedStore) -> Result<Vec<Params>, BoxError> {
-    let group: String = ctx.params().get_as("group")?;
-    let len = value(shared, "groups")[group.as_str()].as_array().ok_or("missing group")?.len();
-    Ok((0..len).map(|i| Params::new().with("item", i).with("group", group.as_str())).collect())
-}
-
-/// OuterAsyncParallelBatchFlow.prep_async: one entry per group.
-fn outer_prep(_: &Ctx<'_>, shared: &SharedStore) -> Result<Vec<Params>, BoxError> {
-    let groups = value(shared, "groups");
-    Ok(groups
-        .as_object()
-        .ok_or("groups is not a map")?
-        .keys()
-        .map(|g| Params::new().with("group", g.as_str()))
-        .collect())
-}
+// InnerAsyncParallelBatchFlow.prep_async / OuterAsyncParallelBatchFlow.prep_async:
+// `common::group_items_prep` / `common::groups_prep`.
 
 #[tokio::test(start_paused = true)]
 async fn nested_parallel_batch_flow() {
     let mut inner_graph = AsyncFlow::new();
     inner_graph.start(AsyncItemNode);
-    let inner = AsyncParallelBatchFlow::new(inner_graph, inner_prep);
+    let inner = AsyncParallelBatchFlow::new(inner_graph, group_items_prep);
     let mut outer_graph = AsyncFlow::new();
     outer_graph.start(inner);
-    let outer = AsyncParallelBatchFlow::new(outer_graph, outer_prep);
+    let outer = AsyncParallelBatchFlow::new(outer_graph, groups_prep);
 
     let shared = SharedStore::from_iter([("groups", json!({"A": [1, 2], "B": [3, 4]}))]);
     outer.run(&shared).await.expect("flow runs");

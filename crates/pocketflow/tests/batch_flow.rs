@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{ValueError, map_insert, map_list_push, value};
+use common::{ValueError, group_items_prep, groups_prep, map_insert, map_list_push, value};
 use pocketflow::{Action, BatchFlow, BoxError, Ctx, Flow, Node, Params, Phase, SharedStore};
 use serde_json::json;
 
@@ -210,27 +210,12 @@ fn nested_batch_flow() {
     }
 
     // InnerBatchFlow.prep reads its own `self.params['group']`, which the
-    // outer batch flow set.
-    fn inner_prep(ctx: &Ctx<'_>, shared: &SharedStore) -> Result<Vec<Params>, BoxError> {
-        let group: String = ctx.params().get_as("group")?;
-        let len = value(shared, "groups")[group.as_str()].as_array().ok_or("missing group")?.len();
-        Ok((0..len).map(|i| Params::new().with("item", i).with("group", group.as_str())).collect())
-    }
+    // outer batch flow set: `common::group_items_prep`.
 
-    fn outer_prep(_: &Ctx<'_>, shared: &SharedStore) -> Result<Vec<Params>, BoxError> {
-        let groups = value(shared, "groups");
-        Ok(groups
-            .as_object()
-            .ok_or("groups is not a map")?
-            .keys()
-            .map(|g| Params::new().with("group", g.as_str()))
-            .collect())
-    }
-
-    let inner = BatchFlow::new(single(ItemNode), inner_prep);
+    let inner = BatchFlow::new(single(ItemNode), group_items_prep);
     let mut outer_graph = Flow::new();
     outer_graph.start(inner);
-    let outer = BatchFlow::new(outer_graph, outer_prep);
+    let outer = BatchFlow::new(outer_graph, groups_prep);
 
     let shared = SharedStore::from_iter([("groups", json!({"A": [1, 2], "B": [3, 4]}))]);
     outer.run(&shared).expect("flow runs");

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use pocketflow::{BoxError, Ctx, Node, SharedStore};
+use pocketflow::{BoxError, Ctx, Node, Params, SharedStore};
 use serde_json::Value;
 
 /// Python's `ValueError`: tests raise it from hooks and recover it with
@@ -118,4 +118,23 @@ impl Node for MultiplyNode {
     fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
         Ok(())
     }
+}
+
+/// The nested batch-flow tests' inner `prep`: one parameter set per item of
+/// the group named by the (outer-set) `group` param.
+pub fn group_items_prep(ctx: &Ctx<'_>, shared: &SharedStore) -> Result<Vec<Params>, BoxError> {
+    let group: String = ctx.params().get_as("group")?;
+    let len = value(shared, "groups")[group.as_str()].as_array().ok_or("missing group")?.len();
+    Ok((0..len).map(|i| Params::new().with("item", i).with("group", group.as_str())).collect())
+}
+
+/// The nested batch-flow tests' outer `prep`: one parameter set per group.
+pub fn groups_prep(_: &Ctx<'_>, shared: &SharedStore) -> Result<Vec<Params>, BoxError> {
+    let groups = value(shared, "groups");
+    Ok(groups
+        .as_object()
+        .ok_or("groups is not a map")?
+        .keys()
+        .map(|g| Params::new().with("group", g.as_str()))
+        .collect())
 }
