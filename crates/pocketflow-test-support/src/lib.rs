@@ -20,7 +20,11 @@
 //! assert_eq!(captured.events[0].name, "my.event");
 //! assert_eq!(captured.events[0].span, Some(0));
 //! ```
+//!
+//! [`otlp::OtlpReceiver`] is an in-process OTLP trace receiver (gRPC or
+//! HTTP/protobuf) that decodes what exporters really send.
 
 mod capture;
+pub mod otlp;
 
 pub use capture::{Capture, Captured, CapturedEvent, CapturedSpan};

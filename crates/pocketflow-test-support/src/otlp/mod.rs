@@ -1,0 +1,169 @@
+//! In-process OTLP trace receivers, so exporter tests check what really
+//! goes over the wire instead of what an in-memory exporter was handed.
+//!
+//! Each [`OtlpReceiver`] listens on `127.0.0.1` on a free port and serves
+//! from its own thread and tokio runtime: it keeps answering while the test
+//! thread blocks (in a flush, a `shutdown()`, or [`OtlpReceiver::wait_for_spans`]),
+//! whatever runtime the test itself uses.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pocketflow_test_support::otlp::OtlpReceiver;
+//!
+//! let receiver = OtlpReceiver::http()?;
+//! assert!(receiver.endpoint().starts_with("http://127.0.0.1:"));
+//! // ...point an exporter at `receiver.endpoint()` and run the code under test...
+//! let spans = receiver.wait_for_spans(1, Duration::from_millis(10));
+//! assert!(spans.is_empty());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod grpc;
+mod http;
+mod span;
+mod store;
+mod trace;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use span::{AttrValue, ReceivedEvent, ReceivedRequest, ReceivedSpan, ReceivedStatus, StatusCode};
+pub use trace::{ReceivedTrace, group_traces};
+
+use store::Store;
+
+/// A running OTLP trace receiver. Dropping it stops the server.
+pub struct OtlpReceiver {
+    protocol: &'static str,
+    addr: SocketAddr,
+    store: Arc<Store>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for OtlpReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpReceiver")
+            .field("protocol", &self.protocol)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpReceiver {
+    /// An OTLP/gRPC `TraceService` that also accepts gzip-compressed
+    /// requests.
+    pub fn grpc() -> io::Result<Self> {
+        Self::start("grpc", grpc::serve)
+    }
+
+    /// An OTLP/HTTP protobuf receiver that takes a POST on any path (and
+    /// records it), gunzipping `content-encoding: gzip` bodies. Bodies that
+    /// do not decode get 400.
+    pub fn http() -> io::Result<Self> {
+        Self::start("http", |listener, store| http::serve(listener, store, None))
+    }
+
+    /// Like [`OtlpReceiver::http`], but answers every request with `status`,
+    /// for exporter failure tests. Requests are still recorded; spans from
+    /// requests answered with a non-2xx status are not added to
+    /// [`OtlpReceiver::spans`], since the exporter was told they failed.
+    pub fn http_responding(status: u16) -> io::Result<Self> {
+        let status = hyper::StatusCode::from_u16(status).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Self::start("http", move |listener, store| http::serve(listener, store, Some(status)))
+    }
+
+    /// Binds, then moves the server onto its own thread. Everything that can
+    /// fail happens here, so errors reach the caller.
+    fn start<F, Fut>(protocol: &'static str, serve: F) -> io::Result<Self>
+    where
+        F: FnOnce(TcpListener, Arc<Store>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let store = Arc::new(Store::default());
+        let server = serve(listener, Arc::clone(&store));
+        let (stop, stopped) = oneshot::channel();
+        // Stopping drops the server future outright rather than shutting down
+        // gracefully, so an exporter's idle keep-alive connection cannot hold
+        // up `drop`; the runtime's drop then closes the connections.
+        let thread = std::thread::Builder::new().name(format!("otlp-{protocol}-receiver")).spawn(move || {
+            runtime.block_on(async move {
+                tokio::select! {
+                    () = server => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+        Ok(Self { protocol, addr, store, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every span received so far, in arrival order.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.store.spans()
+    }
+
+    /// Blocks until at least `n` spans arrived or `timeout` passed, then
+    /// returns what arrived: a timeout yields the partial list, never a
+    /// panic, so the test's own assertion explains what is missing.
+    pub fn wait_for_spans(&self, n: usize, timeout: Duration) -> Vec<ReceivedSpan> {
+        self.store.wait_for_spans(n, timeout)
+    }
+
+    /// Every export request received so far, accepted or not.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.store.requests()
+    }
+
+    /// The spans so far, grouped by trace in order of first arrival.
+    pub fn traces(&self) -> Vec<ReceivedTrace> {
+        group_traces(&self.spans())
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Headers as a map with lowercase names; repeated headers are joined.
+fn header_map(headers: &hyper::HeaderMap) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::<String, String>::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        map.entry(name.as_str().to_owned())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    map
+}
