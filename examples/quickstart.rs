@@ -5,8 +5,13 @@
 //! attempt, and a summarizer whose model is down falls back to a plain
 //! summary. Everything runs locally; nothing calls a real model.
 //!
+//! The run is traced. With no environment the trace is printed as a tree on
+//! stderr; point it at a collector or at Langfuse with the usual variables:
+//!
 //! ```text
 //! cargo run --example quickstart
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 cargo run --example quickstart
+//! LANGFUSE_PUBLIC_KEY=pk-lf-… LANGFUSE_SECRET_KEY=sk-lf-… cargo run --example quickstart
 //! ```
 #![allow(missing_docs)]
 
@@ -149,6 +154,14 @@ impl Node for Summarize {
 }
 
 fn main() -> ExitCode {
+    let tracing = match pocketflow_tracing::init() {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("tracing could not start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
     let mut flow = Flow::named("TicketTriage");
     let load = flow.start(LoadTickets);
     let classify = flow.add(Classify);
@@ -160,7 +173,10 @@ fn main() -> ExitCode {
     flow.link(draft >> summarize);
 
     let shared = SharedStore::new();
-    match flow.run(&shared) {
+    let outcome = flow.run(&shared);
+    // Flush the trace before printing the outcome, and say what was sent.
+    eprintln!("{}", tracing.shutdown());
+    match outcome {
         Ok(action) => {
             println!("flow finished with action: {action}");
             for key in ["labels", "replies", "summary"] {

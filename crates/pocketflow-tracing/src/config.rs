@@ -1,0 +1,644 @@
+//! [`TracingConfig`]: what to record, where to send it, and how.
+//!
+//! A config is built in code with [`TracingConfig::builder`], from the
+//! environment with [`TracingConfig::from_env`], or both: values set in code
+//! win, the environment fills in the rest
+//! (`TracingConfig::builder().session_id("s-1").from_env()`). Every variable
+//! is listed in `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// A secret (a Langfuse secret key, a header value): `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+/// Where finished traces go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExporterKind {
+    /// A readable tree of each finished trace, on stderr.
+    Console,
+    /// OTLP to a collector or backend ([`Protocol`] picks gRPC or HTTP).
+    Otlp,
+    /// OTLP/HTTP straight to Langfuse's `/api/public/otel/v1/traces`.
+    Langfuse,
+    /// Nothing: spans are recorded and dropped (counts still reported).
+    None,
+}
+
+impl ExporterKind {
+    /// The name used in `POCKETFLOW_TRACING_EXPORTER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Otlp => "otlp",
+            Self::Langfuse => "langfuse",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for ExporterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC over tonic (`grpc`), the default; port 4317 by convention.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (`http/protobuf`); port 4318.
+    HttpProtobuf,
+}
+
+impl Protocol {
+    /// The value used in `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// Which traces are kept. Decided once per trace, at its root span, from the
+/// trace id, so every span of a kept trace is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Keep every trace (`always_on`, `parentbased_always_on`).
+    #[default]
+    AlwaysOn,
+    /// Keep none (`always_off`, `parentbased_always_off`).
+    AlwaysOff,
+    /// Keep this fraction of traces, 0.0 to 1.0 (`traceidratio`,
+    /// `parentbased_traceidratio`, with `OTEL_TRACES_SAMPLER_ARG`).
+    TraceIdRatio(f64),
+}
+
+/// Langfuse's observation types, as `langfuse.observation.type` spells them.
+///
+/// Flows are `chain` and nodes `span` unless the config maps their name to
+/// another type ([`TracingConfigBuilder::observation_type`]); LLM calls made
+/// through [`crate::Generation`] are `generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObservationType {
+    /// A plain span.
+    Span,
+    /// A chain of steps (the default for flows).
+    Chain,
+    /// An agent that decides its own next steps.
+    Agent,
+    /// A tool call.
+    Tool,
+    /// An LLM call.
+    Generation,
+    /// A retrieval step.
+    Retriever,
+    /// An embedding call.
+    Embedding,
+    /// An evaluator.
+    Evaluator,
+    /// A guardrail.
+    Guardrail,
+}
+
+impl ObservationType {
+    /// Langfuse's name (`langfuse.observation.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Span => "span",
+            Self::Chain => "chain",
+            Self::Agent => "agent",
+            Self::Tool => "tool",
+            Self::Generation => "generation",
+            Self::Retriever => "retriever",
+            Self::Embedding => "embedding",
+            Self::Evaluator => "evaluator",
+            Self::Guardrail => "guardrail",
+        }
+    }
+
+    /// OpenInference's span kind for the same thing (`openinference.span.kind`),
+    /// so that Phoenix reads the trace the way Langfuse does. OpenInference
+    /// has no plain span; `CHAIN` is what other instrumentations use for it.
+    pub fn openinference_kind(self) -> &'static str {
+        match self {
+            Self::Span | Self::Chain => "CHAIN",
+            Self::Agent => "AGENT",
+            Self::Tool => "TOOL",
+            Self::Generation => "LLM",
+            Self::Retriever => "RETRIEVER",
+            Self::Embedding => "EMBEDDING",
+            Self::Evaluator => "EVALUATOR",
+            Self::Guardrail => "GUARDRAIL",
+        }
+    }
+
+    /// Parses Langfuse's name.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "span" => Self::Span,
+            "chain" => Self::Chain,
+            "agent" => Self::Agent,
+            "tool" => Self::Tool,
+            "generation" => Self::Generation,
+            "retriever" => Self::Retriever,
+            "embedding" => Self::Embedding,
+            "evaluator" => Self::Evaluator,
+            "guardrail" => Self::Guardrail,
+            _ => return None,
+        })
+    }
+}
+
+/// The default Langfuse host when only keys are set.
+pub const LANGFUSE_DEFAULT_HOST: &str = "https://cloud.langfuse.com";
+
+/// Keys whose values are replaced by `"[REDACTED]"` in recorded inputs and
+/// outputs unless the config says otherwise. Matched case-insensitively
+/// against JSON object keys.
+pub const DEFAULT_REDACT_KEYS: [&str; 6] = ["api_key", "apikey", "authorization", "password", "secret", "token"];
+
+/// Targets whose spans and events are never recorded: the exporter's own
+/// transport stack. Recording them would feed the exporter's traffic back
+/// into the traces it exports.
+pub const DEFAULT_EXCLUDED_TARGETS: [&str; 7] =
+    ["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry"];
+
+/// Tracing configuration. Build one with [`TracingConfig::builder`] or
+/// [`TracingConfig::from_env`]; install it with [`TracingConfig::init`] or
+/// [`TracingConfig::layer`].
+#[derive(Debug, Clone)]
+pub struct TracingConfig {
+    pub(crate) record: RecordSettings,
+    pub(crate) trace: TraceAttributes,
+    pub(crate) sampler: Sampler,
+    pub(crate) exporters: Vec<ExporterKind>,
+    pub(crate) otlp: OtlpSettings,
+    pub(crate) langfuse: LangfuseSettings,
+    pub(crate) batch: BatchSettings,
+    pub(crate) observation_types: BTreeMap<String, ObservationType>,
+    pub(crate) excluded_targets: Vec<String>,
+    pub(crate) disabled: bool,
+}
+
+/// What is recorded on spans.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordSettings {
+    pub(crate) inputs: bool,
+    pub(crate) outputs: bool,
+    pub(crate) errors: bool,
+    pub(crate) prep: bool,
+    pub(crate) exec: bool,
+    pub(crate) post: bool,
+    pub(crate) async_lifecycle: bool,
+    pub(crate) async_context: bool,
+    pub(crate) concurrent_flows: bool,
+    pub(crate) async_error_recovery: bool,
+    pub(crate) performance_monitoring: bool,
+    pub(crate) debug: bool,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) redact_keys: Vec<String>,
+    pub(crate) max_events_per_span: usize,
+}
+
+/// Trace-wide attributes: Langfuse wants them on every span.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TraceAttributes {
+    pub(crate) session_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) release: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) resource: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OtlpSettings {
+    /// The full traces URL (already with `/v1/traces` for HTTP).
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Protocol,
+    pub(crate) headers: Vec<(String, Secret)>,
+    pub(crate) timeout: Duration,
+    pub(crate) gzip: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LangfuseSettings {
+    pub(crate) public_key: Option<String>,
+    pub(crate) secret_key: Option<Secret>,
+    pub(crate) host: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct BatchSettings {
+    pub(crate) max_queue_size: usize,
+    pub(crate) max_export_batch_size: usize,
+    pub(crate) scheduled_delay: Duration,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl TracingConfig {
+    /// A builder with nothing set: [`TracingConfigBuilder::build`] gives the
+    /// defaults, [`TracingConfigBuilder::from_env`] reads the environment for
+    /// what the code left unset.
+    pub fn builder() -> TracingConfigBuilder {
+        TracingConfigBuilder::default()
+    }
+
+    /// The config described by the environment variables (see
+    /// `docs/configuration.md`), defaults for the rest.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable whose value is invalid.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().from_env()
+    }
+
+    /// The exporters this config sends to, in order.
+    pub fn exporters(&self) -> &[ExporterKind] {
+        &self.exporters
+    }
+
+    /// The OTLP protocol used when the `otlp` exporter is on.
+    pub fn protocol(&self) -> Protocol {
+        self.otlp.protocol
+    }
+
+    /// The full URL OTLP spans are sent to (`…/v1/traces` for HTTP), if set.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp.endpoint.as_deref()
+    }
+
+    /// The URL the `langfuse` exporter posts to.
+    pub fn langfuse_endpoint(&self) -> String {
+        format!("{}/api/public/otel/v1/traces", self.langfuse.host.trim_end_matches('/'))
+    }
+
+    /// The session id put on every span, if any.
+    pub fn session_id(&self) -> Option<&str> {
+        self.trace.session_id.as_deref()
+    }
+
+    /// The user id put on every span, if any.
+    pub fn user_id(&self) -> Option<&str> {
+        self.trace.user_id.as_deref()
+    }
+
+    /// The sampler.
+    pub fn sampler(&self) -> Sampler {
+        self.sampler
+    }
+
+    /// Whether tracing is off altogether (`OTEL_SDK_DISABLED=true`).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+}
+
+impl Default for TracingConfig {
+    /// The defaults: record everything, console exporter.
+    fn default() -> Self {
+        // Without environment, `build` has nothing that can fail.
+        TracingConfigBuilder::default().resolve(&|_| None).unwrap_or_else(|_| Self::fallback())
+    }
+}
+
+impl TracingConfig {
+    fn fallback() -> Self {
+        Self {
+            record: RecordSettings::default(),
+            trace: TraceAttributes::default(),
+            sampler: Sampler::AlwaysOn,
+            exporters: vec![ExporterKind::Console],
+            otlp: OtlpSettings {
+                endpoint: None,
+                protocol: Protocol::Grpc,
+                headers: Vec::new(),
+                timeout: DEFAULT_EXPORT_TIMEOUT,
+                gzip: false,
+            },
+            langfuse: LangfuseSettings { public_key: None, secret_key: None, host: LANGFUSE_DEFAULT_HOST.to_owned() },
+            batch: BatchSettings::default(),
+            observation_types: BTreeMap::new(),
+            excluded_targets: DEFAULT_EXCLUDED_TARGETS.iter().map(|t| (*t).to_owned()).collect(),
+            disabled: false,
+        }
+    }
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        Self {
+            inputs: true,
+            outputs: true,
+            errors: true,
+            prep: true,
+            exec: true,
+            post: true,
+            async_lifecycle: true,
+            async_context: true,
+            concurrent_flows: true,
+            async_error_recovery: true,
+            performance_monitoring: false,
+            debug: false,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            redact_keys: DEFAULT_REDACT_KEYS.iter().map(|k| (*k).to_owned()).collect(),
+            max_events_per_span: DEFAULT_MAX_EVENTS_PER_SPAN,
+        }
+    }
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_millis(1000),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Default cap on a recorded input or output, in bytes of JSON.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Default cap on events kept per span; the rest are counted as dropped.
+pub const DEFAULT_MAX_EVENTS_PER_SPAN: usize = 128;
+/// Default deadline of one export call.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds a [`TracingConfig`]. Every setter records a value set in code; a
+/// value set in code beats the environment in
+/// [`from_env`](TracingConfigBuilder::from_env).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct TracingConfigBuilder {
+    pub(crate) trace_inputs: Option<bool>,
+    pub(crate) trace_outputs: Option<bool>,
+    pub(crate) trace_errors: Option<bool>,
+    pub(crate) trace_prep: Option<bool>,
+    pub(crate) trace_exec: Option<bool>,
+    pub(crate) trace_post: Option<bool>,
+    pub(crate) trace_async_lifecycle: Option<bool>,
+    pub(crate) trace_async_context: Option<bool>,
+    pub(crate) trace_concurrent_flows: Option<bool>,
+    pub(crate) async_error_recovery: Option<bool>,
+    pub(crate) performance_monitoring: Option<bool>,
+    pub(crate) debug: Option<bool>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) release: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) metadata: Option<BTreeMap<String, String>>,
+    pub(crate) resource: Option<Vec<(String, String)>>,
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) max_payload_bytes: Option<usize>,
+    pub(crate) redact_keys: Option<Vec<String>>,
+    pub(crate) max_events_per_span: Option<usize>,
+    pub(crate) exporters: Option<Vec<ExporterKind>>,
+    pub(crate) otlp_endpoint: Option<String>,
+    pub(crate) otlp_traces_endpoint: Option<String>,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) otlp_headers: Option<Vec<(String, Secret)>>,
+    pub(crate) export_timeout: Option<Duration>,
+    pub(crate) otlp_gzip: Option<bool>,
+    pub(crate) langfuse_public_key: Option<String>,
+    pub(crate) langfuse_secret_key: Option<Secret>,
+    pub(crate) langfuse_host: Option<String>,
+    pub(crate) max_queue_size: Option<usize>,
+    pub(crate) max_export_batch_size: Option<usize>,
+    pub(crate) scheduled_delay: Option<Duration>,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) observation_types: BTreeMap<String, ObservationType>,
+    pub(crate) excluded_targets: Option<Vec<String>>,
+    pub(crate) disabled: Option<bool>,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = Some(value);
+            self
+        }
+    )*};
+}
+
+macro_rules! string_setters {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<String>) -> Self {
+            self.$name = Some(value.into());
+            self
+        }
+    )*};
+}
+
+impl TracingConfigBuilder {
+    setters! {
+        /// Record inputs (`input` fields) as `langfuse.observation.input` and
+        /// `input.value`. Default on; `POCKETFLOW_TRACE_INPUTS`.
+        trace_inputs: bool;
+        /// Record outputs. Default on; `POCKETFLOW_TRACE_OUTPUTS`.
+        trace_outputs: bool;
+        /// Record error messages and `exception` events. A failed span keeps
+        /// its ERROR status either way. Default on; `POCKETFLOW_TRACE_ERRORS`.
+        trace_errors: bool;
+        /// Record `prep` spans. Default on; `POCKETFLOW_TRACE_PREP`.
+        trace_prep: bool;
+        /// Record `exec` and `fallback` spans. Default on; `POCKETFLOW_TRACE_EXEC`.
+        trace_exec: bool;
+        /// Record `post` spans. Default on; `POCKETFLOW_TRACE_POST`.
+        trace_post: bool;
+        /// Record lifecycle transitions (`pocketflow.lifecycle` events).
+        /// Default on; `POCKETFLOW_TRACE_ASYNC_LIFECYCLE`.
+        trace_async_lifecycle: bool;
+        /// Async context propagation. Default on; `POCKETFLOW_TRACE_ASYNC_CONTEXT`.
+        trace_async_context: bool;
+        /// Concurrent flow tracking. Default on; `POCKETFLOW_TRACE_CONCURRENT_FLOWS`.
+        trace_concurrent_flows: bool;
+        /// Async error recovery. Default on; `POCKETFLOW_ASYNC_ERROR_RECOVERY`.
+        async_error_recovery: bool;
+        /// Performance monitoring. Default off; `POCKETFLOW_PERFORMANCE_MONITORING`.
+        performance_monitoring: bool;
+        /// Print export diagnostics on stderr. Default off; `POCKETFLOW_TRACING_DEBUG`.
+        debug: bool;
+        /// Trace-wide tags (`langfuse.trace.tags`). `POCKETFLOW_TAGS` (comma list).
+        tags: Vec<String>;
+        /// Trace-wide metadata (`langfuse.trace.metadata.<key>`).
+        /// `POCKETFLOW_METADATA` (`k=v,k2=v2`).
+        metadata: BTreeMap<String, String>;
+        /// Extra resource attributes. `OTEL_RESOURCE_ATTRIBUTES`.
+        resource: Vec<(String, String)>;
+        /// Which traces to keep. `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`.
+        sampler: Sampler;
+        /// Cap on a recorded input or output, in bytes; longer values are cut
+        /// and marked. Default 64 KiB; `POCKETFLOW_MAX_PAYLOAD_BYTES`.
+        max_payload_bytes: usize;
+        /// JSON keys whose values are redacted in inputs and outputs
+        /// (case-insensitive). Default [`DEFAULT_REDACT_KEYS`];
+        /// `POCKETFLOW_REDACT_KEYS` (comma list, empty for none).
+        redact_keys: Vec<String>;
+        /// Cap on events kept per span. Default 128; `POCKETFLOW_MAX_EVENTS_PER_SPAN`.
+        max_events_per_span: usize;
+        /// Exporters, in order. Default: chosen from what is configured
+        /// (see `docs/configuration.md`); `POCKETFLOW_TRACING_EXPORTER`.
+        exporters: Vec<ExporterKind>;
+        /// OTLP protocol. Default gRPC; `OTEL_EXPORTER_OTLP_PROTOCOL`.
+        protocol: Protocol;
+        /// Headers sent with every OTLP export. `OTEL_EXPORTER_OTLP_HEADERS`.
+        otlp_headers: Vec<(String, Secret)>;
+        /// Deadline of one export, retries included. Default 10 s;
+        /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms).
+        export_timeout: Duration;
+        /// gzip OTLP requests. Default off (Langfuse: always on);
+        /// `OTEL_EXPORTER_OTLP_COMPRESSION`.
+        otlp_gzip: bool;
+        /// Langfuse secret key. `LANGFUSE_SECRET_KEY`.
+        langfuse_secret_key: Secret;
+        /// Spans buffered before new ones are dropped. Default 2048; `OTEL_BSP_MAX_QUEUE_SIZE`.
+        max_queue_size: usize;
+        /// Spans per export. Default 512; `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
+        max_export_batch_size: usize;
+        /// Longest wait before a partial batch is exported. Default 1 s;
+        /// `OTEL_BSP_SCHEDULE_DELAY` (ms).
+        scheduled_delay: Duration;
+        /// How long shutdown waits for the last exports. Default 5 s.
+        shutdown_timeout: Duration;
+        /// Targets never recorded. Default [`DEFAULT_EXCLUDED_TARGETS`].
+        excluded_targets: Vec<String>;
+        /// Turn tracing off: nothing is recorded or exported. `OTEL_SDK_DISABLED`.
+        disabled: bool;
+    }
+
+    string_setters! {
+        /// Session id on every span (`langfuse.session.id`, `session.id`).
+        /// `POCKETFLOW_SESSION_ID`.
+        session_id;
+        /// User id on every span (`langfuse.user.id`, `user.id`). `POCKETFLOW_USER_ID`.
+        user_id;
+        /// `service.name`. Default `pocketflow`; `OTEL_SERVICE_NAME`.
+        service_name;
+        /// Deployment environment (`langfuse.environment`,
+        /// `deployment.environment.name`). `POCKETFLOW_ENVIRONMENT`, `LANGFUSE_TRACING_ENVIRONMENT`.
+        environment;
+        /// Release (`langfuse.release`). `POCKETFLOW_RELEASE`, `LANGFUSE_RELEASE`.
+        release;
+        /// Version (`langfuse.version`, `service.version`). `POCKETFLOW_VERSION`.
+        version;
+        /// OTLP base endpoint; `/v1/traces` is appended for HTTP.
+        /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+        otlp_endpoint;
+        /// OTLP traces endpoint, used as given. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+        otlp_traces_endpoint;
+        /// Langfuse public key. `LANGFUSE_PUBLIC_KEY`.
+        langfuse_public_key;
+        /// Langfuse host. Default `https://cloud.langfuse.com`;
+        /// `LANGFUSE_HOST` or `LANGFUSE_BASE_URL`.
+        langfuse_host;
+    }
+
+    /// Adds one trace-wide metadata entry.
+    pub fn metadata_entry(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.get_or_insert_with(BTreeMap::new).insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds one trace-wide tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.get_or_insert_with(Vec::new).push(tag.into());
+        self
+    }
+
+    /// Records flows or nodes with this `name` as `observation_type` in
+    /// Langfuse (for example a node that calls a tool as
+    /// [`ObservationType::Tool`], a flow that plans as [`ObservationType::Agent`]).
+    pub fn observation_type(mut self, name: impl Into<String>, observation_type: ObservationType) -> Self {
+        self.observation_types.insert(name.into(), observation_type);
+        self
+    }
+
+    /// The config from the values set in code and defaults; the environment
+    /// is not read.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when a value set in code is invalid (a sampling
+    /// ratio outside 0..=1, an endpoint that is not a URL, a zero queue size).
+    pub fn build(self) -> Result<TracingConfig, ConfigError> {
+        self.resolve(&|_| None)
+    }
+
+    /// The config from the values set in code, the environment for what the
+    /// code left unset, and defaults for the rest.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid variable or value.
+    pub fn from_env(self) -> Result<TracingConfig, ConfigError> {
+        self.resolve(&|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables from `vars`
+    /// instead of the process environment (for tests and for configs kept
+    /// in a file).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid variable or value.
+    pub fn from_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<TracingConfig, ConfigError>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: BTreeMap<String, String> = vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self.resolve(&|name| vars.get(name).cloned())
+    }
+
+    pub(crate) fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<TracingConfig, ConfigError> {
+        crate::env::resolve(self, env)
+    }
+}

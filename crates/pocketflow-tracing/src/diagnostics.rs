@@ -1,0 +1,15 @@
+//! The crate's own diagnostics: one line on stderr each, with a stable name
+//! (`pocketflow_tracing.export_failed`, `.queue_full`, `.shutdown`,
+//! `.flush_failed`, `.shutdown_failed`, and `.exported` in debug mode).
+//!
+//! They are written directly rather than emitted as `tracing` events: most
+//! come from the export thread, which runs with no subscriber so that the
+//! transport's own telemetry cannot feed back into the traces.
+
+pub(crate) fn warn(name: &str, message: &str) {
+    eprintln!("{}.{name}: {message}", crate::DIAGNOSTICS_TARGET);
+}
+
+pub(crate) fn info(name: &str, message: &str) {
+    eprintln!("{}.{name}: {message}", crate::DIAGNOSTICS_TARGET);
+}

@@ -1,0 +1,685 @@
+//! Resolving a [`TracingConfigBuilder`] into a [`TracingConfig`]: a value set
+//! in code wins, then the environment, then the defaults.
+//!
+//! Variables are read in a fixed order (the order of the table in
+//! `docs/configuration.md`) and the first invalid one is reported. A variable
+//! whose setting was made in code is not read at all. Every value is trimmed,
+//! and a blank value counts as unset (except `POCKETFLOW_REDACT_KEYS`, where
+//! a blank value means "redact nothing").
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::{
+    BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, ExporterKind, LANGFUSE_DEFAULT_HOST,
+    LangfuseSettings, OtlpSettings, Protocol, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig,
+    TracingConfigBuilder,
+};
+use crate::error::ConfigError;
+
+/// The service name when neither code nor the environment names one.
+const DEFAULT_SERVICE_NAME: &str = "pocketflow";
+/// The OTLP endpoints used when the `otlp` exporter is on and none is set.
+const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+/// What an error shows instead of a value that may carry credentials.
+const HIDDEN: &str = "***";
+
+const EXPECTED_BOOL: &str = "true or false";
+const EXPECTED_POSITIVE: &str = "a positive integer";
+const EXPECTED_MILLIS: &str = "a positive integer (milliseconds)";
+const EXPECTED_URL: &str = "an http:// or https:// URL";
+const EXPECTED_PAIRS: &str = "comma-separated key=value pairs with percent-encoded values (%2C for a comma)";
+const EXPECTED_METADATA: &str = "comma-separated key=value pairs";
+const EXPECTED_EXPORTERS: &str =
+    "a comma-separated list of console, otlp, langfuse, or none alone (for example \"console,otlp\")";
+const EXPECTED_SAMPLER: &str = "one of always_on, always_off, traceidratio, parentbased_always_on, \
+     parentbased_always_off, parentbased_traceidratio (jaeger_remote is not supported)";
+const EXPECTED_RATIO: &str = "a number from 0 to 1";
+const EXPECTED_PROTOCOL: &str = "grpc or http/protobuf";
+const EXPECTED_PROTOCOL_NO_JSON: &str = "grpc or http/protobuf (http/json is not supported: use http/protobuf)";
+const EXPECTED_COMPRESSION: &str = "gzip or none";
+
+/// Resolves `builder` against `env` (a variable lookup, `None` when unset).
+pub(crate) fn resolve(
+    builder: TracingConfigBuilder,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<TracingConfig, ConfigError> {
+    let vars = Vars(env);
+    let mut b = builder;
+    let requested = requested_exporters(b.exporters.take(), &vars)?;
+    let disabled = or_env(b.disabled, || vars.bool("OTEL_SDK_DISABLED"))?.unwrap_or(false);
+    let record = record_settings(&b, &vars)?;
+    let excluded_targets = or_env(b.excluded_targets.take(), || Ok(vars.list("POCKETFLOW_TRACING_EXCLUDED_TARGETS")))?
+        .unwrap_or_else(|| owned(&DEFAULT_EXCLUDED_TARGETS));
+    let trace = trace_attributes(&b, &vars)?;
+    let sampler = sampler(b.sampler, &vars)?;
+    let mut otlp = otlp_settings(&b, &vars)?;
+    let langfuse = langfuse_settings(&b, &vars)?;
+    let batch = batch_settings(&b, &vars)?;
+    let exporters = if disabled { vec![ExporterKind::None] } else { choose_exporters(requested, &otlp, &langfuse)? };
+    if exporters.contains(&ExporterKind::Otlp) && otlp.endpoint.is_none() {
+        otlp.endpoint = Some(default_endpoint(otlp.protocol).to_owned());
+    }
+    Ok(TracingConfig {
+        record,
+        trace,
+        sampler,
+        exporters,
+        otlp,
+        langfuse,
+        batch,
+        observation_types: b.observation_types,
+        excluded_targets,
+        disabled,
+    })
+}
+
+/// The environment, read through the lookup given to [`resolve`].
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    /// The trimmed value of `var`, or `None` when it is unset or blank.
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty())
+    }
+
+    /// The first of `vars` that is set, with its name.
+    fn first(&self, vars: &[&'static str]) -> Option<(&'static str, String)> {
+        vars.iter().find_map(|var| self.get(var).map(|value| (*var, value)))
+    }
+
+    fn first_string(&self, vars: &[&'static str]) -> Option<String> {
+        self.first(vars).map(|(_, value)| value)
+    }
+
+    fn bool(&self, var: &str) -> Result<Option<bool>, ConfigError> {
+        self.get(var).map(|value| parse_bool(&value).ok_or_else(|| invalid(var, &value, EXPECTED_BOOL))).transpose()
+    }
+
+    /// A `usize` greater than zero.
+    fn positive(&self, var: &str) -> Result<Option<usize>, ConfigError> {
+        self.get(var)
+            .map(|value| parse_positive(&value).ok_or_else(|| invalid(var, &value, EXPECTED_POSITIVE)))
+            .transpose()
+    }
+
+    /// A positive number of milliseconds, from the first of `vars` that is set.
+    fn millis(&self, vars: &[&'static str]) -> Result<Option<Duration>, ConfigError> {
+        self.first(vars)
+            .map(|(var, value)| {
+                let millis = parse_positive(&value).and_then(|n| u64::try_from(n).ok());
+                millis.map(Duration::from_millis).ok_or_else(|| invalid(var, &value, EXPECTED_MILLIS))
+            })
+            .transpose()
+    }
+
+    /// A comma-separated list, items trimmed, empty items dropped.
+    fn list(&self, var: &str) -> Option<Vec<String>> {
+        self.get(var).map(|value| split_list(&value))
+    }
+
+    /// An `http://` or `https://` URL.
+    fn url(&self, var: &str) -> Result<Option<String>, ConfigError> {
+        self.get(var)
+            .map(|value| if is_http_url(&value) { Ok(value) } else { Err(invalid(var, &value, EXPECTED_URL)) })
+            .transpose()
+    }
+
+    /// `k=v,k2=v2` with percent-encoded values; `secret` hides the value in
+    /// errors.
+    fn pairs(&self, var: &str, secret: bool) -> Result<Option<Vec<(String, String)>>, ConfigError> {
+        self.get(var)
+            .map(|value| {
+                parse_pairs(&value, true)
+                    .ok_or_else(|| invalid(var, if secret { HIDDEN } else { &value }, EXPECTED_PAIRS))
+            })
+            .transpose()
+    }
+}
+
+/// The value set in code if any; otherwise what `read` finds in the
+/// environment (which is not read at all when the code set the value).
+fn or_env<T>(code: Option<T>, read: impl FnOnce() -> Result<Option<T>, ConfigError>) -> Result<Option<T>, ConfigError> {
+    match code {
+        Some(value) => Ok(Some(value)),
+        None => read(),
+    }
+}
+
+fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::InvalidVar { var: var.to_owned(), value: value.to_owned(), expected: expected.to_owned() }
+}
+
+fn invalid_setting(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+fn owned(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+fn record_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<RecordSettings, ConfigError> {
+    let d = RecordSettings::default();
+    let flag = |code: Option<bool>, var: &str, default: bool| -> Result<bool, ConfigError> {
+        Ok(or_env(code, || vars.bool(var))?.unwrap_or(default))
+    };
+    Ok(RecordSettings {
+        inputs: flag(b.trace_inputs, "POCKETFLOW_TRACE_INPUTS", d.inputs)?,
+        outputs: flag(b.trace_outputs, "POCKETFLOW_TRACE_OUTPUTS", d.outputs)?,
+        errors: flag(b.trace_errors, "POCKETFLOW_TRACE_ERRORS", d.errors)?,
+        prep: flag(b.trace_prep, "POCKETFLOW_TRACE_PREP", d.prep)?,
+        exec: flag(b.trace_exec, "POCKETFLOW_TRACE_EXEC", d.exec)?,
+        post: flag(b.trace_post, "POCKETFLOW_TRACE_POST", d.post)?,
+        async_lifecycle: flag(b.trace_async_lifecycle, "POCKETFLOW_TRACE_ASYNC_LIFECYCLE", d.async_lifecycle)?,
+        async_context: flag(b.trace_async_context, "POCKETFLOW_TRACE_ASYNC_CONTEXT", d.async_context)?,
+        concurrent_flows: flag(b.trace_concurrent_flows, "POCKETFLOW_TRACE_CONCURRENT_FLOWS", d.concurrent_flows)?,
+        async_error_recovery: flag(b.async_error_recovery, "POCKETFLOW_ASYNC_ERROR_RECOVERY", d.async_error_recovery)?,
+        performance_monitoring: flag(
+            b.performance_monitoring,
+            "POCKETFLOW_PERFORMANCE_MONITORING",
+            d.performance_monitoring,
+        )?,
+        debug: flag(b.debug, "POCKETFLOW_TRACING_DEBUG", d.debug)?,
+        max_payload_bytes: or_env(b.max_payload_bytes, || vars.positive("POCKETFLOW_MAX_PAYLOAD_BYTES"))?
+            .unwrap_or(d.max_payload_bytes),
+        max_events_per_span: or_env(b.max_events_per_span, || vars.positive("POCKETFLOW_MAX_EVENTS_PER_SPAN"))?
+            .unwrap_or(d.max_events_per_span),
+        redact_keys: b.redact_keys.clone().or_else(|| redact_keys(vars)).unwrap_or(d.redact_keys),
+    })
+}
+
+/// `POCKETFLOW_REDACT_KEYS`: unlike other variables, set-but-blank means
+/// "redact nothing" rather than unset.
+fn redact_keys(vars: &Vars<'_>) -> Option<Vec<String>> {
+    (vars.0)("POCKETFLOW_REDACT_KEYS").map(|value| split_list(&value))
+}
+
+fn trace_attributes(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<TraceAttributes, ConfigError> {
+    let session_id = b.session_id.clone().or_else(|| vars.get("POCKETFLOW_SESSION_ID"));
+    let user_id = b.user_id.clone().or_else(|| vars.get("POCKETFLOW_USER_ID"));
+    let service_name = b.service_name.clone().or_else(|| vars.get("OTEL_SERVICE_NAME"));
+    let mut resource =
+        or_env(b.resource.clone(), || vars.pairs("OTEL_RESOURCE_ATTRIBUTES", false))?.unwrap_or_default();
+    let resource_service_name = take_service_name(&mut resource);
+    let environment = b
+        .environment
+        .clone()
+        .or_else(|| vars.first_string(&["POCKETFLOW_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"]));
+    let release = b.release.clone().or_else(|| vars.first_string(&["POCKETFLOW_RELEASE", "LANGFUSE_RELEASE"]));
+    let version = b.version.clone().or_else(|| vars.get("POCKETFLOW_VERSION"));
+    let tags = b.tags.clone().or_else(|| vars.list("POCKETFLOW_TAGS")).unwrap_or_default();
+    let metadata = or_env(b.metadata.clone(), || metadata(vars))?.unwrap_or_default();
+    Ok(TraceAttributes {
+        session_id,
+        user_id,
+        service_name: Some(service_name.or(resource_service_name).unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned())),
+        environment,
+        release,
+        version,
+        tags,
+        metadata,
+        resource: dedup_last_wins(resource),
+    })
+}
+
+/// Removes every `service.name` from `resource` and returns the last one:
+/// the service name lives in [`TraceAttributes::service_name`] only.
+fn take_service_name(resource: &mut Vec<(String, String)>) -> Option<String> {
+    let mut found = None;
+    resource.retain(|(key, value)| {
+        let is_service_name = key == "service.name";
+        if is_service_name {
+            found = Some(value.clone());
+        }
+        !is_service_name
+    });
+    found
+}
+
+/// `POCKETFLOW_METADATA`: `k=v` pairs, values taken as written.
+fn metadata(vars: &Vars<'_>) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+    const VAR: &str = "POCKETFLOW_METADATA";
+    vars.get(VAR)
+        .map(|value| {
+            let pairs = parse_pairs(&value, false).ok_or_else(|| invalid(VAR, &value, EXPECTED_METADATA))?;
+            Ok(pairs.into_iter().collect())
+        })
+        .transpose()
+}
+
+fn sampler(code: Option<Sampler>, vars: &Vars<'_>) -> Result<Sampler, ConfigError> {
+    const VAR: &str = "OTEL_TRACES_SAMPLER";
+    if let Some(sampler) = code {
+        return check_sampler(sampler);
+    }
+    let Some(value) = vars.get(VAR) else {
+        return Ok(Sampler::AlwaysOn);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "always_on" | "parentbased_always_on" => Ok(Sampler::AlwaysOn),
+        "always_off" | "parentbased_always_off" => Ok(Sampler::AlwaysOff),
+        "traceidratio" | "parentbased_traceidratio" => Ok(Sampler::TraceIdRatio(sampler_ratio(vars)?)),
+        _ => Err(invalid(VAR, &value, EXPECTED_SAMPLER)),
+    }
+}
+
+/// `OTEL_TRACES_SAMPLER_ARG`, 1.0 when unset.
+fn sampler_ratio(vars: &Vars<'_>) -> Result<f64, ConfigError> {
+    const VAR: &str = "OTEL_TRACES_SAMPLER_ARG";
+    let Some(value) = vars.get(VAR) else {
+        return Ok(1.0);
+    };
+    value.parse::<f64>().ok().filter(|ratio| is_ratio(*ratio)).ok_or_else(|| invalid(VAR, &value, EXPECTED_RATIO))
+}
+
+fn check_sampler(sampler: Sampler) -> Result<Sampler, ConfigError> {
+    match sampler {
+        Sampler::TraceIdRatio(ratio) if !is_ratio(ratio) => {
+            Err(invalid_setting("sampler", format!("the ratio {ratio} is not a number from 0 to 1")))
+        }
+        sampler => Ok(sampler),
+    }
+}
+
+/// Whether `ratio` is in 0..=1 (NaN is not).
+fn is_ratio(ratio: f64) -> bool {
+    (0.0..=1.0).contains(&ratio)
+}
+
+fn otlp_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<OtlpSettings, ConfigError> {
+    let protocol = or_env(b.protocol, || protocol(vars))?.unwrap_or_default();
+    let endpoint = otlp_endpoint(b, vars, protocol)?;
+    let headers = or_env(b.otlp_headers.clone(), || headers(vars))?.unwrap_or_default();
+    let timeout = match b.export_timeout {
+        Some(timeout) => Some(check_nonzero_duration("export_timeout", timeout)?),
+        None => vars.millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?,
+    };
+    let gzip = or_env(b.otlp_gzip, || compression(vars))?.unwrap_or(false);
+    Ok(OtlpSettings { endpoint, protocol, headers, timeout: timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT), gzip })
+}
+
+fn protocol(vars: &Vars<'_>) -> Result<Option<Protocol>, ConfigError> {
+    vars.first(&["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"])
+        .map(|(var, value)| match value.to_ascii_lowercase().as_str() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Err(invalid(var, &value, EXPECTED_PROTOCOL_NO_JSON)),
+            _ => Err(invalid(var, &value, EXPECTED_PROTOCOL)),
+        })
+        .transpose()
+}
+
+/// The full traces URL: a traces endpoint is used as given, a base endpoint
+/// gets `/v1/traces` for HTTP. Code beats the environment.
+fn otlp_endpoint(b: &TracingConfigBuilder, vars: &Vars<'_>, protocol: Protocol) -> Result<Option<String>, ConfigError> {
+    if let Some(url) = &b.otlp_traces_endpoint {
+        return check_url("otlp_traces_endpoint", url).map(Some);
+    }
+    if let Some(url) = &b.otlp_endpoint {
+        return check_url("otlp_endpoint", url).map(|url| Some(traces_url(&url, protocol)));
+    }
+    if let Some(url) = vars.url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")? {
+        return Ok(Some(url));
+    }
+    Ok(vars.url("OTEL_EXPORTER_OTLP_ENDPOINT")?.map(|url| traces_url(&url, protocol)))
+}
+
+/// A base endpoint's traces URL: `/v1/traces` appended for HTTP (without a
+/// double slash), as given for gRPC.
+fn traces_url(base: &str, protocol: Protocol) -> String {
+    match protocol {
+        Protocol::Grpc => base.to_owned(),
+        Protocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+    }
+}
+
+fn default_endpoint(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Grpc => DEFAULT_GRPC_ENDPOINT,
+        Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT,
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS`,
+/// which wins per header name (compared case-insensitively).
+fn headers(vars: &Vars<'_>) -> Result<Option<Vec<(String, Secret)>>, ConfigError> {
+    let general = vars.pairs("OTEL_EXPORTER_OTLP_HEADERS", true)?;
+    let traces = vars.pairs("OTEL_EXPORTER_OTLP_TRACES_HEADERS", true)?;
+    if general.is_none() && traces.is_none() {
+        return Ok(None);
+    }
+    let mut headers: Vec<(String, Secret)> = Vec::new();
+    for (name, value) in general.into_iter().flatten().chain(traces.into_iter().flatten()) {
+        match headers.iter_mut().find(|(existing, _)| existing.eq_ignore_ascii_case(&name)) {
+            Some(slot) => slot.1 = Secret::new(value),
+            None => headers.push((name, Secret::new(value))),
+        }
+    }
+    Ok(Some(headers))
+}
+
+fn compression(vars: &Vars<'_>) -> Result<Option<bool>, ConfigError> {
+    vars.first(&["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"])
+        .map(|(var, value)| match value.to_ascii_lowercase().as_str() {
+            "gzip" => Ok(true),
+            "none" => Ok(false),
+            _ => Err(invalid(var, &value, EXPECTED_COMPRESSION)),
+        })
+        .transpose()
+}
+
+fn langfuse_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<LangfuseSettings, ConfigError> {
+    let public_key = b.langfuse_public_key.clone().or_else(|| vars.get("LANGFUSE_PUBLIC_KEY"));
+    let secret_key = b.langfuse_secret_key.clone().or_else(|| vars.get("LANGFUSE_SECRET_KEY").map(Secret::new));
+    let host = match &b.langfuse_host {
+        Some(host) => Some(check_url("langfuse_host", host)?),
+        None => match vars.url("LANGFUSE_HOST")? {
+            Some(host) => Some(host),
+            None => vars.url("LANGFUSE_BASE_URL")?,
+        },
+    };
+    let host = host.as_deref().unwrap_or(LANGFUSE_DEFAULT_HOST).trim_end_matches('/').to_owned();
+    Ok(LangfuseSettings { public_key, secret_key, host })
+}
+
+fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSettings, ConfigError> {
+    let d = BatchSettings::default();
+    let max_queue_size = positive_setting(b.max_queue_size, "max_queue_size", vars, "OTEL_BSP_MAX_QUEUE_SIZE")?
+        .unwrap_or(d.max_queue_size);
+    let max_export_batch_size =
+        positive_setting(b.max_export_batch_size, "max_export_batch_size", vars, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")?
+            .unwrap_or(d.max_export_batch_size);
+    let scheduled_delay = match b.scheduled_delay {
+        Some(delay) => Some(check_nonzero_duration("scheduled_delay", delay)?),
+        None => vars.millis(&["OTEL_BSP_SCHEDULE_DELAY"])?,
+    };
+    Ok(BatchSettings {
+        max_queue_size,
+        max_export_batch_size: max_export_batch_size.min(max_queue_size),
+        scheduled_delay: scheduled_delay.unwrap_or(d.scheduled_delay),
+        shutdown_timeout: b.shutdown_timeout.unwrap_or(d.shutdown_timeout),
+    })
+}
+
+/// A count set in code (zero is an error) or read from `var`.
+fn positive_setting(
+    code: Option<usize>,
+    setting: &'static str,
+    vars: &Vars<'_>,
+    var: &str,
+) -> Result<Option<usize>, ConfigError> {
+    match code {
+        Some(0) => Err(invalid_setting(setting, "must be greater than zero")),
+        Some(n) => Ok(Some(n)),
+        None => vars.positive(var),
+    }
+}
+
+fn check_nonzero_duration(setting: &'static str, duration: Duration) -> Result<Duration, ConfigError> {
+    if duration.is_zero() { Err(invalid_setting(setting, "must be greater than zero")) } else { Ok(duration) }
+}
+
+fn check_url(setting: &'static str, url: &str) -> Result<String, ConfigError> {
+    if is_http_url(url) {
+        Ok(url.to_owned())
+    } else {
+        Err(invalid_setting(setting, format!("{url:?} is not an http:// or https:// URL")))
+    }
+}
+
+/// The exporters asked for in code or `POCKETFLOW_TRACING_EXPORTER`; `None`
+/// lets [`choose_exporters`] pick.
+fn requested_exporters(
+    code: Option<Vec<ExporterKind>>,
+    vars: &Vars<'_>,
+) -> Result<Option<Vec<ExporterKind>>, ConfigError> {
+    if let Some(kinds) = code {
+        let kinds = dedup(kinds);
+        return if none_misused(&kinds) {
+            Err(invalid_setting("exporters", "the list must not be empty, and ExporterKind::None must be alone"))
+        } else {
+            Ok(Some(kinds))
+        };
+    }
+    vars.get("POCKETFLOW_TRACING_EXPORTER").map(|value| parse_exporters(&value)).transpose()
+}
+
+fn parse_exporters(value: &str) -> Result<Vec<ExporterKind>, ConfigError> {
+    const VAR: &str = "POCKETFLOW_TRACING_EXPORTER";
+    let mut kinds = Vec::new();
+    for name in split_list(value) {
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "console" => ExporterKind::Console,
+            "otlp" => ExporterKind::Otlp,
+            "langfuse" => ExporterKind::Langfuse,
+            "none" => ExporterKind::None,
+            _ => return Err(invalid(VAR, value, EXPECTED_EXPORTERS)),
+        };
+        kinds.push(kind);
+    }
+    let kinds = dedup(kinds);
+    if none_misused(&kinds) { Err(invalid(VAR, value, EXPECTED_EXPORTERS)) } else { Ok(kinds) }
+}
+
+/// An empty list, or `None` together with real exporters.
+fn none_misused(kinds: &[ExporterKind]) -> bool {
+    kinds.is_empty() || (kinds.len() > 1 && kinds.contains(&ExporterKind::None))
+}
+
+fn dedup(kinds: Vec<ExporterKind>) -> Vec<ExporterKind> {
+    let mut unique = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        if !unique.contains(&kind) {
+            unique.push(kind);
+        }
+    }
+    unique
+}
+
+/// The requested exporters, or the automatic choice (an OTLP endpoint →
+/// `otlp`; both Langfuse keys → `langfuse`; otherwise `console`). Langfuse
+/// needs both keys.
+fn choose_exporters(
+    requested: Option<Vec<ExporterKind>>,
+    otlp: &OtlpSettings,
+    langfuse: &LangfuseSettings,
+) -> Result<Vec<ExporterKind>, ConfigError> {
+    let has_keys = langfuse.public_key.is_some() && langfuse.secret_key.is_some();
+    let exporters = requested.unwrap_or_else(|| {
+        vec![if otlp.endpoint.is_some() {
+            ExporterKind::Otlp
+        } else if has_keys {
+            ExporterKind::Langfuse
+        } else {
+            ExporterKind::Console
+        }]
+    });
+    if exporters.contains(&ExporterKind::Langfuse) {
+        if langfuse.public_key.is_none() {
+            return Err(ConfigError::MissingLangfuseKey { missing: "LANGFUSE_PUBLIC_KEY" });
+        }
+        if langfuse.secret_key.is_none() {
+            return Err(ConfigError::MissingLangfuseKey { missing: "LANGFUSE_SECRET_KEY" });
+        }
+    }
+    Ok(exporters)
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_positive(value: &str) -> Option<usize> {
+    value.parse::<usize>().ok().filter(|n| *n > 0)
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+}
+
+/// `k=v,k2=v2`: keys and values trimmed, empty items skipped, values
+/// percent-decoded when `decode`. `None` when an item has no `=`, a key is
+/// empty, or a value is not valid percent-encoding.
+fn parse_pairs(value: &str, decode: bool) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (key, value) = item.split_once('=')?;
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return None;
+        }
+        let value = if decode { percent_decode(value)? } else { value.to_owned() };
+        pairs.push((key.to_owned(), value));
+    }
+    Some(pairs)
+}
+
+/// Keeps one entry per key, at its first position, with its last value.
+fn dedup_last_wins(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match unique.iter_mut().find(|(existing, _)| *existing == key) {
+            Some(slot) => slot.1 = value,
+            None => unique.push((key, value)),
+        }
+    }
+    unique
+}
+
+/// Decodes `%XX` escapes (as `OTEL_RESOURCE_ATTRIBUTES` and
+/// `OTEL_EXPORTER_OTLP_HEADERS` values use). `None` for a `%` not followed
+/// by two hex digits, or bytes that are not UTF-8. `+` is kept as is.
+fn percent_decode(value: &str) -> Option<String> {
+    let mut decoded = Vec::with_capacity(value.len());
+    let mut bytes = value.bytes();
+    while let Some(byte) = bytes.next() {
+        if byte == b'%' {
+            let high = hex_digit(bytes.next()?)?;
+            let low = hex_digit(bytes.next()?)?;
+            decoded.push(high << 4 | low);
+        } else {
+            decoded.push(byte);
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte).to_digit(16).and_then(|digit| u8::try_from(digit).ok())
+}
+
+/// Whether `url` starts with `http://` or `https://` (any case) followed by
+/// a host.
+fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    ["http://", "https://"]
+        .iter()
+        .filter_map(|scheme| lower.strip_prefix(scheme))
+        .any(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace))
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn resolve_vars(vars: &[(&str, &str)]) -> Result<TracingConfig, ConfigError> {
+        let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        resolve(TracingConfigBuilder::default(), &|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Cb%3Dc%20d").as_deref(), Some("a,b=c d"));
+        assert_eq!(percent_decode("%e2%9C%93").as_deref(), Some("\u{2713}"));
+        assert_eq!(percent_decode("plain+text").as_deref(), Some("plain+text"));
+        assert_eq!(percent_decode("100%"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn each_record_flag_lands_in_its_field() {
+        type Field = fn(&RecordSettings) -> bool;
+        let flags: [(&str, Field); 12] = [
+            ("POCKETFLOW_TRACE_INPUTS", |r| r.inputs),
+            ("POCKETFLOW_TRACE_OUTPUTS", |r| r.outputs),
+            ("POCKETFLOW_TRACE_ERRORS", |r| r.errors),
+            ("POCKETFLOW_TRACE_PREP", |r| r.prep),
+            ("POCKETFLOW_TRACE_EXEC", |r| r.exec),
+            ("POCKETFLOW_TRACE_POST", |r| r.post),
+            ("POCKETFLOW_TRACE_ASYNC_LIFECYCLE", |r| r.async_lifecycle),
+            ("POCKETFLOW_TRACE_ASYNC_CONTEXT", |r| r.async_context),
+            ("POCKETFLOW_TRACE_CONCURRENT_FLOWS", |r| r.concurrent_flows),
+            ("POCKETFLOW_ASYNC_ERROR_RECOVERY", |r| r.async_error_recovery),
+            ("POCKETFLOW_PERFORMANCE_MONITORING", |r| r.performance_monitoring),
+            ("POCKETFLOW_TRACING_DEBUG", |r| r.debug),
+        ];
+        for (var, field) in flags {
+            for (value, expected) in [("true", true), (" Off ", false), ("YES", true), ("0", false)] {
+                let config = resolve_vars(&[(var, value)]);
+                assert_eq!(config.as_ref().map(|c| field(&c.record)), Ok(expected), "{var}={value}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_lists_and_maps() {
+        let config = resolve_vars(&[
+            ("POCKETFLOW_MAX_PAYLOAD_BYTES", "100"),
+            ("POCKETFLOW_MAX_EVENTS_PER_SPAN", "7"),
+            ("POCKETFLOW_REDACT_KEYS", "ssn, card ,,"),
+            ("POCKETFLOW_TRACING_EXCLUDED_TARGETS", "noisy"),
+            ("POCKETFLOW_TAGS", " a, ,b "),
+            ("POCKETFLOW_METADATA", "team=core, tier = gold"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=billing,host.name=a%2Cb,host.name=c"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Basic%20abc,x-a=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "X-A=2"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+        ]);
+        let c = config.expect("valid variables");
+        assert_eq!((c.record.max_payload_bytes, c.record.max_events_per_span), (100, 7));
+        assert_eq!(c.record.redact_keys, ["ssn", "card"]);
+        assert_eq!(c.excluded_targets, ["noisy"]);
+        assert_eq!(c.trace.tags, ["a", "b"]);
+        assert_eq!(c.trace.metadata.get("tier").map(String::as_str), Some("gold"));
+        assert_eq!(c.trace.service_name.as_deref(), Some("billing"));
+        assert_eq!(c.trace.resource, [("host.name".to_owned(), "c".to_owned())]);
+        let headers: Vec<(&str, &str)> = c.otlp.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(headers, [("authorization", "Basic abc"), ("x-a", "2")]);
+        assert_eq!((c.otlp.timeout, c.otlp.gzip), (Duration::from_millis(2500), true));
+        assert_eq!((c.batch.max_queue_size, c.batch.max_export_batch_size), (100, 100));
+        assert_eq!(c.batch.scheduled_delay, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn service_name_sources() {
+        let name = |vars: &[(&str, &str)]| resolve_vars(vars).expect("valid variables").trace.service_name;
+        let resource = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-resource,team=a");
+        assert_eq!(name(&[]).as_deref(), Some("pocketflow"));
+        assert_eq!(name(&[resource]).as_deref(), Some("from-resource"));
+        assert_eq!(name(&[resource, ("OTEL_SERVICE_NAME", "svc")]).as_deref(), Some("svc"));
+        let config = resolve_vars(&[resource, ("OTEL_SERVICE_NAME", "svc")]).expect("valid variables");
+        assert_eq!(config.trace.resource, [("team".to_owned(), "a".to_owned())], "service.name is lifted out");
+    }
+
+    #[test]
+    fn defaults_and_blank_redact_keys() {
+        let c = resolve_vars(&[("POCKETFLOW_REDACT_KEYS", "")]).expect("valid variables");
+        assert!(c.record.redact_keys.is_empty());
+        assert_eq!(c.trace.service_name.as_deref(), Some("pocketflow"));
+        assert_eq!(c.excluded_targets.len(), DEFAULT_EXCLUDED_TARGETS.len());
+        assert_eq!(c.otlp.timeout, DEFAULT_EXPORT_TIMEOUT);
+        assert_eq!(c.batch.max_export_batch_size, 512);
+    }
+}

@@ -1,0 +1,399 @@
+//! [`PocketflowLayer`]: records the engine's spans, and any span opened
+//! inside them, and hands each closed span to the export thread.
+//!
+//! The work done on the application's thread is kept small: ids, a
+//! timestamp, the field values as they are recorded, and a non-blocking
+//! send. Mapping to OpenTelemetry, redaction and export run on the export
+//! thread ([`crate::pipeline`]).
+//!
+//! Safeguards taken from `tracing-opentelemetry`'s history: field values are
+//! formatted before any span's extensions are locked (a user's `Display` or
+//! `Serialize` may itself emit events), nothing calls into the exporter from
+//! a callback, events per span are capped, and the exporter's transport
+//! crates are never recorded.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use pocketflow::telemetry::{TARGET, event_names};
+
+use crate::config::{Sampler, TracingConfig};
+use crate::pipeline::SpanSink;
+use crate::record::{FieldPolicy, FieldRecorder, Fields, FinishedSpan, RecordedEvent, SpanRecord, SpanRole, TraceInfo};
+
+/// Warnings emitted outside any span (wiring warnings, raised while a flow
+/// is built) wait here, per thread, for the next trace that starts on it.
+const MAX_PENDING_EVENTS: usize = 16;
+
+thread_local! {
+    static PENDING: RefCell<Vec<RecordedEvent>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The `tracing_subscriber` layer that turns flow runs into traces.
+///
+/// Get one from [`TracingConfig::layer`] (with its [`crate::TracingGuard`]),
+/// or let [`crate::init`] install it. It composes with other layers on a
+/// `Registry`:
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+///
+/// # fn main() -> Result<(), pocketflow_tracing::TracingError> {
+/// let (layer, guard) = pocketflow_tracing::TracingConfig::from_env()?.layer()?;
+/// tracing_subscriber::registry().with(layer).init();
+/// // ... run flows ...
+/// let report = guard.shutdown();
+/// eprintln!("{report}");
+/// # Ok(()) }
+/// ```
+///
+/// What it records: every `flow` and `node` span of the engine (a flow or
+/// node run with no recorded ancestor starts a new trace), their phase
+/// spans, and any other span opened inside them, such as a user's
+/// `#[instrument]` function called from `exec`. Spans outside any flow are
+/// not recorded, so a flow started inside, say, an HTTP request span is the
+/// root of its own trace, as Langfuse needs.
+#[derive(Debug, Clone)]
+pub struct PocketflowLayer {
+    state: Arc<LayerState>,
+}
+
+#[derive(Debug)]
+struct LayerState {
+    /// False when tracing is disabled: every callback returns at once.
+    active: bool,
+    sink: SpanSink,
+    policy: FieldPolicy,
+    prep: bool,
+    exec: bool,
+    post: bool,
+    lifecycle: bool,
+    max_events: usize,
+    sampler: Sampler,
+    excluded: Vec<String>,
+    ids: RandomIdGenerator,
+}
+
+/// What the layer keeps in a span's extensions.
+#[derive(Debug)]
+enum SpanState {
+    Recorded(SpanRecord),
+    /// In a trace but not recorded (a phase switched off): its children
+    /// attach to the nearest recorded ancestor.
+    Inside {
+        trace: Arc<TraceInfo>,
+        span_id: SpanId,
+    },
+    /// In a trace the sampler dropped.
+    Unsampled,
+}
+
+/// Where a new span hangs.
+enum Parent {
+    Trace { trace: Arc<TraceInfo>, span_id: SpanId },
+    Unsampled,
+    None,
+}
+
+impl PocketflowLayer {
+    pub(crate) fn new(config: &TracingConfig, sink: SpanSink) -> Self {
+        let record = &config.record;
+        Self {
+            state: Arc::new(LayerState {
+                active: !config.disabled,
+                sink,
+                policy: FieldPolicy {
+                    inputs: record.inputs,
+                    outputs: record.outputs,
+                    errors: record.errors,
+                    max_payload_bytes: record.max_payload_bytes,
+                },
+                prep: record.prep,
+                exec: record.exec,
+                post: record.post,
+                lifecycle: record.async_lifecycle,
+                max_events: record.max_events_per_span,
+                sampler: config.sampler,
+                excluded: config.excluded_targets.clone(),
+                ids: RandomIdGenerator::default(),
+            }),
+        }
+    }
+}
+
+impl LayerState {
+    fn excluded(&self, target: &str) -> bool {
+        self.excluded.iter().any(|prefix| {
+            target.starts_with(prefix.as_str())
+                && (target.len() == prefix.len() || target.as_bytes().get(prefix.len()) == Some(&b':'))
+        })
+    }
+
+    fn sampled(&self, trace_id: TraceId) -> bool {
+        match self.sampler {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            Sampler::TraceIdRatio(ratio) => {
+                // As the OpenTelemetry SDK does: compare the low 63 bits of
+                // the (random) trace id with the ratio.
+                let low = u64::from_be_bytes(low_bytes(trace_id)) >> 1;
+                (low as f64) < ratio * (1u64 << 63) as f64
+            }
+        }
+    }
+
+    fn recorder(&self) -> FieldRecorder<'_> {
+        FieldRecorder { fields: Fields::default(), policy: &self.policy }
+    }
+
+    fn role_recorded(&self, role: SpanRole) -> bool {
+        match role {
+            SpanRole::Prep => self.prep,
+            SpanRole::Exec | SpanRole::Fallback => self.exec,
+            SpanRole::Post => self.post,
+            _ => true,
+        }
+    }
+}
+
+fn low_bytes(trace_id: TraceId) -> [u8; 8] {
+    let bytes = trace_id.to_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    low
+}
+
+/// The nearest ancestor with a state, and what it says.
+fn parent_of<S>(span: &SpanRef<'_, S>) -> Parent
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut next = span.parent();
+    while let Some(ancestor) = next {
+        if let Some(state) = ancestor.extensions().get::<SpanState>() {
+            return match state {
+                SpanState::Recorded(record) => {
+                    Parent::Trace { trace: Arc::clone(&record.trace), span_id: record.span_id }
+                }
+                SpanState::Inside { trace, span_id } => Parent::Trace { trace: Arc::clone(trace), span_id: *span_id },
+                SpanState::Unsampled => Parent::Unsampled,
+            };
+        }
+        next = ancestor.parent();
+    }
+    Parent::None
+}
+
+/// Runs `f` on the nearest recorded span, starting at `span` itself.
+/// Returns `None` when no span up the tree is recorded (or the trace is
+/// unsampled).
+fn with_nearest_record<S, R>(span: SpanRef<'_, S>, f: impl FnOnce(&mut SpanRecord) -> R) -> Option<R>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut next = Some(span);
+    while let Some(current) = next {
+        let mut extensions = current.extensions_mut();
+        match extensions.get_mut::<SpanState>() {
+            Some(SpanState::Recorded(record)) => return Some(f(record)),
+            Some(SpanState::Unsampled) => return None,
+            Some(SpanState::Inside { .. }) | None => {}
+        }
+        drop(extensions);
+        next = current.parent();
+    }
+    None
+}
+
+/// Whether `span` or an ancestor is recorded (read locks only).
+fn in_recorded_trace<S>(span: &SpanRef<'_, S>) -> bool
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    if let Some(state) = span.extensions().get::<SpanState>() {
+        return !matches!(state, SpanState::Unsampled);
+    }
+    matches!(parent_of(span), Parent::Trace { .. })
+}
+
+impl<S> tracing_subscriber::Layer<S> for PocketflowLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let state = &*self.state;
+        let meta = attrs.metadata();
+        if !state.active || state.excluded(meta.target()) {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let role = SpanRole::of(meta);
+        let parent = parent_of(&span);
+        let (trace, parent_id) = match parent {
+            Parent::Unsampled => {
+                span.extensions_mut().insert(SpanState::Unsampled);
+                return;
+            }
+            Parent::Trace { trace, span_id } => (Some(trace), span_id),
+            // A user's span outside any flow is not ours to record.
+            Parent::None if role == SpanRole::User => return,
+            Parent::None => (None, SpanId::INVALID),
+        };
+        if let Some(trace) = &trace
+            && !state.role_recorded(role)
+        {
+            span.extensions_mut().insert(SpanState::Inside { trace: Arc::clone(trace), span_id: parent_id });
+            return;
+        }
+
+        // Format the fields before taking any lock.
+        let mut recorder = state.recorder();
+        attrs.record(&mut recorder);
+        let fields = recorder.fields;
+        let start = SystemTime::now();
+
+        let (trace, root_events) = match trace {
+            Some(trace) => (trace, Vec::new()),
+            None => {
+                let trace_id = state.ids.new_trace_id();
+                if !state.sampled(trace_id) {
+                    span.extensions_mut().insert(SpanState::Unsampled);
+                    return;
+                }
+                let name = fields.str("name").unwrap_or(meta.name()).to_owned();
+                let pending = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+                (Arc::new(TraceInfo { trace_id, name }), pending)
+            }
+        };
+
+        if role == SpanRole::Fallback
+            && let Some(parent) = span.parent()
+        {
+            let attempt = fields.get("attempt").cloned();
+            with_nearest_record(parent, |node| {
+                let mut event_fields = Fields::default();
+                if let Some(attempt) = attempt {
+                    event_fields.set("attempt", attempt);
+                }
+                push_event(
+                    node,
+                    RecordedEvent {
+                        name: "pocketflow.fallback".to_owned(),
+                        time: start,
+                        level: Level::WARN,
+                        fields: event_fields,
+                    },
+                    state.max_events,
+                );
+            });
+        }
+
+        let record = SpanRecord {
+            trace,
+            span_id: state.ids.new_span_id(),
+            parent_id,
+            role,
+            name: meta.name(),
+            target: meta.target(),
+            start,
+            fields,
+            events: root_events,
+            dropped_events: 0,
+            error_event: None,
+        };
+        span.extensions_mut().insert(SpanState::Recorded(record));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if !matches!(span.extensions().get::<SpanState>(), Some(SpanState::Recorded(_))) {
+            return;
+        }
+        let mut recorder = self.state.recorder();
+        values.record(&mut recorder);
+        let fields = recorder.fields;
+        if let Some(SpanState::Recorded(record)) = span.extensions_mut().get_mut::<SpanState>() {
+            record.fields.merge(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let state = &*self.state;
+        let meta = event.metadata();
+        if !state.active || state.excluded(meta.target()) || meta.target() == crate::DIAGNOSTICS_TARGET {
+            return;
+        }
+        let engine_event = meta.target() == TARGET;
+        if engine_event && !state.lifecycle && meta.name() == event_names::LIFECYCLE {
+            return;
+        }
+        let span = ctx.event_span(event);
+        let in_trace = span.as_ref().is_some_and(in_recorded_trace);
+        let parked_warning = !in_trace && engine_event && meta.name() == event_names::WARNING;
+        if !in_trace && !parked_warning {
+            return;
+        }
+
+        let mut recorder = state.recorder();
+        event.record(&mut recorder);
+        let mut fields = recorder.fields;
+        let name = if engine_event {
+            meta.name().to_owned()
+        } else {
+            match fields.0.iter().position(|(name, _)| *name == "message") {
+                Some(index) => fields.0.remove(index).1.to_string(),
+                None => meta.name().to_owned(),
+            }
+        };
+        let recorded = RecordedEvent { name, time: SystemTime::now(), level: *meta.level(), fields };
+
+        match span {
+            Some(span) if in_trace => {
+                let max_events = state.max_events;
+                with_nearest_record(span, |record| {
+                    if recorded.level == Level::ERROR
+                        && matches!(record.role, SpanRole::User | SpanRole::Generation)
+                        && record.error_event.is_none()
+                    {
+                        let message = match recorded.fields.get("error") {
+                            Some(error) => error.to_string(),
+                            None => recorded.name.clone(),
+                        };
+                        record.error_event = Some(message);
+                    }
+                    push_event(record, recorded, max_events);
+                });
+            }
+            _ => PENDING.with(|pending| {
+                let mut pending = pending.borrow_mut();
+                if pending.len() < MAX_PENDING_EVENTS {
+                    pending.push(recorded);
+                }
+            }),
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let removed = span.extensions_mut().remove::<SpanState>();
+        if let Some(SpanState::Recorded(record)) = removed {
+            self.state.sink.send(FinishedSpan { record, end: SystemTime::now() });
+        }
+    }
+}
+
+fn push_event(record: &mut SpanRecord, event: RecordedEvent, max_events: usize) {
+    if record.events.len() < max_events {
+        record.events.push(event);
+    } else {
+        record.dropped_events = record.dropped_events.saturating_add(1);
+    }
+}

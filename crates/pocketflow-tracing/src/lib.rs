@@ -1,0 +1,167 @@
+//! OpenTelemetry tracing for [`pocketflow`] flows: every flow run becomes a
+//! trace, every node a span with its phases nested under it, and the trace
+//! goes to Langfuse, to any OTLP collector or backend (Jaeger, Phoenix,
+//! Tempo…), or, with nothing configured, to your terminal.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Reads the environment (see below); with nothing set, prints each
+//! // finished trace as a tree on stderr.
+//! let tracing = pocketflow_tracing::init()?;
+//!
+//! // ... build and run flows ...
+//!
+//! // Flushes what is queued and says what happened to it.
+//! eprintln!("{}", tracing.shutdown());
+//! # Ok(()) }
+//! ```
+//!
+//! Where the traces go depends on the environment (`docs/configuration.md`
+//! lists every variable):
+//!
+//! | set | exporter |
+//! |---|---|
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` (and `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` or `http/protobuf`) | OTLP to that collector or backend |
+//! | `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY` (and `LANGFUSE_HOST`) | straight to Langfuse |
+//! | nothing | a tree of each trace on stderr |
+//! | `POCKETFLOW_TRACING_EXPORTER=console,otlp` | exactly those |
+//!
+//! # With other layers
+//!
+//! [`TracingConfig::layer`] gives the layer and its guard, to compose with
+//! `fmt`, filters, or your own layers on a `Registry`:
+//!
+//! ```no_run
+//! use pocketflow_tracing::TracingConfig;
+//! use tracing_subscriber::prelude::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (layer, guard) = TracingConfig::builder()
+//!     .session_id("chat-42")
+//!     .user_id("ada")
+//!     .tag("triage")
+//!     .from_env()?           // code beats the environment
+//!     .layer()?;
+//! tracing_subscriber::registry().with(layer).init();
+//! # drop(guard); Ok(()) }
+//! ```
+//!
+//! # What is recorded
+//!
+//! The engine's spans (`flow`, `node`, `prep`, `exec`, `fallback`, `post`,
+//! `item`; see `docs/span-schema.md`) and any span opened inside them, such
+//! as your own `#[instrument]` function called from `exec`, nested under the
+//! node that called it. Each span carries the attributes Langfuse reads:
+//! `langfuse.trace.name` and the trace-wide session, user, tags, metadata,
+//! environment and release; `langfuse.observation.type` (`chain` for flows,
+//! `span` for nodes, `generation` for [`Generation`]s); inputs and outputs as
+//! JSON in `langfuse.observation.input`/`output`. The same spans carry
+//! OpenInference's `openinference.span.kind` and `input.value`/`output.value`,
+//! so Phoenix reads them too. Errors set the span status to ERROR and add an
+//! `exception` event; retries, fallbacks and lifecycle transitions are span
+//! events.
+//!
+//! # What it costs, and what it never does
+//!
+//! On the application's threads the layer records ids, timestamps and field
+//! values, and hands each closed span to a bounded queue without blocking.
+//! Mapping, redaction and export run on a dedicated thread with its own
+//! runtime, so a slow or absent collector never slows a node (spans are
+//! dropped and counted when the queue is full), [`TracingGuard::shutdown`]
+//! works from any runtime flavour, and the exporter's own HTTP/gRPC
+//! telemetry never lands in your traces.
+
+mod config;
+mod diagnostics;
+mod env;
+mod error;
+mod exporter;
+mod generation;
+mod layer;
+mod mapping;
+mod pipeline;
+mod record;
+
+use opentelemetry_sdk::trace::SpanExporter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+pub use config::{
+    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_REDACT_KEYS, ExporterKind, LANGFUSE_DEFAULT_HOST, ObservationType, Protocol, Sampler, Secret,
+    TracingConfig, TracingConfigBuilder,
+};
+pub use error::{ConfigError, TracingError};
+pub use exporter::{ConsoleExporter, LangfuseExporter};
+pub use generation::{Generation, TARGET as GENERATION_TARGET};
+pub use layer::PocketflowLayer;
+pub use mapping::SCOPE_NAME;
+pub use pipeline::{ExportStats, ShutdownReport, TracingGuard};
+
+/// The target (and name prefix) of this crate's own diagnostics; the layer
+/// never records events with it.
+pub const DIAGNOSTICS_TARGET: &str = "pocketflow_tracing";
+
+/// Reads the config from the environment and installs the layer as the
+/// global subscriber. Keep the guard until the program ends.
+///
+/// # Errors
+/// [`TracingError::Config`] naming an invalid variable,
+/// [`TracingError::Exporter`], or [`TracingError::AlreadyInstalled`] when a
+/// global subscriber exists (add [`TracingConfig::layer`] to it instead).
+pub fn init() -> Result<TracingGuard, TracingError> {
+    TracingConfig::from_env()?.init()
+}
+
+impl TracingConfig {
+    /// The layer and the guard of its export thread, for a subscriber you
+    /// assemble yourself.
+    ///
+    /// # Errors
+    /// [`TracingError::Exporter`] when an exporter cannot be built (a
+    /// missing Langfuse key, an invalid header), [`TracingError::Thread`].
+    pub fn layer(self) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
+        let config = self.clone();
+        self.start(move || exporter::ExporterSet::from_config(&config))
+    }
+
+    /// Like [`layer`](Self::layer), sending to `exporter` instead of the
+    /// configured exporters: any OpenTelemetry `SpanExporter` works.
+    ///
+    /// # Errors
+    /// [`TracingError::Thread`] when the export thread cannot start.
+    pub fn layer_with_exporter(
+        self,
+        exporter: impl SpanExporter + 'static,
+    ) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
+        self.start(move || {
+            let mut set = exporter::ExporterSet::default();
+            set.push("custom", exporter);
+            Ok(set)
+        })
+    }
+
+    /// Installs the layer alone as the global subscriber.
+    ///
+    /// # Errors
+    /// As [`layer`](Self::layer), or [`TracingError::AlreadyInstalled`].
+    pub fn init(self) -> Result<TracingGuard, TracingError> {
+        let (layer, guard) = self.layer()?;
+        tracing_subscriber::registry().with(layer).try_init().map_err(|_| TracingError::AlreadyInstalled)?;
+        Ok(guard)
+    }
+
+    fn start(
+        self,
+        build: impl FnOnce() -> Result<exporter::ExporterSet, TracingError> + Send + 'static,
+    ) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
+        if self.disabled {
+            return Ok((PocketflowLayer::new(&self, pipeline::SpanSink::disabled()), TracingGuard::disabled()));
+        }
+        let mapper = mapping::Mapper::new(&self);
+        let (sink, guard) = pipeline::start(&self.batch, mapper, self.record.debug, build)?;
+        Ok((PocketflowLayer::new(&self, sink), guard))
+    }
+}
