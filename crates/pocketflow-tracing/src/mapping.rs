@@ -235,10 +235,62 @@ impl Mapper {
                 redact_value(&mut value, &self.redact_keys);
                 serde_json::to_string(&value).unwrap_or(text)
             }
-            // Not JSON (or cut by the size cap): redacting would need a
-            // parse we cannot do, so the value is withheld rather than leaked.
-            Err(_) => format!("{REDACTED} (payload mentions a redacted key and is not valid JSON)"),
+            // Cut by the size cap (or not JSON at all): redact `"key": value`
+            // pairs in the text itself.
+            Err(_) => redact_text(&text, &self.redact_keys),
         }
+    }
+}
+
+/// Replaces the value after each `"key":` whose key is sensitive, in text
+/// that is not (or no longer) valid JSON. A string value is replaced up to
+/// its closing quote (or the end of the text), a scalar up to the next `,`
+/// or `}`.
+fn redact_text(text: &str, keys: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        let after_quote = &rest[start + 1..];
+        let Some(end) = after_quote.find('"') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let key = &after_quote[..end];
+        let after_key = &after_quote[end + 1..];
+        out.push('"');
+        out.push_str(key);
+        out.push('"');
+        let trimmed = after_key.trim_start();
+        if keys.iter().any(|k| k.eq_ignore_ascii_case(key)) && trimmed.starts_with(':') {
+            let value = trimmed[1..].trim_start();
+            out.push_str(":\"");
+            out.push_str(REDACTED);
+            out.push('"');
+            rest = skip_value(value);
+        } else {
+            rest = after_key;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text after the JSON value at the start of `value` (a string or a
+/// scalar), or an empty string when it runs to the end.
+fn skip_value(value: &str) -> &str {
+    if let Some(body) = value.strip_prefix('"') {
+        let mut escaped = false;
+        for (index, c) in body.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => return &body[index + 1..],
+                _ => escaped = false,
+            }
+        }
+        ""
+    } else {
+        value.find([',', '}']).map_or("", |end| &value[end..])
     }
 }
 

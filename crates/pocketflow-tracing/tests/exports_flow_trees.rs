@@ -1,0 +1,496 @@
+//! A flow run arrives at a real OTLP receiver (gRPC, HTTP/protobuf, or as
+//! Langfuse expects it) as one trace: the flow at the root, nodes under it,
+//! phases under them, with the Langfuse and OpenInference attributes on every
+//! span.
+//!
+//! Each test installs the layer with `with_default` (thread-local) and runs a
+//! sync flow, so tests in this file run in parallel without sharing spans.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};
+use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedSpan, ReceivedTrace, StatusCode};
+use pocketflow_tracing::{
+    ConsoleExporter, ExporterKind, Generation, ObservationType, Protocol, TracingConfig, TracingConfigBuilder,
+    TracingGuard,
+};
+use tracing_subscriber::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+const OBSERVATION_TYPES: [&str; 9] =
+    ["span", "chain", "agent", "tool", "generation", "retriever", "embedding", "evaluator", "guardrail"];
+
+/// Reads `question`, answers it.
+struct Ask;
+
+impl Node for Ask {
+    type Prep = String;
+    type Exec = String;
+
+    fn prep(&self, _: &Ctx<'_>, shared: &SharedStore) -> Result<String, BoxError> {
+        Ok(shared.get("question")?)
+    }
+
+    fn exec(&self, _: &Ctx<'_>, question: &String) -> Result<String, BoxError> {
+        Ok(format!("answer to {question}"))
+    }
+
+    fn post(&self, _: &Ctx<'_>, shared: &SharedStore, _: String, answer: String) -> Result<Action, BoxError> {
+        shared.set("answer", answer)?;
+        Ok(Action::new("checked"))
+    }
+}
+
+/// Fails its first attempt, then succeeds.
+#[derive(Default)]
+struct Flaky;
+
+impl Node for Flaky {
+    type Prep = ();
+    type Exec = &'static str;
+
+    fn max_retries(&self) -> usize {
+        3
+    }
+
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn exec(&self, ctx: &Ctx<'_>, _: &()) -> Result<&'static str, BoxError> {
+        if ctx.attempt() == 0 { Err("model timed out".into()) } else { Ok("ok") }
+    }
+}
+
+/// Always fails, with no fallback.
+struct Broken;
+
+impl Node for Broken {
+    type Prep = ();
+    type Exec = ();
+
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        Err("disk on fire".into())
+    }
+}
+
+/// Calls a "model" through [`Generation`].
+struct CallModel;
+
+impl Node for CallModel {
+    type Prep = ();
+    type Exec = String;
+
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<String, BoxError> {
+        let generation = Generation::chat("openai", "gpt-4o-mini");
+        let _entered = generation.span().enter();
+        generation.record_input(&[("user", "hello")]);
+        generation.record_output("hi there");
+        generation.record_usage(12, 3);
+        Ok("hi there".to_owned())
+    }
+}
+
+fn pipeline() -> Flow {
+    let mut flow = Flow::named("Pipeline");
+    let ask = flow.start(Ask);
+    let flaky = flow.add(Flaky);
+    flow.link(ask.on("checked") >> flaky);
+    flow
+}
+
+fn store(question: &str) -> SharedStore {
+    let shared = SharedStore::new();
+    shared.set("question", question).unwrap();
+    shared
+}
+
+/// Runs `work` with the layer of `config` as this thread's subscriber and
+/// shuts the pipeline down after it.
+fn traced<R>(config: TracingConfig, work: impl FnOnce() -> R) -> (R, pocketflow_tracing::ShutdownReport) {
+    let (layer, guard) = config.layer().expect("layer");
+    run_with(layer, guard, work)
+}
+
+fn run_with<R>(
+    layer: pocketflow_tracing::PocketflowLayer,
+    guard: TracingGuard,
+    work: impl FnOnce() -> R,
+) -> (R, pocketflow_tracing::ShutdownReport) {
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let result = tracing::subscriber::with_default(subscriber, work);
+    (result, guard.shutdown())
+}
+
+fn otlp(receiver: &OtlpReceiver, protocol: Protocol) -> TracingConfigBuilder {
+    TracingConfig::builder()
+        .exporters(vec![ExporterKind::Otlp])
+        .protocol(protocol)
+        .otlp_endpoint(receiver.endpoint())
+        .scheduled_delay(Duration::from_millis(50))
+}
+
+fn span<'a>(trace: &'a ReceivedTrace, name: &str) -> &'a ReceivedSpan {
+    trace.spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no span {name} in\n{}", trace.tree()))
+}
+
+fn children_names(trace: &ReceivedTrace, parent: &ReceivedSpan) -> Vec<String> {
+    trace.children(&parent.span_id).iter().map(|s| s.name.clone()).collect()
+}
+
+/// The shape every exported flow trace must have.
+fn assert_well_formed(trace: &ReceivedTrace) {
+    let tree = trace.tree();
+    assert_eq!(trace.roots().len(), 1, "one root:\n{tree}");
+    assert!(trace.orphans().is_empty(), "no orphans:\n{tree}");
+    assert!(trace.depth() >= 3, "flow > node > phase:\n{tree}");
+    let root = trace.roots()[0];
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.attr_str("langfuse.trace.name"), Some(root.name.as_str()));
+    for span in &trace.spans {
+        let observation = span.attr_str("langfuse.observation.type").unwrap_or_default();
+        assert!(OBSERVATION_TYPES.contains(&observation), "{} has observation type {observation:?}", span.name);
+        assert!(span.attr_str("openinference.span.kind").is_some(), "{} has no openinference kind", span.name);
+        assert_eq!(span.attr_str("langfuse.trace.name"), Some(root.name.as_str()), "{}", span.name);
+        assert_eq!(span.scope_name, "pocketflow");
+    }
+}
+
+#[test]
+fn grpc_export_is_one_well_formed_trace_per_run() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc)
+        .session_id("session-7")
+        .user_id("ada")
+        .tag("support")
+        .metadata_entry("tenant", "acme")
+        .environment("staging")
+        .release("2026.11")
+        .build()
+        .unwrap();
+    let (results, report) = traced(config, || {
+        let flow = pipeline();
+        [flow.run(&store("one")), flow.run(&store("two"))]
+    });
+    for result in results {
+        assert_eq!(result.unwrap(), Action::NONE);
+    }
+    assert!(report.completed);
+    assert_eq!(report.stats.dropped, 0);
+
+    let spans = receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    assert_eq!(spans.len() as u64, report.stats.exported);
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 2, "one trace per run");
+
+    for (trace, question) in traces.iter().zip(["one", "two"]) {
+        assert_well_formed(trace);
+        let root = trace.roots()[0];
+        assert_eq!(root.name, "Pipeline");
+        assert_eq!(root.attr_str("langfuse.observation.type"), Some("chain"));
+        assert_eq!(root.attr_str("openinference.span.kind"), Some("CHAIN"));
+        assert_eq!(root.attr_str("pocketflow.flow.kind"), Some("Flow"));
+        let input: serde_json::Value =
+            serde_json::from_str(root.attr_str("langfuse.observation.input").unwrap()).unwrap();
+        assert_eq!(input["question"], question);
+        let output: serde_json::Value =
+            serde_json::from_str(root.attr_str("langfuse.observation.output").unwrap()).unwrap();
+        assert_eq!(output["answer"], format!("answer to {question}"));
+        assert_eq!(root.attr_str("input.value"), root.attr_str("langfuse.observation.input"));
+
+        assert_eq!(children_names(trace, root), ["Ask", "Flaky"]);
+        let ask = span(trace, "Ask");
+        assert_eq!(ask.attr_str("langfuse.observation.type"), Some("span"));
+        assert_eq!(ask.attr_str("pocketflow.action"), Some("checked"));
+        assert_eq!(children_names(trace, ask), ["prep", "exec", "post"]);
+
+        let flaky = span(trace, "Flaky");
+        assert_eq!(children_names(trace, flaky), ["prep", "exec", "exec", "post"]);
+        let execs = trace.children(&flaky.span_id);
+        let (first, second) = (execs[1], execs[2]);
+        assert_eq!(first.attr("pocketflow.attempt").and_then(|v| v.as_i64()), Some(0));
+        assert_eq!(first.status.code, StatusCode::Error);
+        assert_eq!(first.status.message, "model timed out");
+        assert!(first.events.iter().any(|e| e.name == "exception"
+            && e.attributes.get("exception.message").and_then(|v| v.as_str()) == Some("model timed out")));
+        assert!(first.events.iter().any(|e| e.name == "pocketflow.retry"), "retry event on the failed attempt");
+        assert_eq!(second.status.code, StatusCode::Unset);
+        assert_eq!(flaky.status.code, StatusCode::Unset, "a retried success is not a failed node");
+
+        for span in &trace.spans {
+            assert_eq!(span.attr_str("langfuse.session.id"), Some("session-7"), "{}", span.name);
+            assert_eq!(span.attr_str("session.id"), Some("session-7"));
+            assert_eq!(span.attr_str("langfuse.user.id"), Some("ada"));
+            assert_eq!(span.attr_str("user.id"), Some("ada"));
+            assert_eq!(span.attr_str("langfuse.trace.metadata.tenant"), Some("acme"));
+            assert_eq!(span.attr_str("langfuse.environment"), Some("staging"));
+            assert_eq!(span.attr_str("langfuse.release"), Some("2026.11"));
+            let tags = span.attr("langfuse.trace.tags").expect("tags");
+            assert!(format!("{tags:?}").contains("support"));
+            assert_eq!(span.resource.get("service.name").and_then(|v| v.as_str()), Some("pocketflow"));
+            assert_eq!(span.resource.get("deployment.environment.name").and_then(|v| v.as_str()), Some("staging"));
+        }
+        let lifecycle = root.events.iter().filter(|e| e.name == "pocketflow.lifecycle").count();
+        assert!(lifecycle > 0, "lifecycle events on the flow span");
+    }
+}
+
+#[test]
+fn http_protobuf_export_posts_to_v1_traces() {
+    let receiver = OtlpReceiver::http().unwrap();
+    let config = otlp(&receiver, Protocol::HttpProtobuf).build().unwrap();
+    assert_eq!(config.otlp_endpoint(), Some(format!("{}/v1/traces", receiver.endpoint()).as_str()));
+    let (result, report) = traced(config, || pipeline().run(&store("http")));
+    result.unwrap();
+    assert!(report.completed);
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+
+    let requests = receiver.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(request.path, "/v1/traces");
+        assert_eq!(request.content_type.as_deref(), Some("application/x-protobuf"));
+        assert_eq!(request.error, None);
+    }
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 1);
+    assert_well_formed(&traces[0]);
+    assert_eq!(traces[0].spans.len() as u64, report.stats.exported);
+}
+
+#[test]
+fn langfuse_exporter_posts_to_the_otel_route_with_basic_auth_and_ingestion_header() {
+    let receiver = OtlpReceiver::http().unwrap();
+    let config = TracingConfig::builder()
+        .scheduled_delay(Duration::from_millis(50))
+        .from_vars([
+            ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+            ("LANGFUSE_SECRET_KEY", "sk-lf-test"),
+            ("LANGFUSE_HOST", receiver.endpoint().as_str()),
+        ])
+        .unwrap();
+    assert_eq!(config.exporters(), [ExporterKind::Langfuse]);
+    assert!(!format!("{config:?}").contains("sk-lf-test"), "Debug never shows the secret");
+
+    let (result, report) = traced(config, || pipeline().run(&store("langfuse")));
+    result.unwrap();
+    assert!(report.completed, "{report}");
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+
+    let requests = receiver.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(request.path, "/api/public/otel/v1/traces");
+        // base64("pk-lf-test:sk-lf-test")
+        assert_eq!(
+            request.headers.get("authorization").map(String::as_str),
+            Some("Basic cGstbGYtdGVzdDpzay1sZi10ZXN0")
+        );
+        assert_eq!(request.headers.get("x-langfuse-ingestion-version").map(String::as_str), Some("4"));
+        assert_eq!(request.content_encoding.as_deref(), Some("gzip"));
+        assert_eq!(request.content_type.as_deref(), Some("application/x-protobuf"));
+    }
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 1);
+    assert_well_formed(&traces[0]);
+}
+
+#[test]
+fn a_failed_node_marks_its_spans_and_the_flow_as_errors() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).build().unwrap();
+    let (result, report) = traced(config, || {
+        let mut flow = Flow::named("Doomed");
+        let ask = flow.start(Ask);
+        let broken = flow.add(Broken);
+        flow.link(ask.on("checked") >> broken);
+        flow.run(&store("fail"))
+    });
+    assert!(result.is_err());
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 1);
+    let trace = &traces[0];
+    assert_well_formed(trace);
+    let broken = span(trace, "Broken");
+    let exec = trace.children(&broken.span_id).into_iter().find(|s| s.name == "exec").expect("Broken's exec");
+    for span in [span(trace, "Doomed"), broken, exec] {
+        assert_eq!(span.status.code, StatusCode::Error, "{}", span.name);
+        assert!(span.status.message.contains("disk on fire"), "{}: {}", span.name, span.status.message);
+        assert!(span.events.iter().any(|e| e.name == "exception"), "{} has an exception event", span.name);
+    }
+    let reported: Vec<&str> = trace
+        .spans
+        .iter()
+        .filter(|s| s.events.iter().any(|e| e.name == "pocketflow.error"))
+        .map(|s| s.name.as_str())
+        .collect();
+    // The default fallback re-raises: that is where the failure surfaces.
+    assert_eq!(reported, ["fallback"], "the failure is reported once, where it happened");
+    assert_eq!(span(trace, "Ask").status.code, StatusCode::Unset);
+}
+
+#[test]
+fn switches_leave_out_inputs_outputs_and_phases() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc)
+        .trace_inputs(false)
+        .trace_outputs(false)
+        .trace_prep(false)
+        .trace_post(false)
+        .trace_async_lifecycle(false)
+        .build()
+        .unwrap();
+    let (result, report) = traced(config, || pipeline().run(&store("quiet")));
+    result.unwrap();
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let trace = &receiver.traces()[0];
+    assert_eq!(trace.roots().len(), 1);
+    assert!(trace.orphans().is_empty(), "{}", trace.tree());
+    let names: BTreeSet<&str> = trace.spans.iter().map(|s| s.name.as_str()).collect();
+    assert!(!names.contains("prep") && !names.contains("post"), "{names:?}");
+    assert_eq!(children_names(trace, span(trace, "Ask")), ["exec"]);
+    for span in &trace.spans {
+        for key in ["langfuse.observation.input", "langfuse.observation.output", "input.value", "output.value"] {
+            assert!(span.attr(key).is_none(), "{} has {key}", span.name);
+        }
+        assert!(span.events.iter().all(|e| e.name != "pocketflow.lifecycle"));
+    }
+}
+
+#[test]
+fn sensitive_keys_are_redacted_and_big_payloads_cut() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).max_payload_bytes(200).build().unwrap();
+    let (result, report) = traced(config, || {
+        let shared = store("secret stuff");
+        shared.set("api_key", "sk-very-secret").unwrap();
+        shared.set("Password", "hunter2").unwrap();
+        let flow = pipeline();
+        let first = flow.run(&shared);
+        shared.set("essay", "x".repeat(1000)).unwrap();
+        first.and(flow.run(&shared))
+    });
+    result.unwrap();
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let spans = receiver.spans();
+    for span in &spans {
+        for (key, value) in &span.attributes {
+            let text = value.as_str().unwrap_or_default();
+            assert!(!text.contains("sk-very-secret") && !text.contains("hunter2"), "{} {key} leaks: {text}", span.name);
+            assert!(text.len() <= 200 + 64, "{} {key} is {} bytes", span.name, text.len());
+        }
+    }
+    let inputs: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_none())
+        .filter_map(|s| s.attr_str("langfuse.observation.input"))
+        .collect();
+    assert_eq!(inputs.len(), 2);
+    let (cut, whole): (Vec<&str>, Vec<&str>) = inputs.into_iter().partition(|input| input.contains("essay"));
+    let value: serde_json::Value = serde_json::from_str(whole[0]).expect("a redacted payload stays JSON");
+    assert_eq!(value["api_key"], "[REDACTED]");
+    assert_eq!(value["Password"], "[REDACTED]");
+    assert_eq!(value["question"], "secret stuff");
+    assert!(cut[0].contains("truncated") && cut[0].contains("\"api_key\":\"[REDACTED]\""), "{}", cut[0]);
+}
+
+#[test]
+fn generations_carry_gen_ai_attributes_and_configured_types_apply() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc)
+        .observation_type("Assistant", ObservationType::Agent)
+        .observation_type("CallModel", ObservationType::Tool)
+        .build()
+        .unwrap();
+    let (result, report) = traced(config, || {
+        let mut flow = Flow::named("Assistant");
+        flow.start(CallModel);
+        flow.run(&SharedStore::new())
+    });
+    result.unwrap();
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let trace = &receiver.traces()[0];
+    assert_well_formed(trace);
+    assert_eq!(span(trace, "Assistant").attr_str("langfuse.observation.type"), Some("agent"));
+    assert_eq!(span(trace, "Assistant").attr_str("openinference.span.kind"), Some("AGENT"));
+    assert_eq!(span(trace, "CallModel").attr_str("langfuse.observation.type"), Some("tool"));
+    let generation = span(trace, "chat gpt-4o-mini");
+    assert_eq!(trace.parent(generation).map(|p| p.name.as_str()), Some("exec"));
+    assert_eq!(generation.attr_str("langfuse.observation.type"), Some("generation"));
+    assert_eq!(generation.attr_str("openinference.span.kind"), Some("LLM"));
+    assert_eq!(generation.attr_str("gen_ai.operation.name"), Some("chat"));
+    assert_eq!(generation.attr_str("gen_ai.request.model"), Some("gpt-4o-mini"));
+    assert_eq!(generation.attr_str("gen_ai.provider.name"), Some("openai"));
+    assert_eq!(generation.attr("gen_ai.usage.input_tokens").and_then(|v| v.as_i64()), Some(12));
+    assert_eq!(generation.attr("gen_ai.usage.output_tokens").and_then(|v| v.as_i64()), Some(3));
+    assert_eq!(generation.attr_str("llm.model_name"), Some("gpt-4o-mini"));
+    assert_eq!(generation.attr_str("langfuse.observation.output"), Some("\"hi there\""));
+}
+
+#[test]
+fn wiring_warnings_raised_outside_any_span_land_on_the_next_trace() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).build().unwrap();
+    let (result, report) = traced(config, || {
+        let mut flow = Flow::named("Rewired");
+        let ask = flow.start(Ask);
+        let first = flow.add(Flaky);
+        let second = flow.add(Flaky);
+        flow.link(ask.on("checked") >> first);
+        flow.link(ask.on("checked") >> second);
+        flow.run(&store("rewired"))
+    });
+    result.unwrap();
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let trace = &receiver.traces()[0];
+    let root = trace.roots()[0];
+    let warning = root.events.iter().find(|e| e.name == "pocketflow.warning").expect("warning event on the root");
+    assert_eq!(warning.attributes.get("kind").and_then(|v| v.as_str()), Some("overwritten_successor"));
+}
+
+/// A `Write` the test can read back.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn console_exporter_prints_each_trace_as_a_tree() {
+    let buffer = Buffer::default();
+    let (layer, guard) =
+        TracingConfig::builder().build().unwrap().layer_with_exporter(ConsoleExporter::new(buffer.clone())).unwrap();
+    let (result, report) = run_with(layer, guard, || pipeline().run(&store("console")));
+    result.unwrap();
+    assert!(report.completed);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("trace ") && lines[0].contains("Pipeline"), "{text}");
+    assert!(lines[1].starts_with("Pipeline [chain]"), "{text}");
+    assert!(lines[2].starts_with("├─ Ask [span]") && lines[2].contains("→ \"checked\""), "{text}");
+    assert!(text.contains("│  ├─ exec #0") && text.contains("✗ model timed out"), "{text}");
+    assert!(text.contains("↻ retry: attempt 1 of 3 failed"), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("└─ Flaky [span]")), "{text}");
+    assert!(!text.contains("lifecycle") && !text.contains("running"), "lifecycle hidden by default:\n{text}");
+}
