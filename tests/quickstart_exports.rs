@@ -1,0 +1,128 @@
+//! The quickstart, run as a user runs it (the example binary, configured
+//! only by environment variables), exports its trace where the environment
+//! says: a tree on stderr with nothing set, OTLP/gRPC or OTLP/HTTP to a
+//! collector, or Langfuse's OTLP route with its auth and ingestion headers.
+//!
+//! `cargo test` builds the examples before running tests; this test runs the
+//! built `quickstart` binary against in-process OTLP receivers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedTrace};
+
+const OBSERVATION_TYPES: [&str; 9] =
+    ["span", "chain", "agent", "tool", "generation", "retriever", "embedding", "evaluator", "guardrail"];
+
+fn quickstart() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let debug = deps.parent().and_then(|d| d.parent()).unwrap();
+    let binary = debug.join("examples").join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run this through `cargo test`, which builds the examples",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs the quickstart with exactly `vars` as its tracing environment.
+fn run(vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(quickstart());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") || name.starts_with("LANGFUSE_") || name.starts_with("POCKETFLOW_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(vars.iter().copied());
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "quickstart failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn single_trace(receiver: &OtlpReceiver) -> ReceivedTrace {
+    // The quickstart shuts tracing down before it exits, so everything has
+    // arrived by now; the wait only covers the receiver's own bookkeeping.
+    receiver.wait_for_spans(usize::MAX, Duration::from_millis(200));
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 1, "one trace per run");
+    let trace = traces.into_iter().next().unwrap();
+    let tree = trace.tree();
+    assert_eq!(trace.roots().len(), 1, "{tree}");
+    assert_eq!(trace.roots()[0].parent_span_id, None);
+    assert_eq!(trace.roots()[0].name, "TicketTriage");
+    assert!(trace.orphans().is_empty(), "{tree}");
+    assert!(trace.depth() >= 3, "flow > node > phase:\n{tree}");
+    for span in &trace.spans {
+        let observation = span.attr_str("langfuse.observation.type").unwrap_or_default();
+        assert!(OBSERVATION_TYPES.contains(&observation), "{}: {observation:?}", span.name);
+    }
+    trace
+}
+
+#[test]
+fn with_no_environment_the_trace_tree_goes_to_stderr() {
+    let output = run(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TicketTriage [chain]"), "{stderr}");
+    assert!(stderr.contains("├─ Classify [span]"), "{stderr}");
+    assert!(stderr.contains("spans exported, 0 dropped"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("flow finished with action"), "the program's own output stays on stdout: {stdout}");
+}
+
+#[test]
+fn an_otlp_grpc_endpoint_receives_one_trace_with_session_and_user_on_every_span() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let endpoint = receiver.endpoint();
+    run(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("POCKETFLOW_SESSION_ID", "session-42"),
+        ("POCKETFLOW_USER_ID", "user-7"),
+    ]);
+    let trace = single_trace(&receiver);
+    for span in &trace.spans {
+        assert_eq!(span.attr_str("langfuse.session.id"), Some("session-42"), "{}", span.name);
+        assert_eq!(span.attr_str("langfuse.user.id"), Some("user-7"), "{}", span.name);
+    }
+}
+
+#[test]
+fn an_otlp_http_endpoint_receives_one_trace_at_v1_traces() {
+    let receiver = OtlpReceiver::http().unwrap();
+    let endpoint = receiver.endpoint();
+    run(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+    single_trace(&receiver);
+    assert!(receiver.requests().iter().all(|r| r.path == "/v1/traces"));
+}
+
+#[test]
+fn langfuse_keys_alone_send_to_the_langfuse_route() {
+    let receiver = OtlpReceiver::http().unwrap();
+    let host = receiver.endpoint();
+    run(&[
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-1234"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-5678"),
+        ("LANGFUSE_HOST", host.as_str()),
+    ]);
+    single_trace(&receiver);
+    for request in receiver.requests() {
+        assert_eq!(request.path, "/api/public/otel/v1/traces");
+        // base64("pk-lf-1234:sk-lf-5678")
+        assert_eq!(
+            request.headers.get("authorization").map(String::as_str),
+            Some("Basic cGstbGYtMTIzNDpzay1sZi01Njc4")
+        );
+        assert_eq!(request.headers.get("x-langfuse-ingestion-version").map(String::as_str), Some("4"));
+    }
+}
+
+#[test]
+fn an_invalid_variable_stops_the_program_with_its_name() {
+    let output = Command::new(quickstart()).env("OTEL_TRACES_SAMPLER", "sometimes").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OTEL_TRACES_SAMPLER"), "{stderr}");
+}
