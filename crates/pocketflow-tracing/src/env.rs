@@ -50,7 +50,10 @@ pub(crate) fn resolve(
     let requested = requested_exporters(b.exporters.take(), &vars)?;
     let disabled = or_env(b.disabled, || vars.bool("OTEL_SDK_DISABLED"))?.unwrap_or(false);
     let record = record_settings(&b, &vars)?;
-    let excluded_targets = or_env(b.excluded_targets.take(), || Ok(vars.list("POCKETFLOW_TRACING_EXCLUDED_TARGETS")))?
+    let excluded_targets = b
+        .excluded_targets
+        .take()
+        .or_else(|| vars.list("POCKETFLOW_TRACING_EXCLUDED_TARGETS"))
         .unwrap_or_else(|| owned(&DEFAULT_EXCLUDED_TARGETS));
     let trace = trace_attributes(&b, &vars)?;
     let sampler = sampler(b.sampler, &vars)?;
