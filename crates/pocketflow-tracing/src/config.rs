@@ -201,9 +201,9 @@ pub const DEFAULT_REDACT_KEYS: [&str; 6] = ["api_key", "apikey", "authorization"
 
 /// Targets whose spans and events are never recorded: the exporter's own
 /// transport stack. Recording them would feed the exporter's traffic back
-/// into the traces it exports.
-pub const DEFAULT_EXCLUDED_TARGETS: [&str; 7] =
-    ["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry"];
+/// into the traces it exports. A prefix covers the crate, its modules, and
+/// the crates named after it (`hyper` covers `hyper::proto` and `hyper_util`).
+pub const DEFAULT_EXCLUDED_TARGETS: [&str; 6] = ["h2", "hyper", "tonic", "tower", "reqwest", "opentelemetry"];
 
 /// Tracing configuration. Build one with [`TracingConfig::builder`] or
 /// [`TracingConfig::from_env`]; install it with [`TracingConfig::init`] or

@@ -131,9 +131,10 @@ impl PocketflowLayer {
 
 impl LayerState {
     fn excluded(&self, target: &str) -> bool {
-        self.excluded.iter().any(|prefix| {
-            target.starts_with(prefix.as_str())
-                && (target.len() == prefix.len() || target.as_bytes().get(prefix.len()) == Some(&b':'))
+        // `hyper` excludes `hyper`, `hyper::proto` and `hyper_util`, not `hyperion`.
+        self.excluded.iter().any(|prefix| match target.strip_prefix(prefix.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with(':') || rest.starts_with('_'),
+            None => false,
         })
     }
 
