@@ -1,0 +1,94 @@
+//! A collector that never answers, refuses every batch, or is not there at
+//! all never holds up a flow: spans go through a small bounded queue, and
+//! what cannot be exported is dropped and counted. Whatever happens, the
+//! shutdown report accounts for every span the flows produced, as
+//! exported or as one of the three kinds of dropped.
+//!
+//! No wall-clock thresholds: the flows completing, and `shutdown` returning,
+//! are the assertions. Subscribers are thread-local, so the tests share
+//! this binary.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{SPANS_PER_RUN, otlp, store, two_step_flow};
+use pocketflow_test_support::otlp::OtlpReceiver;
+use pocketflow_tracing::{Protocol, ShutdownReport};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const RUNS: usize = 60;
+const PRODUCED: u64 = (RUNS * SPANS_PER_RUN) as u64;
+
+/// Runs [`RUNS`] flows exporting to `endpoint` through a queue of 8, and
+/// shuts down.
+fn run_against(endpoint: &str, protocol: Protocol) -> ShutdownReport {
+    let (layer, guard) = otlp(endpoint, protocol)
+        .max_queue_size(8)
+        .max_export_batch_size(4)
+        .scheduled_delay(Duration::from_millis(10))
+        .export_timeout(Duration::from_millis(200))
+        .shutdown_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+        .layer()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..RUNS {
+            let marker = format!("run-{i}");
+            let shared = store(&marker);
+            two_step_flow(marker.clone()).run(&shared).unwrap();
+            assert_eq!(shared.get::<String>("Answer").unwrap(), format!("{marker}/Answer"));
+        }
+    });
+    guard.shutdown()
+}
+
+/// Every span is accounted for, and some were lost.
+fn assert_accounted(report: &ShutdownReport) {
+    let s = report.stats;
+    assert!(s.dropped > 0, "{report}");
+    assert_eq!(s.dropped, s.dropped_queue_full + s.failed_export + s.unflushed, "{report}: {s:?}");
+    assert_eq!(s.exported + s.dropped, PRODUCED, "{report}: {s:?}");
+}
+
+#[test]
+fn a_collector_that_never_answers_drops_spans_at_the_queue_instead_of_blocking_nodes() {
+    // Accepts connections (the kernel's backlog does) and never reads or
+    // answers: every export waits for its timeout.
+    let blackhole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
+    for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
+        let report = run_against(&endpoint, protocol);
+        assert_accounted(&report);
+        assert_eq!(report.stats.exported, 0, "{protocol:?}: {report}");
+        // The exporter was stuck while the flows ran, so the queue filled.
+        assert!(report.stats.dropped_queue_full > 0, "{protocol:?}: {report}");
+    }
+    drop(blackhole);
+}
+
+#[test]
+fn a_collector_answering_503_to_every_batch_fails_them_all_and_the_flows_finish() {
+    let receiver = OtlpReceiver::http_responding(503).unwrap();
+    let report = run_against(&receiver.endpoint(), Protocol::HttpProtobuf);
+    assert_accounted(&report);
+    assert_eq!(report.stats.exported, 0, "{report}");
+    assert!(report.stats.failed_export > 0, "{report}");
+    assert!(!receiver.requests().is_empty(), "the exporter never reached the collector");
+    assert!(receiver.spans().is_empty());
+}
+
+#[test]
+fn no_collector_at_all_fails_every_export_and_the_flows_finish() {
+    // Port 1 on loopback: nothing listens, connections are refused.
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let report = run_against("http://127.0.0.1:1", protocol);
+        assert_accounted(&report);
+        assert_eq!(report.stats.exported, 0, "{protocol:?}: {report}");
+        assert!(report.stats.failed_export > 0, "{protocol:?}: {report}");
+    }
+}
