@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# End-to-end check against a real trace backend, Arize Phoenix (PyPI
+# `arize-phoenix`), from outside the crate: the quickstart example, configured
+# only by environment variables, exports its trace over OTLP/HTTP protobuf and
+# over OTLP/gRPC; the trace is then read back from Phoenix's REST API and
+# checked by .ci/phoenix_check.py.
+#
+# Idempotent: Phoenix is installed into target/ci/phoenix-venv (reused when it
+# already works), runs on loopback with a fresh SQLite db in a temp dir, and
+# is always stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+
+VENV=$ROOT/target/ci/phoenix-venv
+HEALTH_TIMEOUT=${PHOENIX_E2E_HEALTH_TIMEOUT:-120}
+INGEST_TIMEOUT=${PHOENIX_E2E_INGEST_TIMEOUT:-60}
+START=$(date +%s)
+
+log() { echo "e2e-phoenix: $*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+# Nothing from the caller's environment may steer the exporter or Phoenix:
+# the checks below rely on exactly the variables this script sets.
+for var in $(compgen -e); do
+  case $var in
+    OTEL_* | LANGFUSE_* | POCKETFLOW_* | PHOENIX_*) unset "$var" ;;
+  esac
+done
+# Everything talks to 127.0.0.1; never route that through a proxy.
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+
+command -v python3 >/dev/null 2>&1 || die "python3 not found"
+command -v cargo >/dev/null 2>&1 || die "cargo not found"
+
+# --- install (or reuse) Phoenix -------------------------------------------
+phoenix_ok() {
+  [ -x "$VENV/bin/phoenix" ] && "$VENV/bin/python" -c 'import phoenix.server.main' >/dev/null 2>&1
+}
+if phoenix_ok; then
+  log "reusing Phoenix venv at target/ci/phoenix-venv"
+else
+  log "installing arize-phoenix into target/ci/phoenix-venv (about 1 min, ~850 MB)"
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  install_start=$(date +%s)
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check arize-phoenix
+  phoenix_ok || die "arize-phoenix installed but 'phoenix' does not run"
+  log "installed in $(($(date +%s) - install_start))s"
+fi
+PHOENIX_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')
+log "Phoenix $PHOENIX_VERSION"
+
+# --- start Phoenix ----------------------------------------------------------
+# Two free loopback ports (HTTP+UI+OTLP/HTTP, and OTLP/gRPC, which Phoenix
+# binds on all interfaces whatever PHOENIX_HOST says).
+read -r HTTP_PORT GRPC_PORT < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+EOF
+)
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/e2e-phoenix.XXXXXX")
+PHOENIX_LOG=$WORKDIR/phoenix.log
+PHOENIX_PID=
+
+cleanup() {
+  local status=$?
+  if [ -n "$PHOENIX_PID" ]; then
+    # Phoenix runs in its own process group (setsid): stop that group only.
+    kill -TERM -- "-$PHOENIX_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$PHOENIX_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$PHOENIX_PID" 2>/dev/null || true
+  fi
+  if [ "$status" -ne 0 ] && [ -f "$PHOENIX_LOG" ]; then
+    log "---- last 60 lines of the Phoenix log ----"
+    tail -n 60 "$PHOENIX_LOG" >&2 || true
+    log "---- end of Phoenix log ----"
+  fi
+  rm -rf "$WORKDIR"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting Phoenix on 127.0.0.1:$HTTP_PORT (OTLP/gRPC on :$GRPC_PORT), data in $WORKDIR"
+PHOENIX_WORKING_DIR=$WORKDIR \
+  PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=$HTTP_PORT PHOENIX_GRPC_PORT=$GRPC_PORT \
+  PHOENIX_TELEMETRY_ENABLED=false PHOENIX_ALLOW_EXTERNAL_RESOURCES=false PYTHONUNBUFFERED=1 \
+  setsid "$VENV/bin/phoenix" serve >"$PHOENIX_LOG" 2>&1 </dev/null &
+PHOENIX_PID=$!
+PHOENIX_START=$(date +%s)
+
+# Build the example while Phoenix boots.
+log "building the quickstart example"
+cargo build --quiet --example quickstart
+
+BASE=http://127.0.0.1:$HTTP_PORT
+deadline=$((PHOENIX_START + HEALTH_TIMEOUT))
+until python3 -c 'import sys, urllib.request as u; sys.exit(u.urlopen(sys.argv[1], timeout=2).status != 200)' \
+  "$BASE/healthz" >/dev/null 2>&1; do
+  kill -0 "$PHOENIX_PID" 2>/dev/null || die "Phoenix exited before it became healthy"
+  [ "$(date +%s)" -lt "$deadline" ] || die "Phoenix not healthy after ${HEALTH_TIMEOUT}s"
+  sleep 0.5
+done
+log "Phoenix healthy $(($(date +%s) - PHOENIX_START))s after start"
+
+# --- export the quickstart's trace, check it ---------------------------------
+SUMMARY=()
+
+# run_case LABEL PROJECT ENV...: run the quickstart with ENV, then check PROJECT.
+run_case() {
+  local label=$1 project=$2
+  shift 2
+  local err=$WORKDIR/quickstart-$label.stderr
+  log "[$label] cargo run --example quickstart with $*"
+  if ! env OTEL_SERVICE_NAME="$project" "$@" cargo run --quiet --example quickstart \
+    >"$WORKDIR/quickstart-$label.stdout" 2>"$err"; then
+    cat "$err" >&2
+    die "[$label] quickstart failed"
+  fi
+  local line exported dropped
+  line=$(grep -E 'spans exported, [0-9]+ dropped' "$err" | tail -n 1 || true)
+  [ -n "$line" ] || { cat "$err" >&2; die "[$label] no 'N spans exported, M dropped' line on stderr"; }
+  exported=$(sed -E 's/.* ([0-9]+) spans exported.*/\1/' <<<"$line")
+  dropped=$(sed -E 's/.*exported, ([0-9]+) dropped.*/\1/' <<<"$line")
+  log "[$label] quickstart says: $line"
+  [ "$dropped" -eq 0 ] || die "[$label] exporter dropped $dropped spans"
+  [ "$exported" -gt 0 ] || die "[$label] exporter exported no spans"
+  if ! python3 "$ROOT/.ci/phoenix_check.py" "$BASE" "$project" "$exported" "$INGEST_TIMEOUT"; then
+    die "[$label] trace in Phoenix project '$project' failed the checks"
+  fi
+  SUMMARY+=("$label: project $project, $exported spans exported and read back, PASS")
+}
+
+run_case http pocketflow-e2e-http \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$HTTP_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+run_case grpc pocketflow-e2e-grpc \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$GRPC_PORT"
+
+echo "== e2e Phoenix summary (arize-phoenix $PHOENIX_VERSION, $(($(date +%s) - START))s)"
+for line in "${SUMMARY[@]}"; do echo "  $line"; done
+echo "  result: PASS"
