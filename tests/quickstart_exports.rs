@@ -106,6 +106,8 @@ fn langfuse_keys_alone_send_to_the_langfuse_route() {
         ("LANGFUSE_PUBLIC_KEY", "pk-lf-1234"),
         ("LANGFUSE_SECRET_KEY", "sk-lf-5678"),
         ("LANGFUSE_HOST", host.as_str()),
+        // Meant for a collector; must not replace Langfuse's credentials.
+        ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20collector-token,x-team=search"),
     ]);
     single_trace(&receiver);
     for request in receiver.requests() {

@@ -12,8 +12,8 @@
 //! a callback, events per span are capped, and the exporter's transport
 //! crates are never recorded.
 
-use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanId, TraceId};
@@ -29,13 +29,9 @@ use crate::config::{Sampler, TracingConfig};
 use crate::pipeline::SpanSink;
 use crate::record::{FieldPolicy, FieldRecorder, Fields, FinishedSpan, RecordedEvent, SpanRecord, SpanRole, TraceInfo};
 
-/// Warnings emitted outside any span (wiring warnings, raised while a flow
-/// is built) wait here, per thread, for the next trace that starts on it.
-const MAX_PENDING_EVENTS: usize = 16;
-
-thread_local! {
-    static PENDING: RefCell<Vec<RecordedEvent>> = const { RefCell::new(Vec::new()) };
-}
+/// Numbers layer instances, so that two of them on one registry keep
+/// separate state in the same span.
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The `tracing_subscriber` layer that turns flow runs into traces.
 ///
@@ -60,7 +56,10 @@ thread_local! {
 /// spans, and any other span opened inside them, such as a user's
 /// `#[instrument]` function called from `exec`. Spans outside any flow are
 /// not recorded, so a flow started inside, say, an HTTP request span is the
-/// root of its own trace, as Langfuse needs.
+/// root of its own trace, as Langfuse needs. Events outside any flow are not
+/// recorded either; that includes the engine's wiring warnings (an
+/// overwritten successor), which fire while a flow is built, before any run:
+/// read them from `Flow::warnings()`.
 #[derive(Debug, Clone)]
 pub struct PocketflowLayer {
     state: Arc<LayerState>,
@@ -68,6 +67,7 @@ pub struct PocketflowLayer {
 
 #[derive(Debug)]
 struct LayerState {
+    id: u64,
     /// False when tracing is disabled: every callback returns at once.
     active: bool,
     sink: SpanSink,
@@ -96,6 +96,67 @@ enum SpanState {
     Unsampled,
 }
 
+/// The states of every `PocketflowLayer` on the registry, in one span
+/// extension (extensions are keyed by type, and two layers must not share a
+/// slot). With one layer, `rest` stays empty and never allocates.
+#[derive(Debug)]
+struct SpanStates {
+    first: (u64, SpanState),
+    rest: Vec<(u64, SpanState)>,
+}
+
+impl SpanStates {
+    fn get(&self, layer: u64) -> Option<&SpanState> {
+        if self.first.0 == layer {
+            return Some(&self.first.1);
+        }
+        self.rest.iter().find(|(id, _)| *id == layer).map(|(_, state)| state)
+    }
+
+    fn get_mut(&mut self, layer: u64) -> Option<&mut SpanState> {
+        if self.first.0 == layer {
+            return Some(&mut self.first.1);
+        }
+        self.rest.iter_mut().find(|(id, _)| *id == layer).map(|(_, state)| state)
+    }
+}
+
+fn state_of<S, R>(span: &SpanRef<'_, S>, layer: u64, f: impl FnOnce(Option<&SpanState>) -> R) -> R
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let extensions = span.extensions();
+    f(extensions.get::<SpanStates>().and_then(|states| states.get(layer)))
+}
+
+fn insert<S>(span: &SpanRef<'_, S>, layer: u64, state: SpanState)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut extensions = span.extensions_mut();
+    match extensions.get_mut::<SpanStates>() {
+        Some(states) => states.rest.push((layer, state)),
+        None => extensions.insert(SpanStates { first: (layer, state), rest: Vec::new() }),
+    }
+}
+
+fn remove<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<SpanState>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut extensions = span.extensions_mut();
+    let states = extensions.get_mut::<SpanStates>()?;
+    if states.first.0 == layer {
+        match states.rest.pop() {
+            Some(last) => Some(std::mem::replace(&mut states.first, last).1),
+            None => extensions.remove::<SpanStates>().map(|states| states.first.1),
+        }
+    } else {
+        let index = states.rest.iter().position(|(id, _)| *id == layer)?;
+        Some(states.rest.swap_remove(index).1)
+    }
+}
+
 /// Where a new span hangs.
 enum Parent {
     Trace { trace: Arc<TraceInfo>, span_id: SpanId },
@@ -108,6 +169,7 @@ impl PocketflowLayer {
         let record = &config.record;
         Self {
             state: Arc::new(LayerState {
+                id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
                 active: !config.disabled,
                 sink,
                 policy: FieldPolicy {
@@ -173,20 +235,22 @@ fn low_bytes(trace_id: TraceId) -> [u8; 8] {
 }
 
 /// The nearest ancestor with a state, and what it says.
-fn parent_of<S>(span: &SpanRef<'_, S>) -> Parent
+fn parent_of<S>(span: &SpanRef<'_, S>, layer: u64) -> Parent
 where
     S: for<'a> LookupSpan<'a>,
 {
     let mut next = span.parent();
     while let Some(ancestor) = next {
-        if let Some(state) = ancestor.extensions().get::<SpanState>() {
-            return match state {
-                SpanState::Recorded(record) => {
-                    Parent::Trace { trace: Arc::clone(&record.trace), span_id: record.span_id }
-                }
-                SpanState::Inside { trace, span_id } => Parent::Trace { trace: Arc::clone(trace), span_id: *span_id },
-                SpanState::Unsampled => Parent::Unsampled,
-            };
+        let parent = state_of(&ancestor, layer, |state| match state {
+            Some(SpanState::Recorded(record)) => {
+                Parent::Trace { trace: Arc::clone(&record.trace), span_id: record.span_id }
+            }
+            Some(SpanState::Inside { trace, span_id }) => Parent::Trace { trace: Arc::clone(trace), span_id: *span_id },
+            Some(SpanState::Unsampled) => Parent::Unsampled,
+            None => Parent::None,
+        });
+        if !matches!(parent, Parent::None) {
+            return parent;
         }
         next = ancestor.parent();
     }
@@ -196,14 +260,14 @@ where
 /// Runs `f` on the nearest recorded span, starting at `span` itself.
 /// Returns `None` when no span up the tree is recorded (or the trace is
 /// unsampled).
-fn with_nearest_record<S, R>(span: SpanRef<'_, S>, f: impl FnOnce(&mut SpanRecord) -> R) -> Option<R>
+fn with_nearest_record<S, R>(span: SpanRef<'_, S>, layer: u64, f: impl FnOnce(&mut SpanRecord) -> R) -> Option<R>
 where
     S: for<'a> LookupSpan<'a>,
 {
     let mut next = Some(span);
     while let Some(current) = next {
         let mut extensions = current.extensions_mut();
-        match extensions.get_mut::<SpanState>() {
+        match extensions.get_mut::<SpanStates>().and_then(|states| states.get_mut(layer)) {
             Some(SpanState::Recorded(record)) => return Some(f(record)),
             Some(SpanState::Unsampled) => return None,
             Some(SpanState::Inside { .. }) | None => {}
@@ -215,14 +279,15 @@ where
 }
 
 /// Whether `span` or an ancestor is recorded (read locks only).
-fn in_recorded_trace<S>(span: &SpanRef<'_, S>) -> bool
+fn in_recorded_trace<S>(span: &SpanRef<'_, S>, layer: u64) -> bool
 where
     S: for<'a> LookupSpan<'a>,
 {
-    if let Some(state) = span.extensions().get::<SpanState>() {
-        return !matches!(state, SpanState::Unsampled);
+    let own = state_of(span, layer, |state| state.map(|state| !matches!(state, SpanState::Unsampled)));
+    match own {
+        Some(in_trace) => in_trace,
+        None => matches!(parent_of(span, layer), Parent::Trace { .. }),
     }
-    matches!(parent_of(span), Parent::Trace { .. })
 }
 
 impl<S> tracing_subscriber::Layer<S> for PocketflowLayer
@@ -237,10 +302,10 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let role = SpanRole::of(meta);
-        let parent = parent_of(&span);
+        let parent = parent_of(&span, state.id);
         let (trace, parent_id) = match parent {
             Parent::Unsampled => {
-                span.extensions_mut().insert(SpanState::Unsampled);
+                insert(&span, state.id, SpanState::Unsampled);
                 return;
             }
             Parent::Trace { trace, span_id } => (Some(trace), span_id),
@@ -251,7 +316,7 @@ where
         if let Some(trace) = &trace
             && !state.role_recorded(role)
         {
-            span.extensions_mut().insert(SpanState::Inside { trace: Arc::clone(trace), span_id: parent_id });
+            insert(&span, state.id, SpanState::Inside { trace: Arc::clone(trace), span_id: parent_id });
             return;
         }
 
@@ -261,17 +326,16 @@ where
         let fields = recorder.fields;
         let start = SystemTime::now();
 
-        let (trace, root_events) = match trace {
-            Some(trace) => (trace, Vec::new()),
+        let trace = match trace {
+            Some(trace) => trace,
             None => {
                 let trace_id = state.ids.new_trace_id();
                 if !state.sampled(trace_id) {
-                    span.extensions_mut().insert(SpanState::Unsampled);
+                    insert(&span, state.id, SpanState::Unsampled);
                     return;
                 }
                 let name = fields.str("name").unwrap_or(meta.name()).to_owned();
-                let pending = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
-                (Arc::new(TraceInfo { trace_id, name }), pending)
+                Arc::new(TraceInfo { trace_id, name })
             }
         };
 
@@ -279,7 +343,7 @@ where
             && let Some(parent) = span.parent()
         {
             let attempt = fields.get("attempt").cloned();
-            with_nearest_record(parent, |node| {
+            with_nearest_record(parent, state.id, |node| {
                 let mut event_fields = Fields::default();
                 if let Some(attempt) = attempt {
                     event_fields.set("attempt", attempt);
@@ -306,22 +370,29 @@ where
             target: meta.target(),
             start,
             fields,
-            events: root_events,
+            events: Vec::new(),
             dropped_events: 0,
             error_event: None,
         };
-        span.extensions_mut().insert(SpanState::Recorded(record));
+        insert(&span, state.id, SpanState::Recorded(record));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !matches!(span.extensions().get::<SpanState>(), Some(SpanState::Recorded(_))) {
+        let layer = self.state.id;
+        let recorded = matches!(
+            span.extensions().get::<SpanStates>().and_then(|states| states.get(layer)),
+            Some(SpanState::Recorded(_))
+        );
+        if !recorded {
             return;
         }
         let mut recorder = self.state.recorder();
         values.record(&mut recorder);
         let fields = recorder.fields;
-        if let Some(SpanState::Recorded(record)) = span.extensions_mut().get_mut::<SpanState>() {
+        if let Some(SpanState::Recorded(record)) =
+            span.extensions_mut().get_mut::<SpanStates>().and_then(|states| states.get_mut(layer))
+        {
             record.fields.merge(fields);
         }
     }
@@ -336,10 +407,8 @@ where
         if engine_event && !state.lifecycle && meta.name() == event_names::LIFECYCLE {
             return;
         }
-        let span = ctx.event_span(event);
-        let in_trace = span.as_ref().is_some_and(in_recorded_trace);
-        let parked_warning = !in_trace && engine_event && meta.name() == event_names::WARNING;
-        if !in_trace && !parked_warning {
+        let Some(span) = ctx.event_span(event) else { return };
+        if !in_recorded_trace(&span, state.id) {
             return;
         }
 
@@ -356,35 +425,25 @@ where
         };
         let recorded = RecordedEvent { name, time: SystemTime::now(), level: *meta.level(), fields };
 
-        match span {
-            Some(span) if in_trace => {
-                let max_events = state.max_events;
-                with_nearest_record(span, |record| {
-                    if recorded.level == Level::ERROR
-                        && matches!(record.role, SpanRole::User | SpanRole::Generation)
-                        && record.error_event.is_none()
-                    {
-                        let message = match recorded.fields.get("error") {
-                            Some(error) => error.to_string(),
-                            None => recorded.name.clone(),
-                        };
-                        record.error_event = Some(message);
-                    }
-                    push_event(record, recorded, max_events);
-                });
+        let max_events = state.max_events;
+        with_nearest_record(span, state.id, |record| {
+            if recorded.level == Level::ERROR
+                && matches!(record.role, SpanRole::User | SpanRole::Generation)
+                && record.error_event.is_none()
+            {
+                let message = match recorded.fields.get("error") {
+                    Some(error) => error.to_string(),
+                    None => recorded.name.clone(),
+                };
+                record.error_event = Some(message);
             }
-            _ => PENDING.with(|pending| {
-                let mut pending = pending.borrow_mut();
-                if pending.len() < MAX_PENDING_EVENTS {
-                    pending.push(recorded);
-                }
-            }),
-        }
+            push_event(record, recorded, max_events);
+        });
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let removed = span.extensions_mut().remove::<SpanState>();
+        let removed = remove(&span, self.state.id);
         if let Some(SpanState::Recorded(record)) = removed {
             self.state.sink.send(FinishedSpan { record, end: SystemTime::now() });
         }

@@ -441,24 +441,54 @@ fn generations_carry_gen_ai_attributes_and_configured_types_apply() {
 }
 
 #[test]
-fn wiring_warnings_raised_outside_any_span_land_on_the_next_trace() {
+fn wiring_warnings_raised_before_any_run_land_in_no_trace() {
     let receiver = OtlpReceiver::grpc().unwrap();
     let config = otlp(&receiver, Protocol::Grpc).build().unwrap();
     let (result, report) = traced(config, || {
-        let mut flow = Flow::named("Rewired");
-        let ask = flow.start(Ask);
-        let first = flow.add(Flaky);
-        let second = flow.add(Flaky);
-        flow.link(ask.on("checked") >> first);
-        flow.link(ask.on("checked") >> second);
-        flow.run(&store("rewired"))
+        // Wired (and warned about) first, run last: another flow runs in
+        // between and must not be handed the warning.
+        let mut rewired = Flow::named("Rewired");
+        let ask = rewired.start(Ask);
+        let first = rewired.add(Flaky);
+        let second = rewired.add(Flaky);
+        rewired.link(ask.on("checked") >> first);
+        rewired.link(ask.on("checked") >> second);
+        assert_eq!(rewired.warnings().len(), 1, "the warning stays readable from the flow");
+        pipeline().run(&store("in between")).unwrap();
+        rewired.run(&store("rewired"))
     });
     result.unwrap();
     receiver.wait_for_spans(report.stats.exported as usize, WAIT);
-    let trace = &receiver.traces()[0];
-    let root = trace.roots()[0];
-    let warning = root.events.iter().find(|e| e.name == "pocketflow.warning").expect("warning event on the root");
-    assert_eq!(warning.attributes.get("kind").and_then(|v| v.as_str()), Some("overwritten_successor"));
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 2);
+    for trace in &traces {
+        for span in &trace.spans {
+            assert!(span.events.iter().all(|e| e.name != "pocketflow.warning"), "{}:\n{}", span.name, trace.tree());
+        }
+    }
+}
+
+#[test]
+fn two_layers_on_one_registry_each_export_the_whole_trace() {
+    let grpc = OtlpReceiver::grpc().unwrap();
+    let http = OtlpReceiver::http().unwrap();
+    let (grpc_layer, grpc_guard) = otlp(&grpc, Protocol::Grpc).build().unwrap().layer().unwrap();
+    let (http_layer, http_guard) =
+        otlp(&http, Protocol::HttpProtobuf).session_id("second").build().unwrap().layer().unwrap();
+    let subscriber = tracing_subscriber::registry().with(grpc_layer).with(http_layer);
+    tracing::subscriber::with_default(subscriber, || pipeline().run(&store("twice"))).unwrap();
+    let (first, second) = (grpc_guard.shutdown(), http_guard.shutdown());
+    assert_eq!(first.stats.exported, second.stats.exported);
+    for (receiver, report) in [(&grpc, first), (&http, second)] {
+        receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+        let traces = receiver.traces();
+        assert_eq!(traces.len(), 1);
+        assert_well_formed(&traces[0]);
+    }
+    assert!(grpc.spans().iter().all(|s| s.attr("langfuse.session.id").is_none()));
+    assert!(http.spans().iter().all(|s| s.attr_str("langfuse.session.id") == Some("second")));
+    let ids = |receiver: &OtlpReceiver| receiver.spans().into_iter().map(|s| s.trace_id).collect::<BTreeSet<_>>();
+    assert_ne!(ids(&grpc), ids(&http), "each layer has its own ids");
 }
 
 /// A `Write` the test can read back.

@@ -1,11 +1,16 @@
 //! [`LangfuseExporter`]: OTLP/HTTP straight to Langfuse, no collector.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response};
+use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_otlp::{Compression, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -52,22 +57,32 @@ impl LangfuseExporter {
         let public_key = public_key.into();
         let secret_key = secret_key.into();
         let endpoint = format!("{}/api/public/otel/v1/traces", host.trim_end_matches('/'));
+        let failed = |reason: String| TracingError::Exporter { exporter: ExporterKind::Langfuse, reason };
         let credentials = STANDARD.encode(format!("{public_key}:{}", secret_key.expose()));
-        let headers = HashMap::from([
-            ("authorization".to_owned(), format!("Basic {credentials}")),
-            ("x-langfuse-ingestion-version".to_owned(), "4".to_owned()),
-            ("x-langfuse-sdk-name".to_owned(), "pocketflow-tracing".to_owned()),
-            ("x-langfuse-sdk-version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-        ]);
+        let mut authorization = HeaderValue::try_from(format!("Basic {credentials}"))
+            .map_err(|_| failed("the Langfuse keys contain characters not allowed in an HTTP header".to_owned()))?;
+        authorization.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, authorization);
+        headers.insert(HeaderName::from_static("x-langfuse-ingestion-version"), HeaderValue::from_static("4"));
+        headers.insert(HeaderName::from_static("x-langfuse-sdk-name"), HeaderValue::from_static("pocketflow-tracing"));
+        headers.insert(
+            HeaderName::from_static("x-langfuse-sdk-version"),
+            HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+        );
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|error| failed(format!("the HTTP client could not be built: {error}")))?;
         let inner = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_http_client(LangfuseClient { client, headers })
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(endpoint.clone())
             .with_timeout(timeout)
-            .with_headers(headers)
             .with_compression(Compression::Gzip)
             .build()
-            .map_err(|error| TracingError::Exporter { exporter: ExporterKind::Langfuse, reason: error.to_string() })?;
+            .map_err(|error| failed(error.to_string()))?;
         Ok(Self { inner, endpoint, public_key })
     }
 
@@ -106,5 +121,36 @@ impl SpanExporter for LangfuseExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// The HTTP client of [`LangfuseExporter`]: sets Langfuse's headers on every
+/// request last, so that headers the OTLP exporter picks up from the
+/// environment for a collector (`OTEL_EXPORTER_OTLP_HEADERS`) cannot replace
+/// Langfuse's credentials.
+struct LangfuseClient {
+    client: reqwest::Client,
+    headers: HeaderMap,
+}
+
+impl fmt::Debug for LangfuseClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LangfuseClient").finish_non_exhaustive()
+    }
+}
+
+type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, HttpError>> + Send + 'a>>;
+
+// `HttpClient` is an `async_trait`; this is the signature it expands to.
+impl HttpClient for LangfuseClient {
+    fn send_bytes<'a, 'b>(&'a self, mut request: Request<Bytes>) -> SendFuture<'b>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        for (name, value) in &self.headers {
+            request.headers_mut().insert(name, value.clone());
+        }
+        self.client.send_bytes(request)
     }
 }
