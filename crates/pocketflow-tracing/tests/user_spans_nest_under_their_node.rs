@@ -102,6 +102,22 @@ fn lookup_span(trace: &ReceivedTrace, fail: bool) -> &ReceivedSpan {
     lookup
 }
 
+/// Runs the lookup flow once (its search failing or not) and returns what
+/// the receiver got: one whole trace.
+fn export_lookup(fail: bool) -> Vec<ReceivedTrace> {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let (layer, guard) = layer(&receiver);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || run_lookup(fail));
+    let report = guard.shutdown();
+    assert_eq!((report.stats.exported, report.stats.dropped), (LOOKUP_RUN_SPANS as u64, 0), "{report}");
+
+    assert_eq!(receiver.wait_for_spans(LOOKUP_RUN_SPANS, WAIT).len(), LOOKUP_RUN_SPANS);
+    let traces = receiver.traces();
+    assert_eq!(traces.len(), 1);
+    common::assert_whole(&traces[0], LOOKUP_RUN_SPANS);
+    traces
+}
+
 /// Every span except `except` succeeded.
 fn assert_others_ok(trace: &ReceivedTrace, except: &str) {
     for span in trace.spans.iter().filter(|s| s.name != except) {
@@ -111,16 +127,7 @@ fn assert_others_ok(trace: &ReceivedTrace, except: &str) {
 
 #[test]
 fn an_instrumented_function_called_from_exec_is_exported_under_exec_with_its_events() {
-    let receiver = OtlpReceiver::grpc().unwrap();
-    let (layer, guard) = layer(&receiver);
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || run_lookup(false));
-    let report = guard.shutdown();
-    assert_eq!((report.stats.exported, report.stats.dropped), (LOOKUP_RUN_SPANS as u64, 0), "{report}");
-
-    assert_eq!(receiver.wait_for_spans(LOOKUP_RUN_SPANS, WAIT).len(), LOOKUP_RUN_SPANS);
-    let traces = receiver.traces();
-    assert_eq!(traces.len(), 1);
-    common::assert_whole(&traces[0], LOOKUP_RUN_SPANS);
+    let traces = export_lookup(false);
     let lookup = lookup_span(&traces[0], false);
     assert_eq!(lookup.status.code, StatusCode::Unset, "{lookup:?}");
     let events: Vec<&str> = lookup.events.iter().map(|e| e.name.as_str()).collect();
@@ -133,16 +140,7 @@ fn an_instrumented_function_called_from_exec_is_exported_under_exec_with_its_eve
 
 #[test]
 fn an_error_event_in_an_instrumented_function_marks_its_span_failed_and_only_it() {
-    let receiver = OtlpReceiver::grpc().unwrap();
-    let (layer, guard) = layer(&receiver);
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || run_lookup(true));
-    let report = guard.shutdown();
-    assert_eq!((report.stats.exported, report.stats.dropped), (LOOKUP_RUN_SPANS as u64, 0), "{report}");
-
-    assert_eq!(receiver.wait_for_spans(LOOKUP_RUN_SPANS, WAIT).len(), LOOKUP_RUN_SPANS);
-    let traces = receiver.traces();
-    assert_eq!(traces.len(), 1);
-    common::assert_whole(&traces[0], LOOKUP_RUN_SPANS);
+    let traces = export_lookup(true);
     let lookup = lookup_span(&traces[0], true);
     assert_eq!(lookup.status.code, StatusCode::Error, "{lookup:?}");
     assert_eq!(lookup.status.message, "quota exceeded", "{lookup:?}");
