@@ -12,6 +12,7 @@
 //! a callback, events per span are capped, and the exporter's transport
 //! crates are never recorded.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -23,11 +24,12 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use pocketflow::NodeState;
 use pocketflow::telemetry::{TARGET, event_names};
 
 use crate::config::{Sampler, TracingConfig};
 use crate::pipeline::SpanSink;
-use crate::record::{FieldPolicy, FieldRecorder, Fields, FinishedSpan, RecordedEvent, SpanRecord, SpanRole, TraceInfo};
+use crate::record::{FieldPolicy, FieldRecorder, Fields, RecordedEvent, SpanRecord, SpanRole, TraceInfo};
 
 /// Numbers layer instances, so that two of them on one registry keep
 /// separate state in the same span.
@@ -79,6 +81,7 @@ struct LayerState {
     max_events: usize,
     sampler: Sampler,
     excluded: Vec<String>,
+    excluded_first_bytes: Vec<u8>,
     ids: RandomIdGenerator,
 }
 
@@ -185,6 +188,11 @@ impl PocketflowLayer {
                 max_events: record.max_events_per_span,
                 sampler: config.sampler,
                 excluded: config.excluded_targets.clone(),
+                excluded_first_bytes: config
+                    .excluded_targets
+                    .iter()
+                    .filter_map(|t| t.as_bytes().first().copied())
+                    .collect(),
                 ids: RandomIdGenerator::default(),
             }),
         }
@@ -193,6 +201,14 @@ impl PocketflowLayer {
 
 impl LayerState {
     fn excluded(&self, target: &str) -> bool {
+        if target == TARGET {
+            return false;
+        }
+        // Most targets share no first byte with any excluded prefix.
+        let Some(first) = target.as_bytes().first() else { return false };
+        if !self.excluded_first_bytes.contains(first) {
+            return false;
+        }
         // `hyper` excludes `hyper`, `hyper::proto` and `hyper_util`, not `hyperion`.
         self.excluded.iter().any(|prefix| match target.strip_prefix(prefix.as_str()) {
             Some(rest) => rest.is_empty() || rest.starts_with(':') || rest.starts_with('_'),
@@ -213,8 +229,8 @@ impl LayerState {
         }
     }
 
-    fn recorder(&self) -> FieldRecorder<'_> {
-        FieldRecorder { fields: Fields::default(), policy: &self.policy }
+    fn recorder(&self, capacity: usize) -> FieldRecorder<'_> {
+        FieldRecorder::new(&self.policy, capacity)
     }
 
     fn role_recorded(&self, role: SpanRole) -> bool {
@@ -321,9 +337,9 @@ where
         }
 
         // Format the fields before taking any lock.
-        let mut recorder = state.recorder();
+        let mut recorder = state.recorder(meta.fields().len());
         attrs.record(&mut recorder);
-        let fields = recorder.fields;
+        let fields = recorder.finish();
         let start = SystemTime::now();
 
         let trace = match trace {
@@ -334,7 +350,7 @@ where
                     insert(&span, state.id, SpanState::Unsampled);
                     return;
                 }
-                let name = fields.str("name").unwrap_or(meta.name()).to_owned();
+                let name = Arc::from(fields.str("name").unwrap_or(meta.name()));
                 Arc::new(TraceInfo { trace_id, name })
             }
         };
@@ -351,7 +367,7 @@ where
                 push_event(
                     node,
                     RecordedEvent {
-                        name: "pocketflow.fallback".to_owned(),
+                        name: Cow::Borrowed("pocketflow.fallback"),
                         time: start,
                         level: Level::WARN,
                         fields: event_fields,
@@ -366,11 +382,17 @@ where
             span_id: state.ids.new_span_id(),
             parent_id,
             role,
-            name: meta.name(),
-            target: meta.target(),
+            metadata: meta,
             start,
+            end: start,
             fields,
             events: Vec::new(),
+            // Flow, node and item spans get about five lifecycle events.
+            lifecycle: Vec::with_capacity(if matches!(role, SpanRole::Flow | SpanRole::Node | SpanRole::Item) {
+                6
+            } else {
+                0
+            }),
             dropped_events: 0,
             error_event: None,
         };
@@ -387,13 +409,17 @@ where
         if !recorded {
             return;
         }
-        let mut recorder = self.state.recorder();
+        let mut recorder = self.state.recorder(0);
         values.record(&mut recorder);
-        let fields = recorder.fields;
+        let single = if recorder.fields.0.is_empty() { recorder.first.take() } else { None };
+        let fields = recorder.finish();
         if let Some(SpanState::Recorded(record)) =
             span.extensions_mut().get_mut::<SpanStates>().and_then(|states| states.get_mut(layer))
         {
-            record.fields.merge(fields);
+            match single {
+                Some((name, value)) => record.fields.set(name, value),
+                None => record.fields.merge(fields),
+            }
         }
     }
 
@@ -404,23 +430,40 @@ where
             return;
         }
         let engine_event = meta.target() == TARGET;
-        if engine_event && !state.lifecycle && meta.name() == event_names::LIFECYCLE {
+        let Some(span) = ctx.event_span(event) else { return };
+        if engine_event && meta.name() == event_names::LIFECYCLE {
+            // The most frequent event by far: recorded without the generic
+            // visitor, its state kept as the engine's own static string.
+            if state.lifecycle {
+                let mut lifecycle = LifecycleState(None);
+                event.record(&mut lifecycle);
+                if let Some(value) = lifecycle.0 {
+                    let now = SystemTime::now();
+                    let max_events = state.max_events;
+                    with_nearest_record(span, state.id, |record| {
+                        if record.events.len() + record.lifecycle.len() < max_events {
+                            record.lifecycle.push((now, value));
+                        } else {
+                            record.dropped_events = record.dropped_events.saturating_add(1);
+                        }
+                    });
+                }
+            }
             return;
         }
-        let Some(span) = ctx.event_span(event) else { return };
         if !in_recorded_trace(&span, state.id) {
             return;
         }
 
-        let mut recorder = state.recorder();
+        let mut recorder = state.recorder(meta.fields().len());
         event.record(&mut recorder);
-        let mut fields = recorder.fields;
+        let mut fields = recorder.finish();
         let name = if engine_event {
-            meta.name().to_owned()
+            Cow::Borrowed(meta.name())
         } else {
             match fields.0.iter().position(|(name, _)| *name == "message") {
-                Some(index) => fields.0.remove(index).1.to_string(),
-                None => meta.name().to_owned(),
+                Some(index) => Cow::Owned(fields.0.remove(index).1.to_string()),
+                None => Cow::Borrowed(meta.name()),
             }
         };
         let recorded = RecordedEvent { name, time: SystemTime::now(), level: *meta.level(), fields };
@@ -433,7 +476,7 @@ where
             {
                 let message = match recorded.fields.get("error") {
                     Some(error) => error.to_string(),
-                    None => recorded.name.clone(),
+                    None => recorded.name.to_string(),
                 };
                 record.error_event = Some(message);
             }
@@ -444,14 +487,29 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let removed = remove(&span, self.state.id);
-        if let Some(SpanState::Recorded(record)) = removed {
-            self.state.sink.send(FinishedSpan { record, end: SystemTime::now() });
+        if let Some(SpanState::Recorded(mut record)) = removed {
+            record.end = SystemTime::now();
+            self.state.sink.send(record);
         }
     }
 }
 
+/// Picks the `state` of a lifecycle event out as one of the engine's static
+/// state names.
+struct LifecycleState(Option<&'static str>);
+
+impl tracing::field::Visit for LifecycleState {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "state" {
+            self.0 = NodeState::ALL.iter().map(|s| s.as_str()).find(|s| *s == value);
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
 fn push_event(record: &mut SpanRecord, event: RecordedEvent, max_events: usize) {
-    if record.events.len() < max_events {
+    if record.events.len() + record.lifecycle.len() < max_events {
         record.events.push(event);
     } else {
         record.dropped_events = record.dropped_events.saturating_add(1);

@@ -106,16 +106,20 @@ impl Mapper {
     }
 
     pub(crate) fn map(&self, span: FinishedSpan) -> SpanData {
-        let FinishedSpan { record, end } = span;
+        let record = span;
+        let end = record.end;
         let role = record.role;
         let fields = record.fields;
         let mut attributes = Vec::with_capacity(fields.0.len() + self.trace_attributes.len() + 8);
 
-        let name = span_name(role, record.name, &fields);
+        let name = span_name(role, record.metadata.name(), &fields);
         let observation = self.observation_type(role, &fields, &name);
         attributes.push(KeyValue::new("langfuse.observation.type", observation.as_str()));
         attributes.push(KeyValue::new("openinference.span.kind", observation.openinference_kind()));
-        attributes.push(KeyValue::new("langfuse.trace.name", record.trace.name.clone()));
+        attributes.push(KeyValue::new(
+            "langfuse.trace.name",
+            Value::String(StringValue::from(Arc::clone(&record.trace.name))),
+        ));
         attributes.extend(self.trace_attributes.iter().cloned());
         if let Some(schema) = role.schema_name() {
             attributes.push(KeyValue::new("pocketflow.span", schema));
@@ -123,7 +127,7 @@ impl Mapper {
         if !matches!(role, SpanRole::Flow | SpanRole::Node | SpanRole::Exec | SpanRole::Fallback | SpanRole::Item)
             && role.schema_name().is_none()
         {
-            attributes.push(KeyValue::new("code.namespace", record.target));
+            attributes.push(KeyValue::new("code.namespace", record.metadata.target()));
         }
 
         let mut error = record.error_event;
@@ -136,11 +140,11 @@ impl Mapper {
                     } else {
                         ("langfuse.observation.output", "output.value", "output.mime_type")
                     };
-                    let mime_type = if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
-                        "application/json"
-                    } else {
-                        "text/plain"
-                    };
+                    // The engine records JSON; other spans' values are
+                    // checked (without building a value).
+                    let json =
+                        role.schema_name().is_some() || serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+                    let mime_type = if json { "application/json" } else { "text/plain" };
                     let shared = Arc::<str>::from(text);
                     attributes.push(KeyValue::new(langfuse, Value::String(StringValue::from(Arc::clone(&shared)))));
                     attributes.push(KeyValue::new(openinference, Value::String(StringValue::from(shared))));
@@ -157,7 +161,18 @@ impl Mapper {
 
         let mut events = SpanEvents::default();
         events.dropped_count = record.dropped_events;
-        events.events = record.events.into_iter().map(map_event).collect();
+        events.events = Vec::with_capacity(record.events.len() + record.lifecycle.len() + 1);
+        events.events.extend(record.lifecycle.into_iter().map(|(time, state)| {
+            Event::new(
+                "pocketflow.lifecycle",
+                time,
+                vec![KeyValue::new("level", "DEBUG"), KeyValue::new("state", state)],
+                0,
+            )
+        }));
+        events.events.extend(record.events.into_iter().map(map_event));
+        // Lifecycle transitions and other events, in the order they happened.
+        events.events.sort_by_key(|event| event.timestamp);
         let status = match error {
             Some(message) => {
                 events.events.push(Event::new(
@@ -226,8 +241,7 @@ impl Mapper {
         if self.redact_keys.is_empty() {
             return text;
         }
-        let lower = text.to_lowercase();
-        if !self.redact_keys.iter().any(|key| lower.contains(key.as_str())) {
+        if !self.redact_keys.iter().any(|key| contains_ignore_ascii_case(&text, key)) {
             return text;
         }
         match serde_json::from_str::<serde_json::Value>(&text) {
@@ -294,6 +308,11 @@ fn skip_value(value: &str) -> &str {
     }
 }
 
+fn contains_ignore_ascii_case(text: &str, needle: &str) -> bool {
+    let needle = needle.as_bytes();
+    !needle.is_empty() && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle))
+}
+
 fn redact_value(value: &mut serde_json::Value, keys: &[String]) {
     match value {
         serde_json::Value::Object(map) => {
@@ -333,6 +352,7 @@ fn into_string(value: FieldValue) -> String {
 fn to_value(value: FieldValue) -> Value {
     match value {
         FieldValue::Str(s) => Value::from(s),
+        FieldValue::Static(s) => Value::from(s),
         FieldValue::I64(v) => Value::I64(v),
         FieldValue::U64(v) => i64::try_from(v).map_or_else(|_| Value::from(v.to_string()), Value::I64),
         FieldValue::F64(v) => Value::F64(v),

@@ -2,6 +2,7 @@
 //! thread when it closes: raw field values, not yet OpenTelemetry types, so
 //! that the mapping runs off the application's threads.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,7 +18,7 @@ use pocketflow::telemetry::span_names;
 pub(crate) struct TraceInfo {
     pub(crate) trace_id: TraceId,
     /// The root span's name: Langfuse's trace name.
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
 }
 
 /// What a span is, as far as the mapping cares.
@@ -75,6 +76,8 @@ impl SpanRole {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldValue {
     Str(String),
+    /// A string known at compile time (a lifecycle state): no allocation.
+    Static(&'static str),
     I64(i64),
     U64(u64),
     F64(f64),
@@ -85,6 +88,7 @@ impl fmt::Display for FieldValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Str(s) => f.write_str(s),
+            Self::Static(s) => f.write_str(s),
             Self::I64(v) => write!(f, "{v}"),
             Self::U64(v) => write!(f, "{v}"),
             Self::F64(v) => write!(f, "{v}"),
@@ -99,6 +103,10 @@ impl fmt::Display for FieldValue {
 pub(crate) struct Fields(pub(crate) Vec<(&'static str, FieldValue)>);
 
 impl Fields {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
     pub(crate) fn set(&mut self, name: &'static str, value: FieldValue) {
         match self.0.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
@@ -113,11 +121,16 @@ impl Fields {
     pub(crate) fn str(&self, name: &str) -> Option<&str> {
         match self.get(name)? {
             FieldValue::Str(s) => Some(s),
+            FieldValue::Static(s) => Some(s),
             _ => None,
         }
     }
 
     pub(crate) fn merge(&mut self, other: Self) {
+        if self.0.is_empty() {
+            self.0 = other.0;
+            return;
+        }
         for (name, value) in other.0 {
             self.set(name, value);
         }
@@ -135,13 +148,53 @@ pub(crate) struct FieldPolicy {
     pub(crate) max_payload_bytes: usize,
 }
 
+/// The engine's `kind` values, kept as static strings.
+const ENGINE_KINDS: [&str; 10] = [
+    "Flow",
+    "BatchFlow",
+    "AsyncFlow",
+    "AsyncBatchFlow",
+    "AsyncParallelBatchFlow",
+    "Node",
+    "BatchNode",
+    "AsyncNode",
+    "AsyncBatchNode",
+    "AsyncParallelBatchNode",
+];
+
 /// Visits a span's or an event's fields into [`Fields`].
 pub(crate) struct FieldRecorder<'a> {
     pub(crate) fields: Fields,
+    /// The first field, held inline: the engine records one field at a
+    /// time, which then costs no allocation here.
+    pub(crate) first: Option<(&'static str, FieldValue)>,
     pub(crate) policy: &'a FieldPolicy,
 }
 
-impl FieldRecorder<'_> {
+impl<'a> FieldRecorder<'a> {
+    pub(crate) fn new(policy: &'a FieldPolicy, capacity: usize) -> Self {
+        Self { fields: Fields::with_capacity(capacity), first: None, policy }
+    }
+
+    fn put(&mut self, name: &'static str, value: FieldValue) {
+        if self.first.is_none() && self.fields.0.is_empty() {
+            self.first = Some((name, value));
+            return;
+        }
+        if let Some((first_name, first_value)) = self.first.take() {
+            self.fields.0.push((first_name, first_value));
+        }
+        self.fields.set(name, value);
+    }
+
+    /// Everything recorded.
+    pub(crate) fn finish(mut self) -> Fields {
+        if let Some(first) = self.first.take() {
+            self.fields.0.insert(0, first);
+        }
+        self.fields
+    }
+
     fn keep(&self, field: &Field) -> bool {
         match field.name() {
             "input" => self.policy.inputs,
@@ -168,39 +221,50 @@ impl FieldRecorder<'_> {
 
 impl Visit for FieldRecorder<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "kind"
+            && let Some(kind) = ENGINE_KINDS.iter().find(|kind| **kind == value)
+        {
+            self.put("kind", FieldValue::Static(kind));
+            return;
+        }
         if self.keep(field) {
             let value = self.cap(value.to_owned());
-            self.fields.set(field.name(), FieldValue::Str(value));
+            self.put(field.name(), FieldValue::Str(value));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.keep(field) {
-            let value = self.cap(format!("{value:?}"));
-            self.fields.set(field.name(), FieldValue::Str(value));
+            use fmt::Write as _;
+            // `format!` would start from an empty buffer and grow it several
+            // times for a typical JSON value.
+            let mut text = String::with_capacity(128);
+            let _ = write!(text, "{value:?}");
+            let value = self.cap(text);
+            self.put(field.name(), FieldValue::Str(value));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.set(field.name(), FieldValue::I64(value));
+        self.put(field.name(), FieldValue::I64(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.set(field.name(), FieldValue::U64(value));
+        self.put(field.name(), FieldValue::U64(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.fields.set(field.name(), FieldValue::F64(value));
+        self.put(field.name(), FieldValue::F64(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.set(field.name(), FieldValue::Bool(value));
+        self.put(field.name(), FieldValue::Bool(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if self.keep(field) {
             let value = self.cap(value.to_string());
-            self.fields.set(field.name(), FieldValue::Str(value));
+            self.put(field.name(), FieldValue::Str(value));
         }
     }
 }
@@ -210,7 +274,7 @@ impl Visit for FieldRecorder<'_> {
 pub(crate) struct RecordedEvent {
     /// The event's name: its metadata name for the engine's events
     /// (`pocketflow.retry`), else its message.
-    pub(crate) name: String,
+    pub(crate) name: Cow<'static, str>,
     pub(crate) time: SystemTime,
     pub(crate) level: Level,
     pub(crate) fields: Fields,
@@ -225,11 +289,15 @@ pub(crate) struct SpanRecord {
     pub(crate) parent_id: SpanId,
     pub(crate) role: SpanRole,
     /// The span's metadata name (`flow`, `exec`, `my_function`).
-    pub(crate) name: &'static str,
-    pub(crate) target: &'static str,
+    pub(crate) metadata: &'static Metadata<'static>,
     pub(crate) start: SystemTime,
+    /// Set when the span closes.
+    pub(crate) end: SystemTime,
     pub(crate) fields: Fields,
     pub(crate) events: Vec<RecordedEvent>,
+    /// Lifecycle transitions, kept apart and compact: they are most of the
+    /// events.
+    pub(crate) lifecycle: Vec<(SystemTime, &'static str)>,
     pub(crate) dropped_events: u32,
     /// The message of the first ERROR event on a user span: tracing's
     /// convention for a failed span without an `error` field.
@@ -237,8 +305,4 @@ pub(crate) struct SpanRecord {
 }
 
 /// A closed span on its way to the exporters.
-#[derive(Debug)]
-pub(crate) struct FinishedSpan {
-    pub(crate) record: SpanRecord,
-    pub(crate) end: SystemTime,
-}
+pub(crate) type FinishedSpan = SpanRecord;

@@ -6,6 +6,7 @@
 //! only if a subscriber formats the field, so with no subscriber, or one
 //! that ignores those fields, nothing is serialized.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -58,14 +59,40 @@ pub mod event_names {
 /// subscriber formats the field.
 pub struct Json<'a, T: ?Sized>(pub &'a T);
 
+thread_local! {
+    /// Reused for every value serialized on this thread, so recording a
+    /// value costs no allocation of its own.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer that grew past this for one big value is not kept.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
 impl<T: Serialize + ?Sized> fmt::Display for Json<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match serde_json::to_string(self.0) {
-            Ok(json) => f.write_str(&json),
-            // A `Display` that returns `Err` makes `to_string` panic, so a
-            // value serde cannot encode is recorded as a note instead.
-            Err(err) => write!(f, "\"<not serializable: {err}>\""),
-        }
+        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                let result = serde_json::to_writer(&mut *buffer, self.0);
+                let written = write_json(f, result.map(|()| buffer.as_slice()));
+                if buffer.capacity() > MAX_KEPT_BUFFER {
+                    *buffer = Vec::new();
+                }
+                written
+            }
+            // A `Serialize` impl that records a value itself: nested use.
+            Err(_) => write_json(f, serde_json::to_vec(self.0).as_deref().map_err(|e| e.to_string())),
+        })
+    }
+}
+
+fn write_json<E: fmt::Display>(f: &mut fmt::Formatter<'_>, json: Result<&[u8], E>) -> fmt::Result {
+    match json.map(std::str::from_utf8) {
+        Ok(Ok(json)) => f.write_str(json),
+        // A `Display` that returns `Err` makes `to_string` panic, so a
+        // value serde cannot encode is recorded as a note instead.
+        Ok(Err(err)) => write!(f, "\"<not serializable: {err}>\""),
+        Err(err) => write!(f, "\"<not serializable: {err}>\""),
     }
 }
 

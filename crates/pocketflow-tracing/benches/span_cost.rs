@@ -1,0 +1,127 @@
+/*
+    Cost per span, without payloads: the shape of the reference measurement
+    (`/work/shared/reference/rust-otel.md` §3: "1 root + 10 child spans, each
+    entered/exited"), where tracing-opentelemetry cost about 1 µs per span.
+
+    Work per iteration: a root `flow` span (target `pocketflow`, so that our
+    layer starts a trace; fields `name`, `kind`) and 10 child spans with no
+    fields, each entered and exited: 11 spans. Both pipelines are drained:
+    chunks of 100 iterations (1,100 spans, fewer than either queue holds),
+    each followed by an untimed flush, so nothing is dropped and the figure is
+    the application thread's cost. `layer_overhead.rs` measures a whole flow
+    with its JSON inputs and outputs.
+
+    cargo bench -p pocketflow-tracing --bench span_cost
+
+    Figures: see the table in the crate's README section "Performance"
+    (filled in from this bench; 2-vCPU VM, so ranges).
+*/
+#![allow(missing_docs)]
+
+use std::error::Error;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use pocketflow_tracing::TracingConfig;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const CHILDREN: usize = 10;
+const SPANS: u64 = 1 + CHILDREN as u64;
+const CHUNK: u64 = 100;
+
+/// Accepts every batch and counts its spans; the same type behind both
+/// pipelines.
+#[derive(Debug, Clone, Default)]
+struct CountingExporter(Arc<AtomicU64>);
+
+impl SpanExporter for CountingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[inline(never)]
+fn one_trace() {
+    let root = tracing::info_span!(target: "pocketflow", "flow", name = "bench", kind = "Flow");
+    let _root = root.enter();
+    for _ in 0..CHILDREN {
+        let child = tracing::info_span!("step");
+        let _child = child.enter();
+        black_box(&child);
+    }
+}
+
+fn drained(c: &mut Criterion, id: &str, dispatch: &tracing::Dispatch, flush: &dyn Fn()) {
+    let mut group = c.benchmark_group("span_cost");
+    group.throughput(Throughput::Elements(SPANS));
+    tracing::dispatcher::with_default(dispatch, || {
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let chunk = left.min(CHUNK);
+                    let start = Instant::now();
+                    for _ in 0..chunk {
+                        one_trace();
+                    }
+                    timed += start.elapsed();
+                    flush();
+                    left -= chunk;
+                }
+                timed
+            });
+        });
+    });
+    group.finish();
+}
+
+fn span_cost(c: &mut Criterion) {
+    if let Err(error) = setups(c) {
+        eprintln!("span_cost: setup failed: {error}");
+    }
+}
+
+fn setups(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    let registry = tracing::Dispatch::new(tracing_subscriber::registry());
+    drained(c, "registry_only", &registry, &|| {});
+
+    let exporter = CountingExporter::default();
+    let (layer, guard) = TracingConfig::builder().build()?.layer_with_exporter(exporter.clone())?;
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    drained(c, "pocketflow_tracing", &dispatch, &|| {
+        let _ = guard.flush();
+    });
+    drop(dispatch);
+    let report = guard.shutdown();
+    println!("pocketflow_tracing: {report}; the exporter saw {}", exporter.0.load(Ordering::Relaxed));
+
+    let exporter = CountingExporter::default();
+    let provider = SdkTracerProvider::builder().with_batch_exporter(exporter.clone()).build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("pocketflow"));
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    drained(c, "tracing_opentelemetry", &dispatch, &|| {
+        let _ = provider.force_flush();
+    });
+    drop(dispatch);
+    provider.shutdown()?;
+    println!("tracing_opentelemetry: the exporter saw {}", exporter.0.load(Ordering::Relaxed));
+    Ok(())
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30);
+    targets = span_cost
+}
+criterion_main!(benches);
