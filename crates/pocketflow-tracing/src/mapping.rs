@@ -241,7 +241,7 @@ impl Mapper {
         if self.redact_keys.is_empty() {
             return text;
         }
-        if !self.redact_keys.iter().any(|key| contains_ignore_ascii_case(&text, key)) {
+        if !mentions_key(&text, &self.redact_keys) {
             return text;
         }
         match serde_json::from_str::<serde_json::Value>(&text) {
@@ -308,9 +308,21 @@ fn skip_value(value: &str) -> &str {
     }
 }
 
-fn contains_ignore_ascii_case(text: &str, needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    !needle.is_empty() && text.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle))
+/// Whether a quoted string in `text` (a JSON key, or a value) equals one of
+/// `keys`, ignoring ASCII case: one pass, and most payloads mention none.
+fn mentions_key(text: &str, keys: &[String]) -> bool {
+    let bytes = text.as_bytes();
+    let mut rest = bytes;
+    while let Some(open) = rest.iter().position(|&b| b == b'"') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.iter().position(|&b| b == b'"') else { return false };
+        let word = &after[..close];
+        if keys.iter().any(|key| key.len() == word.len() && key.as_bytes().eq_ignore_ascii_case(word)) {
+            return true;
+        }
+        rest = &after[close + 1..];
+    }
+    false
 }
 
 fn redact_value(value: &mut serde_json::Value, keys: &[String]) {
