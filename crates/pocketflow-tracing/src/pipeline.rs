@@ -1,18 +1,20 @@
 //! The export thread: a bounded queue between the layer and the exporters.
 //!
-//! Closed spans are sent with `try_send`, so a slow or absent collector never
-//! blocks a node: when the queue is full the span is dropped and counted.
-//! The thread owns a current-thread tokio runtime for the exporters (tonic
-//! and reqwest need one), so exporting never depends on the application's
-//! runtime: [`TracingGuard::shutdown`] works from a current-thread runtime,
-//! a multi-thread one, or none, without the SDK's flush deadlock. The
-//! thread runs with a no-op dispatcher, so the transport's own spans and
-//! events (h2, hyper, tonic, reqwest) never reach any layer.
+//! A closing span is pushed onto a shared batch under a short lock, and the
+//! export thread is woken once per batch, not per span. A slow or absent
+//! collector never blocks a node: when the queue is full the span is dropped
+//! and counted. The thread owns a current-thread tokio runtime for the
+//! exporters (tonic and reqwest need one), so exporting never depends on the
+//! application's runtime: [`TracingGuard::shutdown`] works from a
+//! current-thread runtime, a multi-thread one, or none, without the SDK's
+//! flush deadlock. The thread runs with a no-op dispatcher, so the
+//! transport's own spans and events (h2, hyper, tonic, reqwest) never reach
+//! any layer.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,11 +24,50 @@ use crate::error::TracingError;
 use crate::exporter::ExporterSet;
 use crate::mapping::Mapper;
 use crate::record::FinishedSpan;
+use opentelemetry_sdk::trace::SpanData;
 
-enum Message {
-    Span(FinishedSpan),
+/// A request from the guard to the export thread, answered on the sender.
+enum Control {
     Flush(SyncSender<()>),
     Shutdown(SyncSender<()>),
+}
+
+/// What the layer and the guard share with the export thread.
+#[derive(Debug)]
+struct Queue {
+    pending: Mutex<Pending>,
+    /// Signalled when a batch is full or a control request arrives.
+    wake: Condvar,
+    capacity: usize,
+    batch: usize,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Pending {
+    spans: Vec<FinishedSpan>,
+    control: Vec<Control>,
+    /// Set once the export thread has stopped: later spans are dropped.
+    stopped: bool,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending").field("spans", &self.spans.len()).field("stopped", &self.stopped).finish()
+    }
+}
+
+impl Queue {
+    /// The lock, even if a thread panicked while holding it: the data is a
+    /// list of spans, valid at every point.
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn request(&self, control: Control) {
+        self.lock().control.push(control);
+        self.wake.notify_one();
+    }
 }
 
 /// Counters shared by the layer, the thread and the guard.
@@ -42,34 +83,35 @@ struct Counters {
 /// The layer's end of the queue.
 #[derive(Debug, Clone)]
 pub(crate) struct SpanSink {
-    tx: Option<SyncSender<Message>>,
-    counters: Arc<Counters>,
+    queue: Option<Arc<Queue>>,
 }
 
 impl SpanSink {
     /// A sink that drops everything (tracing disabled).
     pub(crate) fn disabled() -> Self {
-        Self { tx: None, counters: Arc::default() }
+        Self { queue: None }
     }
 
     pub(crate) fn send(&self, span: FinishedSpan) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(Message::Span(span)) {
-            Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let Some(queue) = &self.queue else { return };
+        let mut pending = queue.lock();
+        let len = pending.spans.len();
+        if pending.stopped || len >= queue.capacity {
+            drop(pending);
+            queue.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+            if !queue.counters.warned_full.swap(true, Ordering::Relaxed) {
+                diagnostics::warn(
+                    "queue_full",
+                    "the span queue is full; spans are being dropped (raise OTEL_BSP_MAX_QUEUE_SIZE, or check the exporter)",
+                );
             }
-            Err(TrySendError::Full(_)) => {
-                self.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                if !self.counters.warned_full.swap(true, Ordering::Relaxed) {
-                    diagnostics::warn(
-                        "queue_full",
-                        "the span queue is full; spans are being dropped (raise OTEL_BSP_MAX_QUEUE_SIZE, or check the exporter)",
-                    );
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            }
+            return;
+        }
+        pending.spans.push(span);
+        drop(pending);
+        queue.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if len + 1 == queue.batch {
+            queue.wake.notify_one();
         }
     }
 }
@@ -125,20 +167,20 @@ impl fmt::Display for ShutdownReport {
 #[must_use = "dropping the guard shuts tracing down; keep it until the program ends"]
 #[derive(Debug)]
 pub struct TracingGuard {
-    tx: Option<SyncSender<Message>>,
-    counters: Arc<Counters>,
+    queue: Option<Arc<Queue>>,
     thread: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
 
 impl TracingGuard {
     pub(crate) fn disabled() -> Self {
-        Self { tx: None, counters: Arc::default(), thread: None, shutdown_timeout: Duration::ZERO }
+        Self { queue: None, thread: None, shutdown_timeout: Duration::ZERO }
     }
 
     /// Span counts so far.
     pub fn stats(&self) -> ExportStats {
-        let c = &self.counters;
+        let Some(queue) = &self.queue else { return ExportStats::default() };
+        let c = &queue.counters;
         let dropped_queue_full = c.dropped_queue_full.load(Ordering::Relaxed);
         let failed_export = c.failed.load(Ordering::Relaxed);
         ExportStats {
@@ -154,11 +196,9 @@ impl TracingGuard {
     /// timeout. Returns whether the exporters finished in time. Blocks the
     /// calling thread, never the export.
     pub fn flush(&self) -> bool {
-        let Some(tx) = &self.tx else { return true };
+        let Some(queue) = &self.queue else { return true };
         let (ack, done) = mpsc::sync_channel(1);
-        if tx.send(Message::Flush(ack)).is_err() {
-            return false;
-        }
+        queue.request(Control::Flush(ack));
         done.recv_timeout(self.shutdown_timeout).is_ok()
     }
 
@@ -170,19 +210,20 @@ impl TracingGuard {
     }
 
     fn stop(&mut self) -> ShutdownReport {
-        let Some(tx) = self.tx.take() else {
+        let Some(queue) = self.queue.clone() else {
             return ShutdownReport { stats: self.stats(), completed: true };
         };
         let (ack, done) = mpsc::sync_channel(1);
-        let completed = tx.send(Message::Shutdown(ack)).is_ok() && done.recv_timeout(self.shutdown_timeout).is_ok();
-        drop(tx);
+        queue.request(Control::Shutdown(ack));
+        let completed = done.recv_timeout(self.shutdown_timeout).is_ok();
         if completed && let Some(thread) = self.thread.take() {
             // The thread has answered; it only returns from here on.
             let _ = thread.join();
         }
         let mut stats = self.stats();
+        self.queue = None;
         let settled = stats.exported + stats.failed_export;
-        stats.unflushed = self.counters.queued.load(Ordering::Relaxed).saturating_sub(settled);
+        stats.unflushed = queue.counters.queued.load(Ordering::Relaxed).saturating_sub(settled);
         stats.dropped += stats.unflushed;
         ShutdownReport { stats, completed }
     }
@@ -190,7 +231,7 @@ impl TracingGuard {
 
 impl Drop for TracingGuard {
     fn drop(&mut self) {
-        if self.tx.is_some() {
+        if self.queue.is_some() {
             let report = self.stop();
             if report.stats.dropped > 0 || !report.completed {
                 diagnostics::warn("shutdown", &report.to_string());
@@ -207,17 +248,15 @@ pub(crate) fn start(
     debug: bool,
     build: impl FnOnce() -> Result<ExporterSet, TracingError> + Send + 'static,
 ) -> Result<(SpanSink, TracingGuard), TracingError> {
-    let (tx, rx) = mpsc::sync_channel(batch.max_queue_size);
-    let counters = Arc::new(Counters::default());
+    let queue = Arc::new(Queue {
+        pending: Mutex::default(),
+        wake: Condvar::new(),
+        capacity: batch.max_queue_size,
+        batch: batch.max_export_batch_size,
+        counters: Counters::default(),
+    });
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-    let worker = Worker {
-        rx,
-        counters: Arc::clone(&counters),
-        mapper,
-        max_batch: batch.max_export_batch_size,
-        delay: batch.scheduled_delay,
-        debug,
-    };
+    let worker = Worker { queue: Arc::clone(&queue), mapper, delay: batch.scheduled_delay, debug };
     let thread = std::thread::Builder::new()
         .name("pocketflow-tracing-export".to_owned())
         .spawn(move || {
@@ -234,16 +273,14 @@ pub(crate) fn start(
             return Err(TracingError::Thread(std::io::Error::other("the export thread stopped while starting")));
         }
     }
-    let sink = SpanSink { tx: Some(tx.clone()), counters: Arc::clone(&counters) };
-    let guard = TracingGuard { tx: Some(tx), counters, thread: Some(thread), shutdown_timeout: batch.shutdown_timeout };
+    let sink = SpanSink { queue: Some(Arc::clone(&queue)) };
+    let guard = TracingGuard { queue: Some(queue), thread: Some(thread), shutdown_timeout: batch.shutdown_timeout };
     Ok((sink, guard))
 }
 
 struct Worker {
-    rx: Receiver<Message>,
-    counters: Arc<Counters>,
+    queue: Arc<Queue>,
     mapper: Mapper,
-    max_batch: usize,
     delay: Duration,
     debug: bool,
 }
@@ -275,57 +312,67 @@ impl Worker {
         exporters.set_resource(self.mapper.resource());
         let _ = ready.send(Ok(()));
 
-        let mut batch = Vec::with_capacity(self.max_batch);
+        let batch = self.queue.batch;
+        let mut spare = Vec::with_capacity(batch);
         let mut deadline = Instant::now() + self.delay;
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(wait) {
-                Ok(Message::Span(span)) => {
-                    batch.push(span);
-                    if batch.len() >= self.max_batch {
-                        self.export(&runtime, &exporters, &mut batch);
-                        deadline = Instant::now() + self.delay;
+            let (mut spans, control) = {
+                let mut pending = self.queue.lock();
+                while pending.spans.len() < batch && pending.control.is_empty() {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
                     }
+                    pending = match self.queue.wake.wait_timeout(pending, deadline - now) {
+                        Ok((pending, _)) => pending,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
                 }
-                Ok(Message::Flush(ack)) => {
-                    self.export(&runtime, &exporters, &mut batch);
-                    exporters.force_flush();
-                    let _ = ack.send(());
+                let control = std::mem::take(&mut pending.control);
+                if control.iter().any(|c| matches!(c, Control::Shutdown(_))) {
+                    pending.stopped = true;
                 }
-                Ok(Message::Shutdown(ack)) => {
-                    self.export(&runtime, &exporters, &mut batch);
-                    exporters.shutdown();
-                    let _ = ack.send(());
-                    return;
+                (std::mem::replace(&mut pending.spans, std::mem::take(&mut spare)), control)
+            };
+            let mut drain = spans.drain(..);
+            loop {
+                let chunk: Vec<_> = drain.by_ref().take(batch.max(1)).map(|span| self.mapper.map(span)).collect();
+                if chunk.is_empty() {
+                    break;
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.export(&runtime, &exporters, &mut batch);
-                    deadline = Instant::now() + self.delay;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.export(&runtime, &exporters, &mut batch);
-                    exporters.shutdown();
-                    return;
+                self.export(&runtime, &exporters, chunk);
+            }
+            drop(drain);
+            spare = spans;
+            deadline = Instant::now() + self.delay;
+            for request in control {
+                match request {
+                    Control::Flush(ack) => {
+                        exporters.force_flush();
+                        let _ = ack.send(());
+                    }
+                    Control::Shutdown(ack) => {
+                        exporters.shutdown();
+                        let _ = ack.send(());
+                        return;
+                    }
                 }
             }
         }
     }
 
-    fn export(&self, runtime: &tokio::runtime::Runtime, exporters: &ExporterSet, batch: &mut Vec<FinishedSpan>) {
-        if batch.is_empty() {
-            return;
-        }
-        let count = batch.len() as u64;
-        let spans = batch.drain(..).map(|span| self.mapper.map(span)).collect();
+    fn export(&self, runtime: &tokio::runtime::Runtime, exporters: &ExporterSet, spans: Vec<SpanData>) {
+        let count = spans.len() as u64;
+        let counters = &self.queue.counters;
         match runtime.block_on(exporters.export(spans)) {
             Ok(()) => {
-                self.counters.exported.fetch_add(count, Ordering::Relaxed);
+                counters.exported.fetch_add(count, Ordering::Relaxed);
                 if self.debug {
                     diagnostics::info("exported", &format!("{count} spans"));
                 }
             }
             Err(error) => {
-                let previous = self.counters.failed.fetch_add(count, Ordering::Relaxed);
+                let previous = counters.failed.fetch_add(count, Ordering::Relaxed);
                 if previous == 0 || self.debug {
                     diagnostics::warn("export_failed", &format!("{count} spans lost: {error}"));
                 }
