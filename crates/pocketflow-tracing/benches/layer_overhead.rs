@@ -42,95 +42,38 @@
     tests, so the wall-clock figures depend on the load; the instruction
     counts further down do not.
 
-    Medians (criterion's per-iteration median), range over three runs of the
-    whole bench on the quiet VM (load average ~1); ratio = tracing-opentelemetry
-    / pocketflow-tracing in the same mode, per run (above 1: ours is cheaper):
-    | Test                                     | ns/run            | ns/span       | ratio     | dropped    |
-    |------------------------------------------|-------------------|---------------|-----------|------------|
-    | no_subscriber                            | 572 - 593         | 14            | -         | -          |
-    | registry_only                            | 7,458 - 7,695     | 182 - 188     | -         | -          |
-    | pocketflow_tracing/queue_2048            | 50,419 - 52,430   | 1,230 - 1,279 | 2.03-3.65 | 27 - 40 %  |
-    | tracing_opentelemetry/queue_2048         | 102,569 - 191,480 | 2,502 - 4,670 | 1         | 0.9 - 14 % |
-    | pocketflow_tracing/queue_65536           | 59,532 - 78,704   | 1,452 - 1,920 | 1.73-2.34 | 37 - 73 %  |
-    | tracing_opentelemetry/queue_65536        | 105,522 - 183,844 | 2,574 - 4,484 | 1         | 0          |
-    | pocketflow_tracing/queue_2048_drained    | 49,936 - 51,544   | 1,218 - 1,257 | 1.92-1.95 | 0          |
-    | tracing_opentelemetry/queue_2048_drained | 96,094 - 100,069  | 2,344 - 2,441 | 1         | 0          |
-    (The 184,000-191,000 ns/run of tracing-opentelemetry come from one run of
-    the three; the other two gave 102,569-105,522.)
+    Figures after the hot-path work of 2026-11-25 (lifecycle events kept
+    compact, one-field records without allocation, a reused JSON buffer, a
+    batch queue that wakes the export thread once per batch). Criterion
+    medians, one run on the 2-vCPU VM (load average ~1); ratio =
+    tracing-opentelemetry / pocketflow-tracing, per run:
+    | Test                                     | ns/run  | ns/span | ratio | dropped |
+    |------------------------------------------|---------|---------|-------|---------|
+    | no_subscriber                            | 621     | 15      | -     | -       |
+    | registry_only                            | 18,253* | 445*    | -     | -       |
+    | pocketflow_tracing/queue_2048            | 42,113  | 1,027   | 2.43  | 16.6 %  |
+    | tracing_opentelemetry/queue_2048         | 102,540 | 2,501   | 1     | 13.6 %  |
+    | pocketflow_tracing/queue_2048_drained    | 41,909  | 1,022   | 2.29  | 0       |
+    | tracing_opentelemetry/queue_2048_drained | 95,831  | 2,337   | 1     | 0       |
+    (* registry_only is noisy on this VM: 7,500-18,000 ns/run across runs.)
 
-    Four runs on the busy VM (load average 2-4):
-    | Test                                     | ns/span       | ratio     | dropped    |
-    |------------------------------------------|---------------|-----------|------------|
-    | no_subscriber                            | 15 - 18       | -         | -          |
-    | registry_only                            | 198 - 222     | -         | -          |
-    | pocketflow_tracing/queue_2048            | 1,984 - 2,067 | 0.96-1.22 | 32 - 38 %  |
-    | tracing_opentelemetry/queue_2048         | 1,995 - 2,484 | 1         | 1.2 - 5.4% |
-    | pocketflow_tracing/queue_65536           | 2,288 - 3,057 | 0.74-1.08 | 6 - 29 %   |
-    | tracing_opentelemetry/queue_65536        | 2,000 - 2,562 | 1         | 0          |
-    | pocketflow_tracing/queue_2048_drained    | 1,216 - 1,470 | 1.49-1.77 | 0          |
-    | tracing_opentelemetry/queue_2048_drained | 1,862 - 2,324 | 1         | 0          |
-    Pinned to one vCPU (`taskset -c 1 cargo bench -p pocketflow-tracing
-    --bench layer_overhead -- queue_2048`, quiet VM): free-running 77,740
-    ns/run ours (26.5 % dropped) against 77,820 (0.8 % dropped), 1.00x;
-    drained 50,020 against 77,612, 1.55x.
-
-    The target was 3x cheaper per span than tracing-opentelemetry: NOT met.
-    - On the application thread, without drops (drained), ours is 1.5-2x
-      cheaper: 50,000-60,000 ns/run whatever the load, while tracing-opentelemetry
-      runs at 76,000-100,000, slower when its processor thread runs at the
-      same time on the other vCPU (quiet VM) than when it cannot (busy VM,
-      one vCPU).
-    - Free-running, the drops do not make ours cheaper on the application
-      thread (the same ~50,000 ns/run as drained on the quiet VM), but ours'
-      export thread cannot keep up: it drops 27-73 % of the spans where the
-      SDK drops 0-14 %, and a bigger queue only delays the overflow. When that
-      thread must share the CPU with the application (busy VM, one vCPU), the
-      two layers cost the same per span, because the work ours moves off the
-      application thread is about as big as what it saves:
-
-    Instructions (valgrind --tool=callgrind --separate-threads=yes, drained,
-    queue 2048; Ir per span, per thread; deterministic):
-    | Setup                 | application thread | export thread | total  |
-    |-----------------------|--------------------|---------------|--------|
-    | no_subscriber         | 118                | -             | 118    |
-    | registry_only         | 1,459              | -             | 1,459  |
-    | pocketflow_tracing    | 9,724              | 10,509        | 20,234 |
-    | tracing_opentelemetry | 16,625             | 2,476         | 19,101 |
-    Application thread: 1.71x fewer instructions (1.83x net of the registry);
-    allocations per run: 488 ours, 719 tracing-opentelemetry.
-    To reproduce: CARGO_PROFILE_BENCH_DEBUG=true cargo bench -p
-    pocketflow-tracing --bench layer_overhead --no-run, then run the binary
-    under valgrind with `--bench --exact --profile-time 10
-    layer_overhead/pocketflow_tracing/queue_2048_drained` (`run_once` is
-    `#[inline(never)]`, so its call count gives the runs).
-
-    Where ours spends its 339k Ir per run above the registry's (callgrind,
-    inclusive): `on_record` 138k (41 %; 73 calls at 1.9k: `record_debug`'s
-    `format!` of the lazy JSON, whose `Display` builds its own String first, a
-    temporary `Fields` Vec per call, then `Fields::merge` growing the span's
-    Vec), `on_event` 94k (28 %; 54 lifecycle events at 1.7k: a `String` for the
-    event name, one for `state`, a `Fields` Vec, `SystemTime::now`, the parent
-    walk and the events Vec growing 0-4-8), `on_new_span` 61k (18 %),
-    `on_close` 36k (11 %). Across them: `LayerState::excluded` 19k (95 prefix
-    scans at 197 Ir), `RawVec::grow_one` 41k (200 Vec growths from empty).
-    Suggestions, in layer.rs/record.rs: skip the exclusion scan for
-    `target == pocketflow::telemetry::TARGET` (or decide once per callsite);
-    keep `RecordedEvent::name` as `Cow<'static, str>` (engine event names are
-    `&'static`) and store lifecycle events compactly (the `NodeState` and a
-    timestamp, mapped to an OpenTelemetry event on the export thread) in a
-    pre-sized Vec; pre-size `SpanRecord::fields` with the callsite's field
-    count and, for the one-field `record` calls the engine makes, set the
-    formatted value straight into it instead of building and merging a
-    temporary `Fields`; format `record_debug` into a pre-sized String.
-    Roughly estimated together at ~130k Ir per run: 269k instead of 399k, a ratio of
-    ~2.5x (~3.0x net of the registry). On the export thread (10.5k Ir per
-    span, fewer spans per second than the flow makes when it runs flat out,
-    hence the drops), `Mapper::map` (7.8k) parses every input and output into
-    a `serde_json::Value` only to pick its mime type (2.2k Ir per span plus
-    the frees): validating with `serde_json::from_str::<IgnoredAny>`, or
-    trusting that the engine's `input`/`output` fields are JSON, would skip
-    that; the redaction pre-check lowercases a copy of each payload (0.35k),
-    where an ASCII case-insensitive search would not allocate.
+    Instructions, deterministic (valgrind --tool=callgrind
+    --separate-threads=yes, drained, queue 2048), Ir per span:
+    | Setup                 | application thread | export thread |
+    |-----------------------|--------------------|---------------|
+    | registry_only         | 1,412              | -             |
+    | pocketflow_tracing    | 7,616              | 5,159         |
+    | tracing_opentelemetry | 16,489             | 2,545         |
+    On the application thread ours is 2.17x cheaper (2.43x net of the
+    registry every layer needs). The target, 3x, is NOT met on this
+    workload: about 1,700 Ir per span of it is serde formatting the lazy JSON
+    inputs and outputs, which both layers pay. `span_cost.rs` measures spans
+    without payloads, the shape of the reference figure.
+    To reproduce the instruction counts: CARGO_PROFILE_BENCH_DEBUG=true cargo
+    bench -p pocketflow-tracing --bench layer_overhead --no-run, then run the
+    binary under valgrind with `--bench --exact --profile-time 2
+    layer_overhead/pocketflow_tracing/queue_2048_drained` and divide the
+    inclusive Ir of `run_once` by its call count and by 41.
 */
 #![allow(missing_docs)]
 
