@@ -499,13 +499,17 @@ impl TracingConfigBuilder {
         /// Record lifecycle transitions (`pocketflow.lifecycle` events).
         /// Default on; `POCKETFLOW_TRACE_ASYNC_LIFECYCLE`.
         trace_async_lifecycle: bool;
-        /// Async context propagation. Default on; `POCKETFLOW_TRACE_ASYNC_CONTEXT`.
+        /// Async context propagation, as in the Python config. Accepted, no
+        /// effect yet. Default on; `POCKETFLOW_TRACE_ASYNC_CONTEXT`.
         trace_async_context: bool;
-        /// Concurrent flow tracking. Default on; `POCKETFLOW_TRACE_CONCURRENT_FLOWS`.
+        /// Concurrent flow tracking, as in the Python config. Accepted, no
+        /// effect yet. Default on; `POCKETFLOW_TRACE_CONCURRENT_FLOWS`.
         trace_concurrent_flows: bool;
-        /// Async error recovery. Default on; `POCKETFLOW_ASYNC_ERROR_RECOVERY`.
+        /// Async error recovery, as in the Python config. Accepted, no effect
+        /// yet. Default on; `POCKETFLOW_ASYNC_ERROR_RECOVERY`.
         async_error_recovery: bool;
-        /// Performance monitoring. Default off; `POCKETFLOW_PERFORMANCE_MONITORING`.
+        /// Performance monitoring, as in the Python config. Accepted, no effect
+        /// yet. Default off; `POCKETFLOW_PERFORMANCE_MONITORING`.
         performance_monitoring: bool;
         /// Print export diagnostics on stderr. Default off; `POCKETFLOW_TRACING_DEBUG`.
         debug: bool;
