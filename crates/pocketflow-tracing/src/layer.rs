@@ -139,9 +139,13 @@ where
     S: for<'a> LookupSpan<'a>,
 {
     let mut extensions = span.extensions_mut();
-    match extensions.get_mut::<SpanStates>() {
-        Some(states) => states.rest.push((layer, state)),
-        None => extensions.insert(SpanStates { first: (layer, state), rest: Vec::new() }),
+    // One map operation when this is the only layer; another layer's states,
+    // if any, are moved back in behind ours.
+    if let Some(other) = extensions.replace(SpanStates { first: (layer, state), rest: Vec::new() })
+        && let Some(ours) = extensions.get_mut::<SpanStates>()
+    {
+        ours.rest.push(other.first);
+        ours.rest.extend(other.rest);
     }
 }
 
