@@ -14,12 +14,12 @@
     - no_subscriber: no dispatcher at all (run first, so every callsite is off);
     - registry_only: the registry with no layer, for reference;
     - pocketflow_tracing: `TracingConfig::builder().max_queue_size(q).build()?
-      .layer_with_exporter(NoopExporter)`, defaults otherwise (inputs, outputs,
+      .layer_with_exporter(CountingExporter)`, defaults otherwise (inputs, outputs,
       lifecycle events recorded; batch 512, delay 1 s);
     - tracing_opentelemetry: `tracing_opentelemetry::layer().with_tracer(
       provider.tracer("pocketflow"))` with default layer options (location,
       threads, busy/idle, context activation), on an `SdkTracerProvider` with a
-      thread-based `BatchSpanProcessor` over the same `NoopExporter` (batch 512,
+      thread-based `BatchSpanProcessor` over the same `CountingExporter` (batch 512,
       delay 5 s; max_queue_size q). tracing-opentelemetry is built without its
       default `metrics`/`tracing-log` features, which the span path never uses.
     Both pipelines drop spans when their bounded queue is full, so each runs
@@ -77,21 +77,23 @@
 */
 #![allow(missing_docs)]
 
+mod common;
+
 use std::error::Error;
 use std::fmt::Display;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use pocketflow::{Action, BoxError, Ctx, Flow, Node};
 use pocketflow_test_support::Capture;
 use pocketflow_tracing::TracingConfig;
+
+use common::CountingExporter;
 use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -148,26 +150,6 @@ fn chain_flow() -> Flow<Store> {
         previous = next;
     }
     flow
-}
-
-/// The same exporter type behind both pipelines: accepts every batch and
-/// counts its spans.
-#[derive(Debug, Clone, Default)]
-struct NoopExporter {
-    spans: Arc<AtomicU64>,
-}
-
-impl NoopExporter {
-    fn exported(&self) -> u64 {
-        self.spans.load(Ordering::Relaxed)
-    }
-}
-
-impl SpanExporter for NoopExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.spans.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
 }
 
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
@@ -250,7 +232,7 @@ fn ours(
     queue: usize,
     mode: Mode,
 ) -> Result<(), Box<dyn Error>> {
-    let exporter = NoopExporter::default();
+    let exporter = CountingExporter::default();
     let (layer, guard) =
         TracingConfig::builder().max_queue_size(queue).build()?.layer_with_exporter(exporter.clone())?;
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
@@ -284,7 +266,7 @@ fn tracing_opentelemetry(
     queue: usize,
     mode: Mode,
 ) -> Result<(), Box<dyn Error>> {
-    let exporter = NoopExporter::default();
+    let exporter = CountingExporter::default();
     let processor = BatchSpanProcessor::builder(exporter.clone())
         .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(queue).build())
         .build();

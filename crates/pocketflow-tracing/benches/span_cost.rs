@@ -33,34 +33,23 @@
 */
 #![allow(missing_docs)]
 
+mod common;
+
 use std::error::Error;
 use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use pocketflow_tracing::TracingConfig;
+
+use common::CountingExporter;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 const CHILDREN: usize = 10;
 const SPANS: u64 = 1 + CHILDREN as u64;
 const CHUNK: u64 = 100;
-
-/// Accepts every batch and counts its spans; the same type behind both
-/// pipelines.
-#[derive(Debug, Clone, Default)]
-struct CountingExporter(Arc<AtomicU64>);
-
-impl SpanExporter for CountingExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-}
 
 #[inline(never)]
 fn one_trace() {
@@ -116,7 +105,7 @@ fn setups(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     });
     drop(dispatch);
     let report = guard.shutdown();
-    println!("pocketflow_tracing: {report}; the exporter saw {}", exporter.0.load(Ordering::Relaxed));
+    println!("pocketflow_tracing: {report}; the exporter saw {}", exporter.exported());
 
     let exporter = CountingExporter::default();
     let provider = SdkTracerProvider::builder().with_batch_exporter(exporter.clone()).build();
@@ -127,7 +116,7 @@ fn setups(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     });
     drop(dispatch);
     provider.shutdown()?;
-    println!("tracing_opentelemetry: the exporter saw {}", exporter.0.load(Ordering::Relaxed));
+    println!("tracing_opentelemetry: the exporter saw {}", exporter.exported());
     Ok(())
 }
 
