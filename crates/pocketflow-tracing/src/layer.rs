@@ -314,11 +314,16 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let state = &*self.state;
         let meta = attrs.metadata();
-        if !state.active || state.excluded(meta.target()) {
+        if !state.active {
+            return;
+        }
+        let role = SpanRole::of(meta);
+        // The engine's own spans are never excluded; others are checked
+        // once they turn out to be inside a trace.
+        if role == SpanRole::User && state.excluded(meta.target()) {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let role = SpanRole::of(meta);
         let parent = parent_of(&span, state.id);
         let (trace, parent_id) = match parent {
             Parent::Unsampled => {
@@ -338,9 +343,13 @@ where
         }
 
         // Format the fields before taking any lock.
-        let mut recorder = state.recorder(meta.fields().len());
-        attrs.record(&mut recorder);
-        let fields = recorder.finish();
+        let fields = if meta.fields().is_empty() {
+            Fields::default()
+        } else {
+            let mut recorder = state.recorder(meta.fields().len());
+            attrs.record(&mut recorder);
+            recorder.finish()
+        };
         let start = SystemTime::now();
 
         let trace = match trace {
