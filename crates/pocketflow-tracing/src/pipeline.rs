@@ -49,6 +49,8 @@ struct Pending {
     control: Vec<Control>,
     /// Set once the export thread has stopped: later spans are dropped.
     stopped: bool,
+    /// Spans ever accepted (counted under the lock the push takes anyway).
+    queued: u64,
 }
 
 impl fmt::Debug for Pending {
@@ -73,7 +75,6 @@ impl Queue {
 /// Counters shared by the layer, the thread and the guard.
 #[derive(Debug, Default)]
 struct Counters {
-    queued: AtomicU64,
     dropped_queue_full: AtomicU64,
     exported: AtomicU64,
     failed: AtomicU64,
@@ -108,8 +109,8 @@ impl SpanSink {
             return;
         }
         pending.spans.push(span);
+        pending.queued += 1;
         drop(pending);
-        queue.counters.queued.fetch_add(1, Ordering::Relaxed);
         if len + 1 == queue.batch {
             queue.wake.notify_one();
         }
@@ -223,7 +224,7 @@ impl TracingGuard {
         let mut stats = self.stats();
         self.queue = None;
         let settled = stats.exported + stats.failed_export;
-        stats.unflushed = queue.counters.queued.load(Ordering::Relaxed).saturating_sub(settled);
+        stats.unflushed = queue.lock().queued.saturating_sub(settled);
         stats.dropped += stats.unflushed;
         ShutdownReport { stats, completed }
     }
