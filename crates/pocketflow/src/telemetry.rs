@@ -70,7 +70,7 @@ const MAX_KEPT_BUFFER: usize = 64 * 1024;
 
 impl<T: Serialize + ?Sized> fmt::Display for Json<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        let written = BUFFER.try_with(|buffer| match buffer.try_borrow_mut() {
             Ok(mut buffer) => {
                 buffer.clear();
                 let result = serde_json::to_writer(&mut *buffer, self.0);
@@ -78,11 +78,16 @@ impl<T: Serialize + ?Sized> fmt::Display for Json<'_, T> {
                 if buffer.capacity() > MAX_KEPT_BUFFER {
                     *buffer = Vec::new();
                 }
-                written
+                Some(written)
             }
             // A `Serialize` impl that records a value itself: nested use.
-            Err(_) => write_json(f, serde_json::to_vec(self.0).as_deref().map_err(|e| e.to_string())),
-        })
+            Err(_) => None,
+        });
+        match written {
+            Ok(Some(written)) => written,
+            // Nested use, or the thread is exiting and its buffer is gone.
+            _ => write_json(f, serde_json::to_vec(self.0).as_deref().map_err(|e| e.to_string())),
+        }
     }
 }
 
@@ -209,4 +214,33 @@ pub(crate) fn warning(warning: &FlowWarning) {
         kind = warning.kind(),
         "{warning}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Json;
+
+    /// Serializes as the JSON text of its inner value: formatting a `Json`
+    /// while another is being formatted on the same thread.
+    struct Nested(Vec<u32>);
+
+    impl serde::Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_str(&Json(&self.0).to_string())
+        }
+    }
+
+    #[test]
+    fn json_formats_values_and_nested_values() {
+        assert_eq!(Json(&("a", 1)).to_string(), r#"["a",1]"#);
+        assert_eq!(Json(&Nested(vec![1, 2])).to_string(), r#""[1,2]""#);
+        // The reused buffer does not leak one value into the next.
+        assert_eq!(Json(&7).to_string(), "7");
+    }
+
+    #[test]
+    fn a_value_serde_cannot_encode_is_recorded_as_a_note() {
+        let map = std::collections::BTreeMap::from([((1, 2), "tuple keys are not JSON")]);
+        assert!(Json(&map).to_string().starts_with("\"<not serializable:"));
+    }
 }
