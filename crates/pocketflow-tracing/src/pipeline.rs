@@ -279,6 +279,13 @@ pub(crate) fn start(
     Ok((sink, guard))
 }
 
+/// `delay` from now; a delay too long to represent means "no deadline" in
+/// practice (a year), never a panic.
+fn deadline_after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay).or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600))).unwrap_or(now)
+}
+
 struct Worker {
     queue: Arc<Queue>,
     mapper: Mapper,
@@ -315,7 +322,7 @@ impl Worker {
 
         let batch = self.queue.batch;
         let mut spare = Vec::with_capacity(batch);
-        let mut deadline = Instant::now() + self.delay;
+        let mut deadline = deadline_after(self.delay);
         loop {
             let (mut spans, control) = {
                 let mut pending = self.queue.lock();
@@ -345,7 +352,7 @@ impl Worker {
             }
             drop(drain);
             spare = spans;
-            deadline = Instant::now() + self.delay;
+            deadline = deadline_after(self.delay);
             for request in control {
                 match request {
                     Control::Flush(ack) => {

@@ -524,3 +524,14 @@ fn console_exporter_prints_each_trace_as_a_tree() {
     assert!(lines.iter().any(|l| l.starts_with("└─ Flaky [span]")), "{text}");
     assert!(!text.contains("lifecycle") && !text.contains("running"), "lifecycle hidden by default:\n{text}");
 }
+
+#[test]
+fn an_endless_schedule_delay_still_exports_at_shutdown() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).scheduled_delay(Duration::MAX).build().unwrap();
+    let (result, report) = traced(config, || pipeline().run(&store("patient")));
+    result.unwrap();
+    assert!(report.completed, "{report}");
+    assert!(report.stats.exported > 0 && report.stats.dropped == 0, "{report}");
+    assert_eq!(receiver.wait_for_spans(report.stats.exported as usize, WAIT).len() as u64, report.stats.exported);
+}
