@@ -56,7 +56,7 @@ pub enum ExporterKind {
     Otlp,
     /// OTLP/HTTP straight to Langfuse's `/api/public/otel/v1/traces`.
     Langfuse,
-    /// Nothing: spans are recorded and dropped (counts still reported).
+    /// Nothing: the layer records nothing and no export thread runs.
     None,
 }
 

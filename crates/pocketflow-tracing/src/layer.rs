@@ -168,12 +168,14 @@ enum Parent {
 }
 
 impl PocketflowLayer {
-    pub(crate) fn new(config: &TracingConfig, sink: SpanSink) -> Self {
+    /// A layer feeding `sink`; `active` false makes every callback return at
+    /// once (tracing disabled, or no exporter).
+    pub(crate) fn new(config: &TracingConfig, sink: SpanSink, active: bool) -> Self {
         let record = &config.record;
         Self {
             state: Arc::new(LayerState {
                 id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
-                active: !config.disabled,
+                active,
                 sink,
                 policy: FieldPolicy {
                     inputs: record.inputs,

@@ -123,6 +123,10 @@ impl TracingConfig {
     /// [`TracingError::Exporter`] when an exporter cannot be built (a
     /// missing Langfuse key, an invalid header), [`TracingError::Thread`].
     pub fn layer(self) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
+        if self.exporters.iter().all(|kind| *kind == ExporterKind::None) {
+            // Nothing would receive the spans: record nothing.
+            return Ok(self.inactive());
+        }
         let config = self.clone();
         self.start(move || exporter::ExporterSet::from_config(&config))
     }
@@ -158,10 +162,14 @@ impl TracingConfig {
         build: impl FnOnce() -> Result<exporter::ExporterSet, TracingError> + Send + 'static,
     ) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
         if self.disabled {
-            return Ok((PocketflowLayer::new(&self, pipeline::SpanSink::disabled()), TracingGuard::disabled()));
+            return Ok(self.inactive());
         }
         let mapper = mapping::Mapper::new(&self);
         let (sink, guard) = pipeline::start(&self.batch, mapper, self.record.debug, build)?;
-        Ok((PocketflowLayer::new(&self, sink), guard))
+        Ok((PocketflowLayer::new(&self, sink, true), guard))
+    }
+
+    fn inactive(&self) -> (PocketflowLayer, TracingGuard) {
+        (PocketflowLayer::new(self, pipeline::SpanSink::disabled(), false), TracingGuard::disabled())
     }
 }

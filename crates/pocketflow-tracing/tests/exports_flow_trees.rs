@@ -535,3 +535,13 @@ fn an_endless_schedule_delay_still_exports_at_shutdown() {
     assert!(report.stats.exported > 0 && report.stats.dropped == 0, "{report}");
     assert_eq!(receiver.wait_for_spans(report.stats.exported as usize, WAIT).len() as u64, report.stats.exported);
 }
+
+#[test]
+fn the_none_exporter_records_nothing_and_reports_nothing_lost() {
+    let config = TracingConfig::builder().from_vars([("POCKETFLOW_TRACING_EXPORTER", "none")]).unwrap();
+    assert_eq!(config.exporters(), [ExporterKind::None]);
+    let (result, report) = traced(config, || pipeline().run(&store("silent")));
+    result.unwrap();
+    assert!(report.completed);
+    assert_eq!((report.stats.exported, report.stats.dropped), (0, 0), "{report}");
+}
