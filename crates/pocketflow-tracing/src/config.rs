@@ -511,7 +511,8 @@ impl TracingConfigBuilder {
         /// Performance monitoring, as in the Python config. Accepted, no effect
         /// yet. Default off; `POCKETFLOW_PERFORMANCE_MONITORING`.
         performance_monitoring: bool;
-        /// Print export diagnostics on stderr. Default off; `POCKETFLOW_TRACING_DEBUG`.
+        /// Print export diagnostics on stderr, and lifecycle events in the
+        /// console tree. Default off; `POCKETFLOW_TRACING_DEBUG`.
         debug: bool;
         /// Trace-wide tags (`langfuse.trace.tags`). `POCKETFLOW_TAGS` (comma list).
         tags: Vec<String>;

@@ -68,7 +68,9 @@ impl ExporterSet {
         let mut set = Self::default();
         for kind in config.exporters() {
             match kind {
-                ExporterKind::Console => set.push("console", ConsoleExporter::stderr()),
+                ExporterKind::Console => {
+                    set.push("console", ConsoleExporter::stderr().with_lifecycle(config.record.debug));
+                }
                 ExporterKind::Otlp => set.push("otlp", otlp_exporter(config)?),
                 ExporterKind::Langfuse => set.push("langfuse", LangfuseExporter::from_config(config)?),
                 ExporterKind::None => {}
