@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use pocketflow::telemetry::{TARGET, event_names, span_names};
+use pocketflow::telemetry::{KINDS, TARGET, event_names, span_names};
 use pocketflow::{
     Action, AsyncBatchNode, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BatchFlow, BoxError, Ctx, Flow, Node,
     NodeState, Params, SharedStore,
@@ -152,7 +152,11 @@ async fn emitted_spans_events_and_states_match_the_document() {
     for span in &captured.spans {
         let declared: BTreeSet<String> = span.declared.iter().map(|f| (*f).to_owned()).collect();
         assert_eq!(declared, documented_spans[span.name], "fields of span `{}`", span.name);
+        if let Some(kind) = span.fields.get("kind") {
+            assert!(KINDS.contains(&kind.as_str()), "kind {kind:?} of `{}` is not in telemetry::KINDS", span.name);
+        }
     }
+    assert!(captured.spans.iter().any(|s| s.fields.contains_key("kind")), "the runs recorded some kinds");
 
     let documented_events = table("Events", 2);
     let emitted: BTreeSet<String> = captured.events.iter().map(|e| e.name.to_owned()).collect();

@@ -6,10 +6,7 @@
 //! come from the export thread, which runs with no subscriber so that the
 //! transport's own telemetry cannot feed back into the traces.
 
-pub(crate) fn warn(name: &str, message: &str) {
-    eprintln!("{}.{name}: {message}", crate::DIAGNOSTICS_TARGET);
-}
-
-pub(crate) fn info(name: &str, message: &str) {
+/// Writes one diagnostic line, `pocketflow_tracing.<name>: <message>`.
+pub(crate) fn report(name: &str, message: &str) {
     eprintln!("{}.{name}: {message}", crate::DIAGNOSTICS_TARGET);
 }

@@ -337,7 +337,7 @@ fn traces_url(base: &str, protocol: Protocol) -> String {
     }
 }
 
-fn default_endpoint(protocol: Protocol) -> &'static str {
+pub(crate) fn default_endpoint(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Grpc => DEFAULT_GRPC_ENDPOINT,
         Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT,

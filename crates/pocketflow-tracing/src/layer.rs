@@ -376,8 +376,7 @@ where
                 if let Some(attempt) = attempt {
                     event_fields.set("attempt", attempt);
                 }
-                push_event(
-                    node,
+                node.push_event(
                     RecordedEvent {
                         name: Cow::Borrowed("pocketflow.fallback"),
                         time: start,
@@ -414,31 +413,22 @@ where
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let layer = self.state.id;
-        let recorded = matches!(
-            span.extensions().get::<SpanStates>().and_then(|states| states.get(layer)),
-            Some(SpanState::Recorded(_))
-        );
-        if !recorded {
+        if !state_of(&span, layer, |state| matches!(state, Some(SpanState::Recorded(_)))) {
             return;
         }
         let mut recorder = self.state.recorder(0);
         values.record(&mut recorder);
-        let single = if recorder.fields.0.is_empty() { recorder.first.take() } else { None };
-        let fields = recorder.finish();
         if let Some(SpanState::Recorded(record)) =
             span.extensions_mut().get_mut::<SpanStates>().and_then(|states| states.get_mut(layer))
         {
-            match single {
-                Some((name, value)) => record.fields.set(name, value),
-                None => record.fields.merge(fields),
-            }
+            recorder.apply_to(&mut record.fields);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let state = &*self.state;
         let meta = event.metadata();
-        if !state.active || state.excluded(meta.target()) || meta.target() == crate::DIAGNOSTICS_TARGET {
+        if !state.active || state.excluded(meta.target()) {
             return;
         }
         let engine_event = meta.target() == TARGET;
@@ -451,13 +441,8 @@ where
                 event.record(&mut lifecycle);
                 if let Some(value) = lifecycle.0 {
                     let now = SystemTime::now();
-                    let max_events = state.max_events;
                     with_nearest_record(span, state.id, |record| {
-                        if record.events.len() + record.lifecycle.len() < max_events {
-                            record.lifecycle.push((now, value));
-                        } else {
-                            record.dropped_events = record.dropped_events.saturating_add(1);
-                        }
+                        record.push_lifecycle(now, value, state.max_events);
                     });
                 }
             }
@@ -492,7 +477,7 @@ where
                 };
                 record.error_event = Some(message);
             }
-            push_event(record, recorded, max_events);
+            record.push_event(recorded, max_events);
         });
     }
 
@@ -518,12 +503,4 @@ impl tracing::field::Visit for LifecycleState {
     }
 
     fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-}
-
-fn push_event(record: &mut SpanRecord, event: RecordedEvent, max_events: usize) {
-    if record.events.len() + record.lifecycle.len() < max_events {
-        record.events.push(event);
-    } else {
-        record.dropped_events = record.dropped_events.saturating_add(1);
-    }
 }

@@ -100,8 +100,8 @@ pub use layer::PocketflowLayer;
 pub use mapping::SCOPE_NAME;
 pub use pipeline::{ExportStats, ShutdownReport, TracingGuard};
 
-/// The target (and name prefix) of this crate's own diagnostics; the layer
-/// never records events with it.
+/// The name prefix of this crate's own diagnostics, the lines it writes on
+/// stderr (`pocketflow_tracing.export_failed: …`).
 pub const DIAGNOSTICS_TARGET: &str = "pocketflow_tracing";
 
 /// Reads the config from the environment and installs the layer as the

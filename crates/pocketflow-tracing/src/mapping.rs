@@ -21,6 +21,8 @@ use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use pocketflow::telemetry::event_names;
+
 use crate::config::{ObservationType, TracingConfig};
 use crate::record::{FieldValue, Fields, FinishedSpan, RecordedEvent, SpanRole};
 
@@ -105,8 +107,7 @@ impl Mapper {
         &self.resource
     }
 
-    pub(crate) fn map(&self, span: FinishedSpan) -> SpanData {
-        let record = span;
+    pub(crate) fn map(&self, record: FinishedSpan) -> SpanData {
         let end = record.end;
         let role = record.role;
         let fields = record.fields;
@@ -124,9 +125,7 @@ impl Mapper {
         if let Some(schema) = role.schema_name() {
             attributes.push(KeyValue::new("pocketflow.span", schema));
         }
-        if !matches!(role, SpanRole::Flow | SpanRole::Node | SpanRole::Exec | SpanRole::Fallback | SpanRole::Item)
-            && role.schema_name().is_none()
-        {
+        if role.schema_name().is_none() {
             attributes.push(KeyValue::new("code.namespace", record.metadata.target()));
         }
 
@@ -164,7 +163,7 @@ impl Mapper {
         events.events = Vec::with_capacity(record.events.len() + record.lifecycle.len() + 1);
         events.events.extend(record.lifecycle.into_iter().map(|(time, state)| {
             Event::new(
-                "pocketflow.lifecycle",
+                event_names::LIFECYCLE,
                 time,
                 vec![KeyValue::new("level", "DEBUG"), KeyValue::new("state", state)],
                 0,

@@ -66,9 +66,13 @@ impl Queue {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn request(&self, control: Control) {
-        self.lock().control.push(control);
+    /// Asks the export thread for `control` and waits up to `timeout` for
+    /// its answer; returns whether it came.
+    fn request(&self, control: fn(SyncSender<()>) -> Control, timeout: Duration) -> bool {
+        let (ack, done) = mpsc::sync_channel(1);
+        self.lock().control.push(control(ack));
         self.wake.notify_one();
+        done.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -101,7 +105,7 @@ impl SpanSink {
             drop(pending);
             queue.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
             if !queue.counters.warned_full.swap(true, Ordering::Relaxed) {
-                diagnostics::warn(
+                diagnostics::report(
                     "queue_full",
                     "the span queue is full; spans are being dropped (raise OTEL_BSP_MAX_QUEUE_SIZE, or check the exporter)",
                 );
@@ -198,9 +202,7 @@ impl TracingGuard {
     /// calling thread, never the export.
     pub fn flush(&self) -> bool {
         let Some(queue) = &self.queue else { return true };
-        let (ack, done) = mpsc::sync_channel(1);
-        queue.request(Control::Flush(ack));
-        done.recv_timeout(self.shutdown_timeout).is_ok()
+        queue.request(Control::Flush, self.shutdown_timeout)
     }
 
     /// Exports what is queued, stops the exporters and reports what was
@@ -214,9 +216,7 @@ impl TracingGuard {
         let Some(queue) = self.queue.clone() else {
             return ShutdownReport { stats: self.stats(), completed: true };
         };
-        let (ack, done) = mpsc::sync_channel(1);
-        queue.request(Control::Shutdown(ack));
-        let completed = done.recv_timeout(self.shutdown_timeout).is_ok();
+        let completed = queue.request(Control::Shutdown, self.shutdown_timeout);
         if completed && let Some(thread) = self.thread.take() {
             // The thread has answered; it only returns from here on.
             let _ = thread.join();
@@ -235,7 +235,7 @@ impl Drop for TracingGuard {
         if self.queue.is_some() {
             let report = self.stop();
             if report.stats.dropped > 0 || !report.completed {
-                diagnostics::warn("shutdown", &report.to_string());
+                diagnostics::report("shutdown", &report.to_string());
             }
         }
     }
@@ -376,13 +376,13 @@ impl Worker {
             Ok(()) => {
                 counters.exported.fetch_add(count, Ordering::Relaxed);
                 if self.debug {
-                    diagnostics::info("exported", &format!("{count} spans"));
+                    diagnostics::report("exported", &format!("{count} spans"));
                 }
             }
             Err(error) => {
                 let previous = counters.failed.fetch_add(count, Ordering::Relaxed);
                 if previous == 0 || self.debug {
-                    diagnostics::warn("export_failed", &format!("{count} spans lost: {error}"));
+                    diagnostics::report("export_failed", &format!("{count} spans lost: {error}"));
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! that the mapping runs off the application's threads.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -148,27 +148,13 @@ pub(crate) struct FieldPolicy {
     pub(crate) max_payload_bytes: usize,
 }
 
-/// The engine's `kind` values, kept as static strings.
-const ENGINE_KINDS: [&str; 10] = [
-    "Flow",
-    "BatchFlow",
-    "AsyncFlow",
-    "AsyncBatchFlow",
-    "AsyncParallelBatchFlow",
-    "Node",
-    "BatchNode",
-    "AsyncNode",
-    "AsyncBatchNode",
-    "AsyncParallelBatchNode",
-];
-
 /// Visits a span's or an event's fields into [`Fields`].
 pub(crate) struct FieldRecorder<'a> {
-    pub(crate) fields: Fields,
+    fields: Fields,
     /// The first field, held inline: the engine records one field at a
     /// time, which then costs no allocation here.
-    pub(crate) first: Option<(&'static str, FieldValue)>,
-    pub(crate) policy: &'a FieldPolicy,
+    first: Option<(&'static str, FieldValue)>,
+    policy: &'a FieldPolicy,
 }
 
 impl<'a> FieldRecorder<'a> {
@@ -185,6 +171,15 @@ impl<'a> FieldRecorder<'a> {
             self.fields.0.push((first_name, first_value));
         }
         self.fields.set(name, value);
+    }
+
+    /// Sets what was recorded into `fields` (a span's, on `record`): a lone
+    /// field goes straight in, with no list built for it.
+    pub(crate) fn apply_to(self, fields: &mut Fields) {
+        match self.first {
+            Some((name, value)) if self.fields.0.is_empty() => fields.set(name, value),
+            _ => fields.merge(self.finish()),
+        }
     }
 
     /// Everything recorded.
@@ -213,7 +208,7 @@ impl<'a> FieldRecorder<'a> {
                 cut -= 1;
             }
             text.truncate(cut);
-            text.push_str(&format!("…[truncated: {total} bytes]"));
+            let _ = write!(text, "…[truncated: {total} bytes]");
         }
         text
     }
@@ -221,8 +216,9 @@ impl<'a> FieldRecorder<'a> {
 
 impl Visit for FieldRecorder<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        // The engine's kinds are kept as static strings: no allocation.
         if field.name() == "kind"
-            && let Some(kind) = ENGINE_KINDS.iter().find(|kind| **kind == value)
+            && let Some(kind) = pocketflow::telemetry::KINDS.iter().find(|kind| **kind == value)
         {
             self.put("kind", FieldValue::Static(kind));
             return;
@@ -235,7 +231,6 @@ impl Visit for FieldRecorder<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.keep(field) {
-            use fmt::Write as _;
             // `format!` would start from an empty buffer and grow it several
             // times for a typical JSON value.
             let mut text = String::with_capacity(128);
@@ -288,7 +283,7 @@ pub(crate) struct SpanRecord {
     /// `SpanId::INVALID` for a root.
     pub(crate) parent_id: SpanId,
     pub(crate) role: SpanRole,
-    /// The span's metadata name (`flow`, `exec`, `my_function`).
+    /// The span's callsite: its name (`flow`, `exec`, `my_function`) and target.
     pub(crate) metadata: &'static Metadata<'static>,
     pub(crate) start: SystemTime,
     /// Set when the span closes.
@@ -302,6 +297,31 @@ pub(crate) struct SpanRecord {
     /// The message of the first ERROR event on a user span: tracing's
     /// convention for a failed span without an `error` field.
     pub(crate) error_event: Option<String>,
+}
+
+impl SpanRecord {
+    /// Keeps `event` unless the span already holds `max_events` events
+    /// (lifecycle ones included); then counts it as dropped.
+    pub(crate) fn push_event(&mut self, event: RecordedEvent, max_events: usize) {
+        if self.has_room(max_events) {
+            self.events.push(event);
+        } else {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+        }
+    }
+
+    /// Keeps a lifecycle transition, within the same cap.
+    pub(crate) fn push_lifecycle(&mut self, time: SystemTime, state: &'static str, max_events: usize) {
+        if self.has_room(max_events) {
+            self.lifecycle.push((time, state));
+        } else {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+        }
+    }
+
+    fn has_room(&self, max_events: usize) -> bool {
+        self.events.len() + self.lifecycle.len() < max_events
+    }
 }
 
 /// A closed span on its way to the exporters.

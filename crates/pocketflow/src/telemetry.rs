@@ -55,6 +55,20 @@ pub mod event_names {
     pub const ALL: [&str; 4] = [LIFECYCLE, RETRY, ERROR, WARNING];
 }
 
+/// The values of the `kind` field of `flow` and `node` spans.
+pub const KINDS: [&str; 10] = [
+    "Flow",
+    "BatchFlow",
+    "AsyncFlow",
+    "AsyncBatchFlow",
+    "AsyncParallelBatchFlow",
+    "Node",
+    "BatchNode",
+    "AsyncNode",
+    "AsyncBatchNode",
+    "AsyncParallelBatchNode",
+];
+
 /// Records a value as JSON, lazily: serialization happens only when a
 /// subscriber formats the field.
 pub struct Json<'a, T: ?Sized>(pub &'a T);

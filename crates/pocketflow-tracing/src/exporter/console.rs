@@ -7,8 +7,8 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanId, Status, TraceId};
-use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
@@ -171,28 +171,24 @@ fn write_span(
 
 fn headline(span: &SpanData) -> String {
     let mut line = String::new();
-    let schema = attr(&span.attributes, "pocketflow.span").map(|v| v.as_str().into_owned());
-    match schema.as_deref() {
+    let text = |key: &str| text(&span.attributes, key);
+    match text("pocketflow.span").as_deref() {
         Some("exec" | "fallback") => {
-            let attempt = attr(&span.attributes, "pocketflow.attempt").map(|v| v.as_str().into_owned());
-            let _ = write!(line, "{} #{}", span.name, attempt.unwrap_or_default());
+            let _ = write!(line, "{} #{}", span.name, text("pocketflow.attempt").unwrap_or_default());
         }
         Some("item") => {
-            let index = attr(&span.attributes, "pocketflow.item.index").map(|v| v.as_str().into_owned());
-            let _ = write!(line, "item {}", index.unwrap_or_default());
+            let _ = write!(line, "item {}", text("pocketflow.item.index").unwrap_or_default());
         }
         Some("flow" | "node") | None => {
-            let observation = attr(&span.attributes, "langfuse.observation.type").map(|v| v.as_str().into_owned());
-            let _ = write!(line, "{} [{}]", span.name, observation.unwrap_or_default());
+            let _ = write!(line, "{} [{}]", span.name, text("langfuse.observation.type").unwrap_or_default());
         }
         Some(_) => line.push_str(&span.name),
     }
     let _ = write!(line, " {}", duration(span.start_time, span.end_time));
-    if let Some(action) = attr(&span.attributes, "pocketflow.action") {
-        let action = action.as_str();
-        if action != "None" {
-            let _ = write!(line, " → {action:?}");
-        }
+    if let Some(action) = text("pocketflow.action")
+        && action != "None"
+    {
+        let _ = write!(line, " → {action:?}");
     }
     if let Status::Error { description } = &span.status {
         let _ = write!(line, " ✗ {description}");
@@ -201,7 +197,7 @@ fn headline(span: &SpanData) -> String {
 }
 
 fn event_line(event: &opentelemetry::trace::Event, show_lifecycle: bool) -> Option<String> {
-    let get = |key: &str| attr(&event.attributes, key).map(|v| v.as_str().into_owned());
+    let get = |key: &str| text(&event.attributes, key);
     Some(match event.name.as_ref() {
         "exception" => return None,
         "pocketflow.lifecycle" if !show_lifecycle => return None,
@@ -219,8 +215,9 @@ fn event_line(event: &opentelemetry::trace::Event, show_lifecycle: bool) -> Opti
     })
 }
 
-fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+/// The attribute `key` as text.
+fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
 }
 
 fn duration(start: SystemTime, end: SystemTime) -> String {

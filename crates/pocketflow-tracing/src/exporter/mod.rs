@@ -101,7 +101,7 @@ impl ExporterSet {
     pub(crate) fn force_flush(&self) {
         for (label, exporter) in &self.exporters {
             if let Err(error) = exporter.force_flush() {
-                crate::diagnostics::warn("flush_failed", &format!("{label}: {error}"));
+                crate::diagnostics::report("flush_failed", &format!("{label}: {error}"));
             }
         }
     }
@@ -109,7 +109,7 @@ impl ExporterSet {
     pub(crate) fn shutdown(&self) {
         for (label, exporter) in &self.exporters {
             if let Err(error) = exporter.shutdown() {
-                crate::diagnostics::warn("shutdown_failed", &format!("{label}: {error}"));
+                crate::diagnostics::report("shutdown_failed", &format!("{label}: {error}"));
             }
         }
     }

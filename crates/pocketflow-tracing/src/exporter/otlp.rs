@@ -15,10 +15,8 @@ use crate::error::TracingError;
 pub(crate) fn otlp_exporter(config: &TracingConfig) -> Result<opentelemetry_otlp::SpanExporter, TracingError> {
     let settings = &config.otlp;
     let failed = |reason: String| TracingError::Exporter { exporter: ExporterKind::Otlp, reason };
-    let endpoint = settings.endpoint.clone().unwrap_or_else(|| match settings.protocol {
-        Protocol::Grpc => "http://localhost:4317".to_owned(),
-        Protocol::HttpProtobuf => "http://localhost:4318/v1/traces".to_owned(),
-    });
+    let endpoint =
+        settings.endpoint.clone().unwrap_or_else(|| crate::env::default_endpoint(settings.protocol).to_owned());
     let builder = opentelemetry_otlp::SpanExporter::builder();
     let exporter = match settings.protocol {
         Protocol::Grpc => {
