@@ -13,11 +13,12 @@
 
     cargo bench -p pocketflow-tracing --bench span_cost
 
-    Criterion medians on the 2-vCPU VM (four runs, 2026-11-25):
-    | Test                  | ns/iteration  | ns/span | ratio     |
-    |-----------------------|---------------|---------|-----------|
-    | pocketflow_tracing    | 4,418-4,583   | 402-417 | 2.29-2.47 |
-    | tracing_opentelemetry | 10,504-10,917 | 955-992 | 1         |
+    Criterion medians on the 2-vCPU VM (two runs of the code as committed,
+    2026-11-25):
+    | Test                  | ns/iteration  | ns/span | ratio   |
+    |-----------------------|---------------|---------|---------|
+    | pocketflow_tracing    | 4,154-4,204   | 378-382 | 2.5-2.6 |
+    | tracing_opentelemetry | 10,412-10,718 | 947-974 | 1       |
     tracing-opentelemetry's ~1 µs per span matches the reference figure.
 
     Instructions on the application thread (valgrind --tool=callgrind
@@ -25,8 +26,8 @@
     | Setup                 | Ir/span | net of the registry |
     |-----------------------|---------|---------------------|
     | registry_only         | 994     | -                   |
-    | pocketflow_tracing    | 3,029   | 2,035               |
-    | tracing_opentelemetry | 7,870   | 6,876               |
+    | pocketflow_tracing    | 3,027   | 2,033               |
+    | tracing_opentelemetry | 7,876   | 6,882               |
     Ours is 2.6x cheaper per span, 3.4x net of the registry that every layer
     needs. The 3x target holds for the layer's own work, not for the whole
     subscriber: the registry's ~1,000 Ir per span is common to both.
