@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 /// The error type node hooks return. Any `std::error::Error + Send + Sync`
 /// converts into it with `?`, and [`FlowError::downcast_ref`] gets the
@@ -83,6 +84,122 @@ pub enum FlowError {
         /// The name of the node.
         node: String,
     },
+    /// A run or task did not finish within its deadline
+    /// ([`with_timeout`](crate::with_timeout)); it was cancelled.
+    #[error("`{name}` timed out after {after:?}")]
+    Timeout {
+        /// What timed out: the name given to `with_timeout`.
+        name: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// A task spawned with [`spawn`](crate::spawn) panicked, or was
+    /// cancelled (aborted, or its runtime shut down) before it finished.
+    #[error("task `{name}` {}: {message}", if *panicked { "panicked" } else { "was cancelled" })]
+    Task {
+        /// The task's name.
+        name: String,
+        /// Whether it panicked (else it was cancelled).
+        panicked: bool,
+        /// The panic message, or why it was cancelled.
+        message: String,
+    },
+}
+
+/// What kind of failure an error is: the seed guide's `AsyncErrorType`,
+/// for the types that have a meaning in Rust (see
+/// `docs/migration-from-python.md` for the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorType {
+    /// A future was dropped or a task aborted before it finished.
+    Cancellation,
+    /// A deadline passed.
+    Timeout,
+    /// A hook or task panicked.
+    Panic,
+    /// A hook or task returned an error: the ordinary failure.
+    TaskException,
+    /// Memory, a pool or a queue ran out.
+    ResourceExhaustion,
+    /// The runtime was shutting down (Python's `event_loop_closed`).
+    RuntimeShutdown,
+    /// The flow itself is wrong: wiring from another flow, zero attempts.
+    Configuration,
+}
+
+impl ErrorType {
+    /// The name used in events and attributes: `cancellation`, `timeout`, …
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancellation => "cancellation",
+            Self::Timeout => "timeout",
+            Self::Panic => "panic",
+            Self::TaskException => "task_exception",
+            Self::ResourceExhaustion => "resource_exhaustion",
+            Self::RuntimeShutdown => "runtime_shutdown",
+            Self::Configuration => "configuration",
+        }
+    }
+
+    /// Every type.
+    pub const ALL: [Self; 7] = [
+        Self::Cancellation,
+        Self::Timeout,
+        Self::Panic,
+        Self::TaskException,
+        Self::ResourceExhaustion,
+        Self::RuntimeShutdown,
+        Self::Configuration,
+    ];
+
+    /// The severity a failure of this type has unless a handler says
+    /// otherwise (the guide's defaults where it has them).
+    pub const fn default_severity(self) -> Severity {
+        match self {
+            Self::TaskException => Severity::Low,
+            Self::Cancellation => Severity::Medium,
+            Self::Timeout | Self::Panic | Self::RuntimeShutdown | Self::Configuration => Severity::High,
+            Self::ResourceExhaustion => Severity::Critical,
+        }
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How bad a failure is: the guide's `AsyncErrorSeverity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Expected now and then; retries handle it.
+    Low,
+    /// Worth a look.
+    Medium,
+    /// Something is wrong.
+    High,
+    /// The process is in trouble.
+    Critical,
+}
+
+impl Severity {
+    /// `low`, `medium`, `high` or `critical`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FlowError {
@@ -104,6 +221,7 @@ impl FlowError {
         match self {
             Self::Node { node, .. } | Self::Panicked { node, .. } | Self::NoAttempts { node } => node,
             Self::InvalidGraph { flow, .. } => flow,
+            Self::Timeout { name, .. } | Self::Task { name, .. } => name,
         }
     }
 
@@ -111,7 +229,20 @@ impl FlowError {
     pub fn phase(&self) -> Option<Phase> {
         match self {
             Self::Node { phase, .. } | Self::Panicked { phase, .. } => Some(*phase),
-            Self::NoAttempts { .. } | Self::InvalidGraph { .. } => None,
+            Self::NoAttempts { .. } | Self::InvalidGraph { .. } | Self::Timeout { .. } | Self::Task { .. } => None,
+        }
+    }
+
+    /// What kind of failure this is. A hook error is classified by what it
+    /// wraps (a timeout, an exhausted resource…), else it is a
+    /// [`ErrorType::TaskException`].
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Timeout { .. } => ErrorType::Timeout,
+            Self::Panicked { .. } | Self::Task { panicked: true, .. } => ErrorType::Panic,
+            Self::Task { panicked: false, .. } => ErrorType::Cancellation,
+            Self::InvalidGraph { .. } | Self::NoAttempts { .. } => ErrorType::Configuration,
+            Self::Node { source, .. } => classify(&**source),
         }
     }
 
@@ -185,4 +316,32 @@ impl DataError {
     pub(crate) fn encode(container: &'static str, key: &str, source: serde_json::Error) -> Self {
         Self::Encode { container, key: key.to_owned(), source }
     }
+}
+
+/// The type of an arbitrary error, by what its source chain holds.
+pub(crate) fn classify(error: &(dyn StdError + 'static)) -> ErrorType {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(err) = next {
+        if let Some(flow) = err.downcast_ref::<FlowError>() {
+            return flow.error_type();
+        }
+        if err.is::<tokio::time::error::Elapsed>() {
+            return ErrorType::Timeout;
+        }
+        if err.is::<std::collections::TryReserveError>() {
+            return ErrorType::ResourceExhaustion;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::TimedOut => return ErrorType::Timeout,
+                std::io::ErrorKind::OutOfMemory => return ErrorType::ResourceExhaustion,
+                _ => {}
+            }
+        }
+        if let Some(join) = err.downcast_ref::<tokio::task::JoinError>() {
+            return if join.is_panic() { ErrorType::Panic } else { ErrorType::Cancellation };
+        }
+        next = err.source();
+    }
+    ErrorType::TaskException
 }

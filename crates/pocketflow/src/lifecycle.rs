@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tracing::Span;
@@ -63,6 +64,24 @@ impl NodeState {
         Self::Failed,
         Self::Cancelled,
     ];
+}
+
+/// How one run (of a flow, node, batch item or composition) spent its
+/// time, measured from its real polling: recorded on its span when it ends
+/// and returned to the caller in [`RunReport::stats`](crate::RunReport).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LifecycleStats {
+    /// Times the run's future was polled (1 for a sync run): the number of
+    /// `running` states it went through.
+    pub polls: u64,
+    /// Times it returned `Pending`: the number of `suspended` (and, unless
+    /// it was then dropped, `resuming`) states.
+    pub suspensions: u64,
+    /// Time spent inside `poll` (or the sync call), children included.
+    pub running: Duration,
+    /// Time between returning `Pending` and being polled again.
+    pub suspended: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,10 @@ use serde::Serialize;
 use tracing::field::{Empty, display};
 use tracing::{Level, Span};
 
-use crate::error::{BoxError, FlowError};
-use crate::lifecycle::NodeState;
+use crate::error::{BoxError, ErrorType, FlowError, Severity};
+use crate::lifecycle::{LifecycleStats, NodeState};
+use crate::options::RunOptions;
+use crate::traceparent::TraceParent;
 use crate::warning::FlowWarning;
 
 /// The target of every span and event the engine emits.
@@ -37,8 +39,11 @@ pub mod span_names {
     pub const POST: &str = "post";
     /// One item of a batch node, or one parameter set of a batch flow.
     pub const ITEM: &str = "item";
+    /// Flows run together by `pocketflow::compose`: in parallel, nested,
+    /// or as a batch.
+    pub const COMPOSITION: &str = "composition";
     /// Every span name.
-    pub const ALL: [&str; 7] = [FLOW, NODE, PREP, EXEC, FALLBACK, POST, ITEM];
+    pub const ALL: [&str; 8] = [FLOW, NODE, PREP, EXEC, FALLBACK, POST, ITEM, COMPOSITION];
 }
 
 /// Event names (the `name` of the event's metadata).
@@ -51,8 +56,16 @@ pub mod event_names {
     pub const ERROR: &str = "pocketflow.error";
     /// What PocketFlow reports as a `UserWarning`.
     pub const WARNING: &str = "pocketflow.warning";
+    /// A deadline passed (`with_timeout`); the work was cancelled.
+    pub const TIMEOUT: &str = "pocketflow.timeout";
+    /// An `ErrorHandler` handled a failure: its type, severity, and whether
+    /// a registered handler recovered it.
+    pub const ASYNC_ERROR: &str = "pocketflow.async_error";
+    /// The run's context crossed an async boundary: a task was spawned
+    /// with it, or a run continued a remote caller's trace.
+    pub const CONTEXT: &str = "pocketflow.context";
     /// Every event name.
-    pub const ALL: [&str; 4] = [LIFECYCLE, RETRY, ERROR, WARNING];
+    pub const ALL: [&str; 7] = [LIFECYCLE, RETRY, ERROR, WARNING, TIMEOUT, ASYNC_ERROR, CONTEXT];
 }
 
 /// The values of the `kind` field of `flow` and `node` spans.
@@ -122,7 +135,27 @@ impl<T: Serialize + ?Sized> fmt::Debug for Json<'_, T> {
 }
 
 pub(crate) fn flow_span(name: &str, kind: &'static str) -> Span {
-    tracing::info_span!(target: TARGET, "flow", name, kind, input = Empty, output = Empty, action = Empty, error = Empty)
+    tracing::info_span!(
+        target: TARGET,
+        "flow",
+        name,
+        kind,
+        input = Empty,
+        output = Empty,
+        action = Empty,
+        error = Empty,
+        session_id = Empty,
+        user_id = Empty,
+        tags = Empty,
+        metadata = Empty,
+        traceparent = Empty,
+        links = Empty,
+        concurrent = Empty,
+        polls = Empty,
+        suspensions = Empty,
+        running_ms = Empty,
+        suspended_ms = Empty
+    )
 }
 
 pub(crate) fn node_span(name: &str, kind: &'static str, max_retries: usize) -> Span {
@@ -135,8 +168,89 @@ pub(crate) fn node_span(name: &str, kind: &'static str, max_retries: usize) -> S
         input = Empty,
         output = Empty,
         action = Empty,
-        error = Empty
+        error = Empty,
+        polls = Empty,
+        suspensions = Empty,
+        running_ms = Empty,
+        suspended_ms = Empty
     )
+}
+
+/// `kind` is `parallel`, `nested` or `batch`; `limit` the concurrency cap
+/// of a parallel batch (0: none, 1: sequential).
+pub(crate) fn composition_span(name: &str, kind: &'static str, count: usize, limit: usize) -> Span {
+    tracing::info_span!(
+        target: TARGET,
+        "composition",
+        name,
+        kind,
+        count,
+        limit,
+        failed = Empty,
+        output = Empty,
+        error = Empty,
+        session_id = Empty,
+        user_id = Empty,
+        tags = Empty,
+        metadata = Empty,
+        traceparent = Empty,
+        links = Empty,
+        concurrent = Empty,
+        polls = Empty,
+        suspensions = Empty,
+        running_ms = Empty,
+        suspended_ms = Empty
+    )
+}
+
+/// Records a run's options on its `flow` or `composition` span.
+pub(crate) fn record_options(span: &Span, options: &RunOptions) {
+    if span.is_disabled() || options.is_empty() {
+        return;
+    }
+    if let Some(session) = &options.session_id {
+        span.record("session_id", session.as_str());
+    }
+    if let Some(user) = &options.user_id {
+        span.record("user_id", user.as_str());
+    }
+    if !options.tags.is_empty() {
+        record_json(span, "tags", &options.tags);
+    }
+    if !options.metadata.is_empty() {
+        record_json(span, "metadata", &options.metadata);
+    }
+    if let Some(parent) = options.parent {
+        span.record("traceparent", display(parent));
+    }
+    if !options.links.is_empty() {
+        span.record("links", display(Links(&options.links)));
+    }
+}
+
+/// Linked `traceparent`s, separated by spaces.
+struct Links<'a>(&'a [TraceParent]);
+
+impl fmt::Display for Links<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, link) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{link}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Records how a run spent its time, when it ends.
+pub(crate) fn record_stats(span: &Span, stats: &LifecycleStats) {
+    if !span.is_disabled() {
+        span.record("polls", stats.polls);
+        span.record("suspensions", stats.suspensions);
+        span.record("running_ms", stats.running.as_secs_f64() * 1000.0);
+        span.record("suspended_ms", stats.suspended.as_secs_f64() * 1000.0);
+    }
 }
 
 pub(crate) fn prep_span() -> Span {
@@ -156,7 +270,18 @@ pub(crate) fn post_span() -> Span {
 }
 
 pub(crate) fn item_span(index: usize) -> Span {
-    tracing::info_span!(target: TARGET, "item", index, input = Empty, output = Empty, error = Empty)
+    tracing::info_span!(
+        target: TARGET,
+        "item",
+        index,
+        input = Empty,
+        output = Empty,
+        error = Empty,
+        polls = Empty,
+        suspensions = Empty,
+        running_ms = Empty,
+        suspended_ms = Empty
+    )
 }
 
 /// Records `value` as the span's `field`, as lazy JSON.
@@ -215,9 +340,56 @@ pub(crate) fn error(error: &FlowError) {
         node = error.node(),
         phase = error.phase().map_or("run", |p| p.as_str()),
         panic = matches!(error, FlowError::Panicked { .. }),
+        error_type = error.error_type().as_str(),
         error = %error,
         "node failed"
     );
+}
+
+/// A deadline passed and the work named `name` was cancelled.
+pub(crate) fn timeout(name: &str, after: Duration) {
+    tracing::event!(
+        name: "pocketflow.timeout",
+        target: TARGET,
+        Level::WARN,
+        name,
+        after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+        "deadline passed; cancelled"
+    );
+}
+
+/// What an `ErrorHandler` made of a failure.
+pub(crate) struct AsyncErrorRecord<'a> {
+    pub(crate) error_type: ErrorType,
+    pub(crate) severity: Severity,
+    pub(crate) recovered: bool,
+    pub(crate) handlers: usize,
+    pub(crate) node: Option<&'a str>,
+    pub(crate) flow: Option<&'a str>,
+    pub(crate) error: &'a dyn fmt::Display,
+}
+
+pub(crate) fn async_error(record: &AsyncErrorRecord<'_>) {
+    tracing::event!(
+        name: "pocketflow.async_error",
+        target: TARGET,
+        Level::WARN,
+        error_type = record.error_type.as_str(),
+        severity = record.severity.as_str(),
+        recovered = record.recovered,
+        handlers = record.handlers,
+        node = record.node,
+        flow = record.flow,
+        error = %record.error,
+        "async error handled"
+    );
+}
+
+/// The run's context crossed an async boundary: `action` is `spawned` (a
+/// task named `task` got it) or `continued` (the run continues the remote
+/// trace `task`).
+pub(crate) fn context(action: &'static str, task: &str) {
+    tracing::event!(name: "pocketflow.context", target: TARGET, Level::DEBUG, action, task, "context propagated");
 }
 
 pub(crate) fn warning(warning: &FlowWarning) {
