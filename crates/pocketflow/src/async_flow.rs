@@ -12,6 +12,7 @@ use crate::error::FlowError;
 use crate::flow::wiring_methods;
 use crate::graph::{Graph, NodeId, Wiring};
 use crate::hooks::{AsyncBatchFlowHooks, AsyncFlowHooks, NoHooks};
+use crate::options::{RunOptions, TraceFlow};
 use crate::params::Params;
 use crate::run::ops::{AsyncBatchHooksOps, AsyncFlowHooksOps, Concurrency};
 use crate::run::orchestrate::{run_batch_flow_async, run_flow_async};
@@ -58,6 +59,7 @@ pub struct AsyncFlow<S = SharedStore, H = NoHooks> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) graph: Graph<dyn AsyncStep<S>>,
     pub(crate) params: Params,
+    pub(crate) options: RunOptions,
     hooks: H,
 }
 
@@ -69,7 +71,7 @@ impl<S> AsyncFlow<S, NoHooks> {
 
     /// An empty flow with a name.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        Self { name: name.into(), graph: Graph::new(), params: Params::new(), hooks: NoHooks }
+        Self { name: name.into(), graph: Graph::new(), params: Params::new(), options: RunOptions::new(), hooks: NoHooks }
     }
 }
 
@@ -84,7 +86,7 @@ impl<S, H> AsyncFlow<S, H> {
 
     /// The flow with its own async `prep`/`post`.
     pub fn with_hooks<H2: AsyncFlowHooks<S>>(self, hooks: H2) -> AsyncFlow<S, H2> {
-        AsyncFlow { name: self.name, graph: self.graph, params: self.params, hooks }
+        AsyncFlow { name: self.name, graph: self.graph, params: self.params, options: self.options, hooks }
     }
 }
 
@@ -239,3 +241,7 @@ async_batch_flow!(
     "AsyncParallelBatchFlow",
     Concurrency::Parallel(None)
 );
+
+crate::flow::trace_flow_impl!(AsyncFlow);
+crate::flow::trace_flow_impl!(AsyncBatchFlow via flow);
+crate::flow::trace_flow_impl!(AsyncParallelBatchFlow via flow);

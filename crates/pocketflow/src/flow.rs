@@ -10,6 +10,7 @@ use crate::action::Action;
 use crate::error::FlowError;
 use crate::graph::{Graph, NodeId, Wiring};
 use crate::hooks::{BatchFlowHooks, FlowHooks, NoHooks};
+use crate::options::{RunOptions, TraceFlow};
 use crate::params::Params;
 use crate::run::ops::{Concurrency, SyncBatchHooksOps, SyncFlowHooksOps};
 use crate::run::orchestrate::{run_batch_flow_async, run_batch_flow_sync, run_flow_async, run_flow_sync};
@@ -153,6 +154,7 @@ pub struct Flow<S = SharedStore, H = NoHooks> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) graph: Graph<dyn SyncStep<S>>,
     pub(crate) params: Params,
+    pub(crate) options: RunOptions,
     hooks: H,
 }
 
@@ -164,7 +166,7 @@ impl<S> Flow<S, NoHooks> {
 
     /// An empty flow with a name.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        Self { name: name.into(), graph: Graph::new(), params: Params::new(), hooks: NoHooks }
+        Self { name: name.into(), graph: Graph::new(), params: Params::new(), options: RunOptions::new(), hooks: NoHooks }
     }
 }
 
@@ -179,7 +181,7 @@ impl<S, H> Flow<S, H> {
 
     /// The flow with its own `prep`/`post`.
     pub fn with_hooks<H2: FlowHooks<S>>(self, hooks: H2) -> Flow<S, H2> {
-        Flow { name: self.name, graph: self.graph, params: self.params, hooks }
+        Flow { name: self.name, graph: self.graph, params: self.params, options: self.options, hooks }
     }
 }
 
@@ -371,3 +373,42 @@ impl<S, H> fmt::Debug for BatchFlow<S, H> {
         f.debug_struct("BatchFlow").field("flow", &self.flow).finish_non_exhaustive()
     }
 }
+
+/// [`TraceFlow`] for a flow kind that has `name` and `options` fields, or
+/// that wraps such a flow in a field named `flow`.
+macro_rules! trace_flow_impl {
+    ($ty:ident) => {
+        impl<S, H> TraceFlow for $ty<S, H> {
+            fn with_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+                self.name = name.into();
+                self
+            }
+            fn with_run_options(mut self, options: RunOptions) -> Self {
+                self.options = options;
+                self
+            }
+            fn run_options(&self) -> &RunOptions {
+                &self.options
+            }
+        }
+    };
+    ($ty:ident via flow) => {
+        impl<S, H> TraceFlow for $ty<S, H> {
+            fn with_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+                self.flow.name = name.into();
+                self
+            }
+            fn with_run_options(mut self, options: RunOptions) -> Self {
+                self.flow.options = options;
+                self
+            }
+            fn run_options(&self) -> &RunOptions {
+                &self.flow.options
+            }
+        }
+    };
+}
+pub(crate) use trace_flow_impl;
+
+trace_flow_impl!(Flow);
+trace_flow_impl!(BatchFlow via flow);
