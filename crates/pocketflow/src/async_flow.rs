@@ -15,7 +15,7 @@ use crate::hooks::{AsyncBatchFlowHooks, AsyncFlowHooks, NoHooks};
 use crate::options::{RunOptions, TraceFlow};
 use crate::params::Params;
 use crate::run::ops::{AsyncBatchHooksOps, AsyncFlowHooksOps, Concurrency};
-use crate::run::orchestrate::{run_batch_flow_async, run_flow_async};
+use crate::run::orchestrate::{FlowMeta, run_batch_flow_async, run_flow_async};
 use crate::run::{RunEnv, RunReport};
 use crate::step::{AsyncStep, IntoAsyncStep, StepParts, kinds};
 use crate::store::SharedStore;
@@ -71,7 +71,13 @@ impl<S> AsyncFlow<S, NoHooks> {
 
     /// An empty flow with a name.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        Self { name: name.into(), graph: Graph::new(), params: Params::new(), options: RunOptions::new(), hooks: NoHooks }
+        Self {
+            name: name.into(),
+            graph: Graph::new(),
+            params: Params::new(),
+            options: RunOptions::new(),
+            hooks: NoHooks,
+        }
     }
 }
 
@@ -83,6 +89,10 @@ impl<S> Default for AsyncFlow<S, NoHooks> {
 
 impl<S, H> AsyncFlow<S, H> {
     wiring_methods!(IntoAsyncStep, into_async_step);
+
+    pub(crate) fn meta(&self, kind: &'static str) -> FlowMeta<'_> {
+        FlowMeta { name: &self.name, kind, options: &self.options }
+    }
 
     /// The flow with its own async `prep`/`post`.
     pub fn with_hooks<H2: AsyncFlowHooks<S>>(self, hooks: H2) -> AsyncFlow<S, H2> {
@@ -96,7 +106,7 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncFlow<S, H>
     /// # Errors
     /// The first node error or panic, which stops the flow.
     pub async fn run(&self, shared: &S) -> Result<Action, FlowError> {
-        self.run_report(shared).await.map(|report| report.action)
+        self.execute(shared, None, false).await.map(|report| report.action)
     }
 
     /// Runs the flow and also returns the warnings it raised.
@@ -104,9 +114,29 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncFlow<S, H>
     /// # Errors
     /// The first node error or panic, which stops the flow.
     pub async fn run_report(&self, shared: &S) -> Result<RunReport, FlowError> {
-        let env = RunEnv::default();
+        self.execute(shared, None, true).await
+    }
+
+    /// Runs the flow with options for this run (session, user, tags,
+    /// metadata, a remote parent), laid over the flow's own
+    /// ([`TraceFlow::with_run_options`]), and returns the report.
+    ///
+    /// # Errors
+    /// The first node error or panic, which stops the run.
+    pub async fn run_with(&self, shared: &S, options: RunOptions) -> Result<RunReport, FlowError> {
+        self.execute(shared, Some(options), true).await
+    }
+
+    async fn execute(
+        &self,
+        shared: &S,
+        options: Option<RunOptions>,
+        collect_stats: bool,
+    ) -> Result<RunReport, FlowError> {
+        let options = options.map_or_else(|| self.options.clone(), |o| o.over(&self.options));
+        let env = RunEnv::new(options, collect_stats);
         let action = self.run_async(&self.name, &env, &self.params, shared).await?;
-        Ok(RunReport { action, warnings: env.into_warnings() })
+        Ok(env.report(action))
     }
 }
 
@@ -118,7 +148,7 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> fo
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        run_flow_async(&self.name, "AsyncFlow", &self.graph, AsyncFlowHooksOps(&self.hooks), env, params, shared)
+        run_flow_async(self.meta("AsyncFlow"), &self.graph, AsyncFlowHooksOps(&self.hooks), env, params, shared)
     }
 }
 
@@ -175,17 +205,38 @@ macro_rules! async_batch_flow {
             /// # Errors
             /// The first node error or panic, which stops the batch.
             pub async fn run(&self, shared: &S) -> Result<Action, FlowError> {
-                self.run_report(shared).await.map(|report| report.action)
+                self.execute(shared, None, false).await.map(|report| report.action)
             }
 
-            /// Runs the batch and also returns the warnings it raised.
+            /// Runs the batch and also returns the warnings it raised and
+            /// the statistics of each run.
             ///
             /// # Errors
             /// The first node error or panic, which stops the batch.
             pub async fn run_report(&self, shared: &S) -> Result<RunReport, FlowError> {
-                let env = RunEnv::default();
+                self.execute(shared, None, true).await
+            }
+
+            /// Runs the batch with options for this run, laid over the
+            /// flow's own, and returns the report.
+            ///
+            /// # Errors
+            /// The first node error or panic, which stops the batch.
+            pub async fn run_with(&self, shared: &S, options: RunOptions) -> Result<RunReport, FlowError> {
+                self.execute(shared, Some(options), true).await
+            }
+
+            async fn execute(
+                &self,
+                shared: &S,
+                options: Option<RunOptions>,
+                collect_stats: bool,
+            ) -> Result<RunReport, FlowError> {
+                let own = &self.flow.options;
+                let options = options.map_or_else(|| own.clone(), |o| o.over(own));
+                let env = RunEnv::new(options, collect_stats);
                 let action = self.run_async(&self.flow.name, &env, &self.flow.params, shared).await?;
-                Ok(RunReport { action, warnings: env.into_warnings() })
+                Ok(env.report(action))
             }
         }
 
@@ -198,8 +249,7 @@ macro_rules! async_batch_flow {
                 shared: &'a S,
             ) -> BoxFuture<'a, Result<Action, FlowError>> {
                 run_batch_flow_async(
-                    &self.flow.name,
-                    $kind,
+                    self.flow.meta($kind),
                     $concurrency,
                     &self.flow.graph,
                     AsyncBatchHooksOps(&self.hooks),

@@ -13,7 +13,7 @@ use crate::hooks::{BatchFlowHooks, FlowHooks, NoHooks};
 use crate::options::{RunOptions, TraceFlow};
 use crate::params::Params;
 use crate::run::ops::{Concurrency, SyncBatchHooksOps, SyncFlowHooksOps};
-use crate::run::orchestrate::{run_batch_flow_async, run_batch_flow_sync, run_flow_async, run_flow_sync};
+use crate::run::orchestrate::{FlowMeta, run_batch_flow_async, run_batch_flow_sync, run_flow_async, run_flow_sync};
 use crate::run::{RunEnv, RunReport};
 use crate::step::{AsyncStep, IntoSyncStep, StepParts, SyncStep, kinds};
 use crate::store::SharedStore;
@@ -166,7 +166,13 @@ impl<S> Flow<S, NoHooks> {
 
     /// An empty flow with a name.
     pub fn named(name: impl Into<Cow<'static, str>>) -> Self {
-        Self { name: name.into(), graph: Graph::new(), params: Params::new(), options: RunOptions::new(), hooks: NoHooks }
+        Self {
+            name: name.into(),
+            graph: Graph::new(),
+            params: Params::new(),
+            options: RunOptions::new(),
+            hooks: NoHooks,
+        }
     }
 }
 
@@ -178,6 +184,10 @@ impl<S> Default for Flow<S, NoHooks> {
 
 impl<S, H> Flow<S, H> {
     wiring_methods!(IntoSyncStep, into_sync_step);
+
+    fn meta(&self, kind: &'static str) -> FlowMeta<'_> {
+        FlowMeta { name: &self.name, kind, options: &self.options }
+    }
 
     /// The flow with its own `prep`/`post`.
     pub fn with_hooks<H2: FlowHooks<S>>(self, hooks: H2) -> Flow<S, H2> {
@@ -192,17 +202,33 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> Flow<S, H> {
     /// # Errors
     /// The first node error or panic, which stops the flow.
     pub fn run(&self, shared: &S) -> Result<Action, FlowError> {
-        self.run_report(shared).map(|report| report.action)
+        self.execute(shared, None, false).map(|report| report.action)
     }
 
-    /// Runs the flow and also returns the warnings it raised.
+    /// Runs the flow and also returns the warnings it raised and the
+    /// statistics of each node run.
     ///
     /// # Errors
     /// The first node error or panic, which stops the flow.
     pub fn run_report(&self, shared: &S) -> Result<RunReport, FlowError> {
-        let env = RunEnv::default();
-        let action = run_flow_sync(&self.name, &self.graph, &self.hooks, &env, &self.params, shared)?;
-        Ok(RunReport { action, warnings: env.into_warnings() })
+        self.execute(shared, None, true)
+    }
+
+    /// Runs the flow with options for this run (session, user, tags,
+    /// metadata, a remote parent), laid over the flow's own
+    /// ([`TraceFlow::with_run_options`]), and returns the report.
+    ///
+    /// # Errors
+    /// The first node error or panic, which stops the run.
+    pub fn run_with(&self, shared: &S, options: RunOptions) -> Result<RunReport, FlowError> {
+        self.execute(shared, Some(options), true)
+    }
+
+    fn execute(&self, shared: &S, options: Option<RunOptions>, collect_stats: bool) -> Result<RunReport, FlowError> {
+        let options = options.map_or_else(|| self.options.clone(), |o| o.over(&self.options));
+        let env = RunEnv::new(options, collect_stats);
+        let action = run_flow_sync(self.meta("Flow"), &self.graph, &self.hooks, &env, &self.params, shared)?;
+        Ok(env.report(action))
     }
 }
 
@@ -214,13 +240,13 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flo
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
-        run_flow_async(&self.name, "Flow", &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared)
+        run_flow_async(self.meta("Flow"), &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared)
     }
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> SyncStep<S> for Flow<S, H> {
     fn run_sync(&self, _: &str, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
-        run_flow_sync(&self.name, &self.graph, &self.hooks, env, params, shared)
+        run_flow_sync(self.meta("Flow"), &self.graph, &self.hooks, env, params, shared)
     }
 }
 
@@ -313,17 +339,34 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> BatchFlow<S, H>
     /// # Errors
     /// The first node error or panic, which stops the batch.
     pub fn run(&self, shared: &S) -> Result<Action, FlowError> {
-        self.run_report(shared).map(|report| report.action)
+        self.execute(shared, None, false).map(|report| report.action)
     }
 
-    /// Runs the batch and also returns the warnings it raised.
+    /// Runs the batch and also returns the warnings it raised and the
+    /// statistics of each run.
     ///
     /// # Errors
     /// The first node error or panic, which stops the batch.
     pub fn run_report(&self, shared: &S) -> Result<RunReport, FlowError> {
-        let env = RunEnv::default();
+        self.execute(shared, None, true)
+    }
+
+    /// Runs the flow with options for this run (session, user, tags,
+    /// metadata, a remote parent), laid over the flow's own
+    /// ([`TraceFlow::with_run_options`]), and returns the report.
+    ///
+    /// # Errors
+    /// The first node error or panic, which stops the run.
+    pub fn run_with(&self, shared: &S, options: RunOptions) -> Result<RunReport, FlowError> {
+        self.execute(shared, Some(options), true)
+    }
+
+    fn execute(&self, shared: &S, options: Option<RunOptions>, collect_stats: bool) -> Result<RunReport, FlowError> {
+        let own = &self.flow.options;
+        let options = options.map_or_else(|| own.clone(), |o| o.over(own));
+        let env = RunEnv::new(options, collect_stats);
         let action = self.run_sync(&self.flow.name, &env, &self.flow.params, shared)?;
-        Ok(RunReport { action, warnings: env.into_warnings() })
+        Ok(env.report(action))
     }
 }
 
@@ -336,8 +379,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
         run_batch_flow_async(
-            &self.flow.name,
-            "BatchFlow",
+            self.flow.meta("BatchFlow"),
             Concurrency::Sequential,
             &self.flow.graph,
             SyncBatchHooksOps(&self.hooks),
@@ -350,7 +392,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
 
 impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> SyncStep<S> for BatchFlow<S, H> {
     fn run_sync(&self, _: &str, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
-        run_batch_flow_sync(&self.flow.name, &self.flow.graph, &self.hooks, env, params, shared)
+        run_batch_flow_sync(self.flow.meta("BatchFlow"), &self.flow.graph, &self.hooks, env, params, shared)
     }
 }
 

@@ -5,9 +5,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
+use tokio::time::Instant;
 use tracing::Span;
 
+use crate::current::{self, Frame};
 use crate::error::FlowError;
 use crate::telemetry;
 
@@ -92,30 +96,67 @@ enum Progress {
     Done,
 }
 
-/// A run's future inside its enabled span: the span is entered on every
-/// poll, and `Pending`, re-polls, completion and drops are reported as
-/// lifecycle events.
+/// A run's future inside its span and context frame: both are entered on
+/// every poll, and `Pending`, re-polls, completion and drops are reported as
+/// lifecycle events and counted in its [`LifecycleStats`].
 struct Traced<'a, T> {
     future: BoxFuture<'a, Result<T, FlowError>>,
     span: Span,
+    frame: Arc<Frame>,
+    /// The span is enabled: report lifecycle events and record stats on it.
+    observe: bool,
+    /// Measure time: the span is enabled or the run collects stats.
+    timed: bool,
     progress: Progress,
+    stats: LifecycleStats,
+    suspended_at: Option<Instant>,
 }
 
-/// Runs `future` inside `span`, reporting its lifecycle. When the span is
-/// disabled (no subscriber, or filtered out) there is nothing to report, and
-/// the future is only boxed: one allocation per run, no wrapper.
+/// Runs `future` inside `span` and `frame`, reporting its lifecycle.
 pub(crate) fn traced<'a, T: 'a>(
     span: Span,
+    frame: Arc<Frame>,
     future: impl Future<Output = Result<T, FlowError>> + Send + 'a,
 ) -> BoxFuture<'a, Result<T, FlowError>> {
-    if span.is_disabled() {
-        return Box::pin(future);
-    }
-    {
+    let observe = !span.is_disabled();
+    if observe {
         let _entered = span.enter();
         telemetry::lifecycle(NodeState::Created);
     }
-    Box::pin(Traced { future: Box::pin(future), span, progress: Progress::NotStarted })
+    let timed = observe || frame.run().collects_stats();
+    Box::pin(Traced {
+        future: Box::pin(future),
+        span,
+        frame,
+        observe,
+        timed,
+        progress: Progress::NotStarted,
+        stats: LifecycleStats::default(),
+        suspended_at: None,
+    })
+}
+
+/// Reports the end of a run: its stats and final state on the span (when
+/// observed), its stats to the run (when it collects them).
+fn report_end(
+    span: &Span,
+    frame: &Frame,
+    observe: bool,
+    stats: LifecycleStats,
+    outcome: NodeState,
+    error: Option<&FlowError>,
+) {
+    if observe {
+        telemetry::record_stats(span, &stats);
+        match outcome {
+            NodeState::Cancelled => telemetry::cancelled(span),
+            _ => telemetry::finished(span, error),
+        }
+    }
+    let run = frame.run();
+    if run.collects_stats() {
+        run.push_stats(frame.stats(outcome, stats));
+    }
 }
 
 impl<T> Future for Traced<'_, T> {
@@ -123,28 +164,48 @@ impl<T> Future for Traced<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let _frame = current::enter(&this.frame);
         let _entered = this.span.enter();
+        let start = this.timed.then(Instant::now);
         match this.progress {
             Progress::NotStarted => {
-                telemetry::lifecycle(NodeState::Starting);
-                telemetry::lifecycle(NodeState::Running);
+                if this.observe {
+                    telemetry::lifecycle(NodeState::Starting);
+                    telemetry::lifecycle(NodeState::Running);
+                }
             }
             Progress::Suspended => {
-                telemetry::lifecycle(NodeState::Resuming);
-                telemetry::lifecycle(NodeState::Running);
+                if let (Some(start), Some(at)) = (start, this.suspended_at.take()) {
+                    this.stats.suspended += start.saturating_duration_since(at);
+                }
+                if this.observe {
+                    telemetry::lifecycle(NodeState::Resuming);
+                    telemetry::lifecycle(NodeState::Running);
+                }
             }
             Progress::Running | Progress::Done => {}
         }
         this.progress = Progress::Running;
-        match this.future.as_mut().poll(cx) {
+        this.stats.polls += 1;
+        let poll = this.future.as_mut().poll(cx);
+        let end = start.map(|start| (start, Instant::now()));
+        if let Some((start, end)) = end {
+            this.stats.running += end.saturating_duration_since(start);
+        }
+        match poll {
             Poll::Pending => {
-                telemetry::lifecycle(NodeState::Suspended);
+                this.stats.suspensions += 1;
+                this.suspended_at = end.map(|(_, end)| end);
+                if this.observe {
+                    telemetry::lifecycle(NodeState::Suspended);
+                }
                 this.progress = Progress::Suspended;
                 Poll::Pending
             }
             Poll::Ready(result) => {
+                let outcome = if result.is_ok() { NodeState::Completed } else { NodeState::Failed };
                 this.progress = Progress::Done;
-                telemetry::finished(&this.span, result.as_ref().err());
+                report_end(&this.span, &this.frame, this.observe, this.stats, outcome, result.as_ref().err());
                 Poll::Ready(result)
             }
         }
@@ -154,8 +215,12 @@ impl<T> Future for Traced<'_, T> {
 impl<T> Drop for Traced<'_, T> {
     fn drop(&mut self) {
         if self.progress != Progress::Done {
+            if let Some(at) = self.suspended_at.take() {
+                self.stats.suspended += Instant::now().saturating_duration_since(at);
+            }
+            let _frame = current::enter(&self.frame);
             let _entered = self.span.enter();
-            telemetry::cancelled(&self.span);
+            report_end(&self.span, &self.frame, self.observe, self.stats, NodeState::Cancelled, None);
         }
     }
 }
@@ -163,25 +228,59 @@ impl<T> Drop for Traced<'_, T> {
 /// The same reporting for a synchronous run, which cannot suspend.
 pub(crate) struct SyncLifecycle<'s> {
     span: &'s Span,
+    frame: Arc<Frame>,
+    _entered: current::Entered,
     observe: bool,
+    start: Option<Instant>,
 }
 
 impl<'s> SyncLifecycle<'s> {
-    /// Reports `created`, `starting` and `running`; call inside the span.
-    pub(crate) fn start(span: &'s Span) -> Self {
+    /// Makes `frame` current and reports `created`, `starting` and
+    /// `running`; call inside the span.
+    pub(crate) fn start(span: &'s Span, frame: Arc<Frame>) -> Self {
         let observe = !span.is_disabled();
         if observe {
             telemetry::lifecycle(NodeState::Created);
             telemetry::lifecycle(NodeState::Starting);
             telemetry::lifecycle(NodeState::Running);
         }
-        Self { span, observe }
+        let start = (observe || frame.run().collects_stats()).then(Instant::now);
+        let entered = current::enter(&frame);
+        Self { span, frame, _entered: entered, observe, start }
     }
 
     /// Reports `completed` or `failed`.
     pub(crate) fn finish<T>(self, result: &Result<T, FlowError>) {
-        if self.observe {
-            telemetry::finished(self.span, result.as_ref().err());
+        let stats = LifecycleStats {
+            polls: 1,
+            suspensions: 0,
+            running: self.start.map(|start| start.elapsed()).unwrap_or_default(),
+            suspended: Duration::ZERO,
+        };
+        let outcome = if result.is_ok() { NodeState::Completed } else { NodeState::Failed };
+        report_end(self.span, &self.frame, self.observe, stats, outcome, result.as_ref().err());
+    }
+}
+
+/// Marks a phase span (`prep`, `exec`, `fallback`, `post`) as `cancelled`
+/// when its future is dropped before the phase ends.
+pub(crate) struct Unfinished<'s>(Option<&'s Span>);
+
+impl<'s> Unfinished<'s> {
+    pub(crate) fn new(span: &'s Span) -> Self {
+        Self(Some(span))
+    }
+
+    /// The phase ended; nothing to mark.
+    pub(crate) fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(span) = self.0 {
+            telemetry::record_error(span, &"cancelled");
         }
     }
 }

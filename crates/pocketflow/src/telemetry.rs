@@ -134,7 +134,12 @@ impl<T: Serialize + ?Sized> fmt::Debug for Json<'_, T> {
     }
 }
 
-pub(crate) fn flow_span(name: &str, kind: &'static str) -> Span {
+/// A `flow` span. `run` is the run's options and the number of runs in
+/// flight, for the outermost flow of a run (or a nested flow with options
+/// of its own): they are recorded at creation, so a layer sees them before
+/// any child span.
+pub(crate) fn flow_span(name: &str, kind: &'static str, run: Option<(&RunOptions, Option<usize>)>) -> Span {
+    let options = run.map(|(options, _)| options);
     tracing::info_span!(
         target: TARGET,
         "flow",
@@ -144,13 +149,13 @@ pub(crate) fn flow_span(name: &str, kind: &'static str) -> Span {
         output = Empty,
         action = Empty,
         error = Empty,
-        session_id = Empty,
-        user_id = Empty,
-        tags = Empty,
-        metadata = Empty,
-        traceparent = Empty,
-        links = Empty,
-        concurrent = Empty,
+        session_id = options.and_then(|o| o.session_id.as_deref()),
+        user_id = options.and_then(|o| o.user_id.as_deref()),
+        tags = options.filter(|o| !o.tags.is_empty()).map(|o| display(Json(&o.tags))),
+        metadata = options.filter(|o| !o.metadata.is_empty()).map(|o| display(Json(&o.metadata))),
+        traceparent = options.and_then(|o| o.parent).map(display),
+        links = options.filter(|o| !o.links.is_empty()).map(|o| display(Links(&o.links))),
+        concurrent = run.and_then(|(_, concurrent)| concurrent),
         polls = Empty,
         suspensions = Empty,
         running_ms = Empty,

@@ -95,7 +95,11 @@ impl TraceParent {
     pub fn extract<'h>(
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> Result<Option<Self>, TraceParentError> {
-        headers.into_iter().find(|(name, _)| name.eq_ignore_ascii_case("traceparent")).map(|(_, v)| v.parse()).transpose()
+        headers
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
+            .map(|(_, v)| v.parse())
+            .transpose()
     }
 }
 
@@ -117,7 +121,8 @@ impl FromStr for TraceParent {
         let value = value.trim();
         let malformed = || TraceParentError::Malformed { value: value.chars().take(80).collect() };
         let mut parts = value.split('-');
-        let (Some(version), Some(trace), Some(span), Some(flags)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(version), Some(trace), Some(span), Some(flags)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(malformed());
         };
@@ -163,6 +168,7 @@ impl fmt::Debug for TraceParent {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

@@ -15,8 +15,9 @@ use super::ops::{BatchOps, Concurrency, NodeOps};
 use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
+use crate::current::{Frame, Scope};
 use crate::error::{BoxError, FlowError, Phase};
-use crate::lifecycle::traced;
+use crate::lifecycle::{Unfinished, traced};
 use crate::params::Params;
 use crate::telemetry;
 use futures_util::future::BoxFuture;
@@ -28,7 +29,9 @@ pub(crate) async fn phase<T: Serialize>(
     phase: Phase,
     hook: impl Future<Output = Result<T, BoxError>>,
 ) -> Result<T, FlowError> {
+    let unfinished = Unfinished::new(&span);
     let outcome = AssertUnwindSafe(hook).catch_unwind().instrument(span.clone()).await;
+    unfinished.done();
     settle(&span, node, phase, outcome)
 }
 
@@ -68,7 +71,9 @@ where
         let attempt_ctx = ctx.for_attempt(attempt);
         let span = telemetry::exec_span(attempt);
         telemetry::record_json(&span, "input", input);
+        let unfinished = Unfinished::new(&span);
         let outcome = AssertUnwindSafe(exec(attempt_ctx)).catch_unwind().instrument(span.clone()).await;
+        unfinished.done();
         let error = match outcome {
             Ok(Err(error)) => error,
             other => return settle(&span, ctx.node, Phase::Exec, other),
@@ -79,7 +84,9 @@ where
             let span = telemetry::fallback_span(attempt);
             telemetry::record_json(&span, "input", input);
             let received = error_address(&error);
+            let unfinished = Unfinished::new(&span);
             let outcome = AssertUnwindSafe(fallback(attempt_ctx, error)).catch_unwind().instrument(span.clone()).await;
+            unfinished.done();
             return settle(&span, ctx.node, fallback_phase(received, &outcome), outcome);
         }
         span.in_scope(|| telemetry::retry(attempt, ctx.max_retries, wait, &error));
@@ -104,7 +111,8 @@ pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
-    traced(span, async move {
+    let frame = Frame::new(Scope::Node, name, None, None);
+    traced(span, frame, async move {
         if max_retries == 0 {
             return Err(no_attempts(&node_span, name));
         }
@@ -132,7 +140,8 @@ where
     let span = telemetry::item_span(ctx.item.unwrap_or_default());
     telemetry::record_json(&span, "input", item);
     let item_span = span.clone();
-    traced(span, async move {
+    let frame = Frame::new(Scope::Item, ctx.node, ctx.item, None);
+    traced(span, frame, async move {
         let output =
             exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e)).await?;
         telemetry::record_json(&item_span, "output", &output);
@@ -149,7 +158,8 @@ pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S> + Send + 'a>(
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
-    traced(span, async move {
+    let frame = Frame::new(Scope::Node, name, None, None);
+    traced(span, frame, async move {
         if max_retries == 0 {
             return Err(no_attempts(&node_span, name));
         }

@@ -11,11 +11,14 @@ pub(crate) mod sync_node;
 
 use std::any::type_name;
 use std::borrow::Cow;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::action::Action;
+use crate::current::{InFlight, Run, RunStats};
 use crate::error::{BoxError, FlowError, Phase};
 use crate::lifecycle::NodeState;
+use crate::options::RunOptions;
 use crate::telemetry;
 use crate::warning::FlowWarning;
 use serde::Serialize;
@@ -25,19 +28,53 @@ use tracing::Span;
 
 /// State shared by every node of one top-level run. Public only because
 /// the sealed step traits mention it; it cannot be named outside the crate.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunEnv {
     warnings: Mutex<Vec<FlowWarning>>,
+    run: Arc<Run>,
+    /// The run's outermost flow span is not created yet.
+    outermost: AtomicBool,
+    concurrent: usize,
+    _in_flight: InFlight,
 }
 
 impl RunEnv {
+    /// A top-level run with these options (the flow's own, laid under the
+    /// call's), collecting statistics when the caller asked for a report.
+    pub(crate) fn new(options: RunOptions, collect_stats: bool) -> Self {
+        let (in_flight, concurrent) = InFlight::start();
+        Self {
+            warnings: Mutex::default(),
+            run: Run::new(options, collect_stats),
+            outermost: AtomicBool::new(true),
+            concurrent,
+            _in_flight: in_flight,
+        }
+    }
+
     pub(crate) fn warn(&self, warning: FlowWarning) {
         crate::telemetry::warning(&warning);
         self.warnings.lock().unwrap_or_else(PoisonError::into_inner).push(warning);
     }
 
-    pub(crate) fn into_warnings(self) -> Vec<FlowWarning> {
-        self.warnings.into_inner().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn run(&self) -> &Arc<Run> {
+        &self.run
+    }
+
+    /// The options to record on a flow span about to be created: the run's
+    /// for its outermost flow, else the flow's own if it has any.
+    pub(crate) fn span_options<'a>(&'a self, own: &'a RunOptions) -> Option<(&'a RunOptions, Option<usize>)> {
+        if self.outermost.swap(false, Ordering::Relaxed) {
+            Some((self.run.options(), Some(self.concurrent)))
+        } else {
+            (!own.is_empty()).then_some((own, None))
+        }
+    }
+
+    /// The report of the finished run.
+    pub(crate) fn report(self, action: Action) -> RunReport {
+        let warnings = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(PoisonError::into_inner));
+        RunReport { action, warnings, stats: RunStats { entries: self.run.take_stats() } }
     }
 }
 
@@ -49,6 +86,9 @@ pub struct RunReport {
     pub action: Action,
     /// Warnings raised during the run, in order.
     pub warnings: Vec<FlowWarning>,
+    /// How each flow, node and item of the run spent its time, and how many
+    /// times each entered each lifecycle state.
+    pub stats: RunStats,
 }
 
 /// `my_crate::nodes::AddNode<i64>` → `AddNode`.
@@ -110,6 +150,7 @@ pub(crate) fn fail(span: &Span, error: &FlowError) {
 
 /// Records the end of a node's exec stage and the start of `post`.
 pub(crate) fn exec_done<T: Serialize>(span: &Span, output: &T) {
+    crate::current::mark_completing();
     if !span.is_disabled() {
         telemetry::record_json(span, "output", output);
         telemetry::lifecycle(NodeState::Completing);

@@ -10,15 +10,18 @@ use super::sync_node::phase;
 use super::{RunEnv, fail, record_action};
 use crate::action::Action;
 use crate::context::Ctx;
+use crate::current::{Frame, Scope};
 use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
 use crate::lifecycle::{SyncLifecycle, traced};
+use crate::options::RunOptions;
 use crate::params::Params;
 use crate::step::{AsyncStep, SyncStep};
 use crate::telemetry;
 use crate::warning::FlowWarning;
 use futures_util::future::BoxFuture;
+use std::sync::Arc;
 
 fn check_wiring<T: ?Sized>(flow: &str, graph: &Graph<T>) -> Result<(), FlowError> {
     match graph.wiring_error() {
@@ -76,10 +79,20 @@ pub(crate) async fn walk_async<S, T: ?Sized + AsyncStep<S>>(
     }
 }
 
-fn begin<S: Serialize>(name: &str, kind: &'static str, shared: &S) -> Span {
-    let span = telemetry::flow_span(name, kind);
+/// What a flow is, for its span: name, kind, and its own run options.
+#[derive(Clone, Copy)]
+pub(crate) struct FlowMeta<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'static str,
+    pub(crate) options: &'a RunOptions,
+}
+
+/// The flow's span and context frame.
+fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, Arc<Frame>) {
+    let span = telemetry::flow_span(meta.name, meta.kind, env.span_options(meta.options));
     telemetry::record_json(&span, "input", shared);
-    span
+    let frame = Frame::new(Scope::Flow, meta.name, None, Some(env.run()));
+    (span, frame)
 }
 
 fn end<S: Serialize>(span: &Span, action: &Action, shared: &S) {
@@ -89,16 +102,17 @@ fn end<S: Serialize>(span: &Span, action: &Action, shared: &S) {
 
 /// A sync flow: `prep`, the walk, `post`.
 pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
-    name: &str,
+    meta: FlowMeta<'_>,
     graph: &Graph<dyn SyncStep<S>>,
     hooks: &H,
     env: &RunEnv,
     params: &Params,
     shared: &S,
 ) -> Result<Action, FlowError> {
-    let span = begin(name, "Flow", shared);
+    let name = meta.name;
+    let (span, frame) = begin(meta, env, shared);
     let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span);
+    let lifecycle = SyncLifecycle::start(&span, frame);
     let result = (|| {
         let ctx = Ctx::new(name, params, 1);
         let prep = if H::NOOP {
@@ -121,8 +135,7 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
 
 /// An async flow (or a sync flow inside one): `prep`, the walk, `post`.
 pub(crate) fn run_flow_async<'a, S, T, O>(
-    name: &'a str,
-    kind: &'static str,
+    meta: FlowMeta<'a>,
     graph: &'a Graph<T>,
     hooks: O,
     env: &'a RunEnv,
@@ -134,9 +147,10 @@ where
     T: ?Sized + AsyncStep<S>,
     O: FlowHooksOps<S> + Send + 'a,
 {
-    let span = begin(name, kind, shared);
+    let name = meta.name;
+    let (span, frame) = begin(meta, env, shared);
     let flow_span = span.clone();
-    traced(span, async move {
+    traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
         let prep = if O::NOOP {
             hooks.prep(ctx, shared).await.map_err(|e| FlowError::hook(name, Phase::Prep, e))?
@@ -157,16 +171,17 @@ where
 /// A sync batch flow: `prep` gives the parameter sets; the graph runs once
 /// per set, one after another; `post` gets the sets back.
 pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
-    name: &str,
+    meta: FlowMeta<'_>,
     graph: &Graph<dyn SyncStep<S>>,
     hooks: &H,
     env: &RunEnv,
     params: &Params,
     shared: &S,
 ) -> Result<Action, FlowError> {
-    let span = begin(name, "BatchFlow", shared);
+    let name = meta.name;
+    let (span, frame) = begin(meta, env, shared);
     let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span);
+    let lifecycle = SyncLifecycle::start(&span, frame);
     let result = (|| {
         let ctx = Ctx::new(name, params, 1);
         let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
@@ -197,15 +212,14 @@ fn batch_run<'a, S: Sync, T: ?Sized + AsyncStep<S>>(
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let span = telemetry::item_span(index);
     telemetry::record_json(&span, "input", batch);
-    traced(span, async move { walk_async(name, graph, env, &params, shared).await })
+    let frame = Frame::new(Scope::Item, name, Some(index), None);
+    traced(span, frame, async move { walk_async(name, graph, env, &params, shared).await })
 }
 
 /// An async batch flow, sequential or parallel (or a sync one inside an
 /// async flow).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_batch_flow_async<'a, S, T, O>(
-    name: &'a str,
-    kind: &'static str,
+    meta: FlowMeta<'a>,
     concurrency: Concurrency,
     graph: &'a Graph<T>,
     hooks: O,
@@ -218,9 +232,10 @@ where
     T: ?Sized + AsyncStep<S>,
     O: BatchHooksOps<S> + Send + 'a,
 {
-    let span = begin(name, kind, shared);
+    let name = meta.name;
+    let (span, frame) = begin(meta, env, shared);
     let flow_span = span.clone();
-    traced(span, async move {
+    traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
         let batches = async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?;
         match concurrency {

@@ -10,6 +10,7 @@ use tracing::Span;
 use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
+use crate::current::{Frame, Scope};
 use crate::error::{BoxError, FlowError, Phase};
 use crate::lifecycle::SyncLifecycle;
 use crate::node::{BatchNode, Node};
@@ -83,7 +84,7 @@ pub(crate) fn run_node<S, N: Node<S>>(node: &N, name: &str, params: &Params, sha
     let max_retries = node.max_retries();
     let span = telemetry::node_span(name, "Node", max_retries);
     let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span);
+    let lifecycle = SyncLifecycle::start(&span, Frame::new(Scope::Node, name, None, None));
     let result = (|| {
         if max_retries == 0 {
             return Err(no_attempts(&span, name));
@@ -111,7 +112,7 @@ pub(crate) fn run_batch_node<S, N: BatchNode<S>>(
     let max_retries = node.max_retries();
     let span = telemetry::node_span(name, "BatchNode", max_retries);
     let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span);
+    let lifecycle = SyncLifecycle::start(&span, Frame::new(Scope::Node, name, None, None));
     let result = (|| {
         if max_retries == 0 {
             return Err(no_attempts(&span, name));

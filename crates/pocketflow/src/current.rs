@@ -1,0 +1,540 @@
+//! The run context: which run, flow, node and batch item the code on this
+//! thread is executing for — the seed guide's `AsyncTraceContext`.
+//!
+//! The engine sets it around every poll of a flow, node, item or
+//! composition future (and around every sync run), the same way `tracing`
+//! enters a span, so it is right after every `.await`, on whatever thread
+//! the task moved to, and concurrent runs never see each other's. A task
+//! started with [`spawn`] takes the context (and the current span) with it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
+
+use crate::error::FlowError;
+use crate::lifecycle::{LifecycleStats, NodeState};
+use crate::options::RunOptions;
+use crate::telemetry;
+
+/// What a frame of the context stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// A flow run (any flow kind).
+    Flow,
+    /// A node run.
+    Node,
+    /// One item of a batch node or parameter set of a batch flow.
+    Item,
+    /// A composition of flows (`pocketflow::Composition`).
+    Composition,
+}
+
+impl Scope {
+    /// The span name of this scope: `flow`, `node`, `item`, `composition`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Flow => "flow",
+            Self::Node => "node",
+            Self::Item => "item",
+            Self::Composition => "composition",
+        }
+    }
+}
+
+/// One top-level run: a `run`/`run_report`/`run_with` call of a flow, a
+/// composition, or a node run alone.
+#[derive(Debug)]
+pub(crate) struct Run {
+    id: u64,
+    options: RunOptions,
+    stats: Option<Mutex<Vec<NodeStats>>>,
+}
+
+static NEXT_RUN_ID: AtomicU64 = AtomicU64::new(1);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+impl Run {
+    pub(crate) fn new(options: RunOptions, collect_stats: bool) -> Arc<Self> {
+        Arc::new(Self {
+            id: NEXT_RUN_ID.fetch_add(1, Ordering::Relaxed),
+            options,
+            stats: collect_stats.then(|| Mutex::new(Vec::new())),
+        })
+    }
+
+    pub(crate) fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
+    pub(crate) fn collects_stats(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    pub(crate) fn push_stats(&self, stats: NodeStats) {
+        if let Some(all) = &self.stats {
+            all.lock().unwrap_or_else(PoisonError::into_inner).push(stats);
+        }
+    }
+
+    pub(crate) fn take_stats(&self) -> Vec<NodeStats> {
+        self.stats
+            .as_ref()
+            .map(|all| std::mem::take(&mut *all.lock().unwrap_or_else(PoisonError::into_inner)))
+            .unwrap_or_default()
+    }
+}
+
+/// Counts a top-level run as in flight while it lives.
+#[derive(Debug)]
+pub(crate) struct InFlight(());
+
+impl InFlight {
+    /// Starts counting; returns the guard and the number of runs in flight,
+    /// this one included.
+    pub(crate) fn start() -> (Self, usize) {
+        (Self(()), IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One frame of the context: a flow, node, item or composition being run.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    scope: Scope,
+    name: Box<str>,
+    index: Option<usize>,
+    parent: Option<Arc<Self>>,
+    run: Arc<Run>,
+    completing: AtomicBool,
+}
+
+impl Frame {
+    /// A frame under the current one. `run` is the run it belongs to; by
+    /// default the current frame's, or a new one when there is none.
+    pub(crate) fn new(scope: Scope, name: &str, index: Option<usize>, run: Option<&Arc<Run>>) -> Arc<Self> {
+        let parent = current_frame();
+        let run = match (run, &parent) {
+            (Some(run), _) => Arc::clone(run),
+            (None, Some(parent)) => Arc::clone(&parent.run),
+            (None, None) => Run::new(RunOptions::new(), false),
+        };
+        Arc::new(Self { scope, name: name.into(), index, parent, run, completing: AtomicBool::new(false) })
+    }
+
+    pub(crate) fn run(&self) -> &Arc<Run> {
+        &self.run
+    }
+
+    fn path(&self) -> String {
+        let mut names = Vec::new();
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            match (f.scope, f.index) {
+                (Scope::Item, Some(index)) => names.push(format!("[{index}]")),
+                _ => names.push(f.name.to_string()),
+            }
+            frame = f.parent.as_deref();
+        }
+        names.reverse();
+        let mut path = String::new();
+        for name in names {
+            if !path.is_empty() && !name.starts_with('[') {
+                path.push('/');
+            }
+            path.push_str(&name);
+        }
+        path
+    }
+
+    /// The statistics of this frame's run, once it ended in `outcome`.
+    pub(crate) fn stats(&self, outcome: NodeState, lifecycle: LifecycleStats) -> NodeStats {
+        NodeStats {
+            scope: self.scope,
+            name: self.name.to_string(),
+            path: self.path(),
+            index: self.index,
+            outcome,
+            completing: self.completing.load(Ordering::Relaxed),
+            lifecycle,
+        }
+    }
+
+    fn find(&self, scope: Scope) -> Option<&Self> {
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if f.scope == scope {
+                return Some(f);
+            }
+            frame = f.parent.as_deref();
+        }
+        None
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<Arc<Frame>>> = const { Cell::new(None) };
+}
+
+fn current_frame() -> Option<Arc<Frame>> {
+    CURRENT
+        .try_with(|current| {
+            let frame = current.take();
+            let copy = frame.clone();
+            current.set(frame);
+            copy
+        })
+        .ok()
+        .flatten()
+}
+
+/// Notes that the current node's `exec` stage is over and `post` runs next.
+pub(crate) fn mark_completing() {
+    if let Some(frame) = current_frame() {
+        frame.completing.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Makes `frame` current until the guard drops, then restores the previous.
+pub(crate) fn enter(frame: &Arc<Frame>) -> Entered {
+    let previous = CURRENT.try_with(|current| current.replace(Some(Arc::clone(frame)))).ok().flatten();
+    Entered { previous }
+}
+
+/// Restores the previous frame when dropped.
+#[derive(Debug)]
+pub(crate) struct Entered {
+    previous: Option<Arc<Frame>>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // The thread is exiting if this fails; there is nothing to restore.
+        let _ = CURRENT.try_with(|current| current.set(previous));
+    }
+}
+
+/// The context of the run the calling code is part of, if any: inside a
+/// node's hooks, a flow's hooks, a user span under them, or a task started
+/// with [`spawn`] from there.
+///
+/// ```
+/// use pocketflow::{AsyncFlow, AsyncNode, BoxError, Ctx, SharedStore};
+///
+/// struct Where;
+/// impl AsyncNode for Where {
+///     type Prep = ();
+///     type Exec = String;
+///     async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> { Ok(()) }
+///     async fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<String, BoxError> {
+///         tokio::task::yield_now().await; // still right after an await
+///         let context = pocketflow::current().ok_or("not in a run")?;
+///         Ok(context.path())
+///     }
+///     async fn post(&self, _: &Ctx<'_>, shared: &SharedStore, _: (), path: String) -> Result<pocketflow::Action, BoxError> {
+///         shared.set("path", path)?;
+///         Ok(pocketflow::Action::NONE)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut flow = AsyncFlow::named("Main");
+/// flow.start(Where);
+/// let shared = SharedStore::new();
+/// flow.run(&shared).await?;
+/// assert_eq!(shared.get::<String>("path")?, "Main/Where");
+/// assert!(pocketflow::current().is_none()); // outside any run
+/// # Ok(()) }
+/// ```
+pub fn current() -> Option<RunContext> {
+    current_frame().map(RunContext)
+}
+
+/// A handle on the context of a run (see [`current`]). Cheap to clone; it
+/// keeps nothing of the run alive but names and options.
+#[derive(Clone)]
+pub struct RunContext(Arc<Frame>);
+
+impl RunContext {
+    /// The id of the top-level run, unique in this process. Nested flows
+    /// share their parent's; a flow run started from inside a node gets its
+    /// own.
+    pub fn run_id(&self) -> u64 {
+        self.0.run.id
+    }
+
+    /// What the innermost frame is: a flow, a node, an item, a composition.
+    pub fn scope(&self) -> Scope {
+        self.0.scope
+    }
+
+    /// The innermost flow's name.
+    pub fn flow_name(&self) -> Option<&str> {
+        self.0.find(Scope::Flow).map(|f| &*f.name)
+    }
+
+    /// The innermost node's name.
+    pub fn node_name(&self) -> Option<&str> {
+        self.0.find(Scope::Node).map(|f| &*f.name)
+    }
+
+    /// The index of the innermost batch item.
+    pub fn item_index(&self) -> Option<usize> {
+        self.0.find(Scope::Item).and_then(|f| f.index)
+    }
+
+    /// Names from the outermost frame in, e.g. `Main/Analysis/Summarize[2]`.
+    pub fn path(&self) -> String {
+        self.0.path()
+    }
+
+    /// The run's options: session, user, tags, metadata.
+    pub fn options(&self) -> &RunOptions {
+        self.0.run.options()
+    }
+
+    /// Runs `future` with this context current (on every poll), for
+    /// executors other than tokio or tasks not started with [`spawn`].
+    pub fn scope_future<F: Future>(&self, future: F) -> InContext<F> {
+        InContext { frame: Arc::clone(&self.0), future: Box::pin(future) }
+    }
+
+    /// Runs `f` with this context current, e.g. in a `spawn_blocking`
+    /// closure.
+    pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _entered = enter(&self.0);
+        f()
+    }
+}
+
+impl fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunContext").field("run_id", &self.run_id()).field("path", &self.path()).finish()
+    }
+}
+
+/// A future polled with a run context current. See
+/// [`RunContext::scope_future`].
+#[must_use = "futures do nothing unless polled"]
+pub struct InContext<F> {
+    frame: Arc<Frame>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _entered = enter(&this.frame);
+        this.future.as_mut().poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for InContext<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InContext").field("context", &RunContext(Arc::clone(&self.frame))).finish_non_exhaustive()
+    }
+}
+
+/// Spawns `future` on the current tokio runtime with the caller's run
+/// context, span and subscriber, so what it records lands under the node that spawned
+/// it, in the right trace, whatever thread runs it. A `pocketflow.context`
+/// event (`action = spawned`) marks the spawn in the caller's span.
+///
+/// The task belongs to its caller: dropping the [`Task`] handle (for
+/// instance because the node's run was cancelled) aborts it, so a
+/// cancelled flow leaves no task running behind it; call [`Task::detach`]
+/// to let it run on. Awaiting the handle gives the task's output, or
+/// [`FlowError::Task`] if it panicked or was cancelled. Outside a tokio
+/// runtime the handle resolves at once to that error; nothing panics.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), pocketflow::FlowError> {
+/// let doubled = pocketflow::spawn("double", async { 21 * 2 }).await?;
+/// assert_eq!(doubled, 42);
+/// # Ok(()) }
+/// ```
+pub fn spawn<F>(name: impl Into<String>, future: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let name = name.into();
+    let span = tracing::Span::current();
+    let frame = current_frame();
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Task { name, state: TaskState::NoRuntime };
+    };
+    span.in_scope(|| telemetry::context("spawned", &name));
+    // The subscriber goes along too, for callers that installed theirs
+    // with `set_default` (scoped to a thread) rather than globally.
+    let handle = match frame {
+        Some(frame) => {
+            runtime.spawn(InContext { frame, future: Box::pin(future) }.instrument(span).with_current_subscriber())
+        }
+        None => runtime.spawn(future.instrument(span).with_current_subscriber()),
+    };
+    Task { name, state: TaskState::Running(handle) }
+}
+
+/// A task started with [`spawn`]: await it for its output. Dropping it
+/// aborts the task unless it was [detached](Task::detach).
+#[must_use = "dropping a Task aborts it; call .detach() to let it run"]
+pub struct Task<T> {
+    name: String,
+    state: TaskState<T>,
+}
+
+enum TaskState<T> {
+    Running(tokio::task::JoinHandle<T>),
+    NoRuntime,
+    Done,
+}
+
+impl<T> Task<T> {
+    /// Lets the task run to its end on its own; its output is discarded.
+    pub fn detach(mut self) {
+        self.state = TaskState::Done;
+    }
+
+    /// Aborts the task now.
+    pub fn abort(&self) {
+        if let TaskState::Running(handle) = &self.state {
+            handle.abort();
+        }
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, FlowError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let result = match &mut this.state {
+            TaskState::Running(handle) => match Pin::new(handle).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(value)) => Ok(value),
+                Poll::Ready(Err(error)) => Err(task_error(&this.name, error)),
+            },
+            TaskState::NoRuntime => Err(FlowError::Task {
+                name: this.name.clone(),
+                panicked: false,
+                message: "spawn was called outside a tokio runtime".to_owned(),
+            }),
+            TaskState::Done => Err(FlowError::Task {
+                name: this.name.clone(),
+                panicked: false,
+                message: "the task's output was already taken".to_owned(),
+            }),
+        };
+        this.state = TaskState::Done;
+        Poll::Ready(result)
+    }
+}
+
+fn task_error(name: &str, error: tokio::task::JoinError) -> FlowError {
+    if error.is_panic() {
+        let payload = error.into_panic();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        FlowError::Task { name: name.to_owned(), panicked: true, message }
+    } else {
+        FlowError::Task { name: name.to_owned(), panicked: false, message: error.to_string() }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if let TaskState::Running(handle) = &self.state {
+            handle.abort();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// How one flow, node, item or composition of a run went: returned in
+/// [`RunReport::stats`](crate::RunReport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// What ran.
+    pub scope: Scope,
+    /// Its name (for an item, the name of its node or batch flow).
+    pub name: String,
+    /// Where it ran, e.g. `Main/Analysis/Summarize[2]`.
+    pub path: String,
+    /// The item's index, for items.
+    pub index: Option<usize>,
+    /// How it ended: [`NodeState::Completed`], [`NodeState::Failed`] or
+    /// [`NodeState::Cancelled`].
+    pub outcome: NodeState,
+    /// Whether it reached `completing` (a node whose exec stage finished).
+    pub completing: bool,
+    /// Polls, suspensions, and time running and suspended.
+    pub lifecycle: LifecycleStats,
+}
+
+impl NodeStats {
+    /// How many times the run entered `state`.
+    pub fn count(&self, state: NodeState) -> u64 {
+        let l = &self.lifecycle;
+        match state {
+            NodeState::Created => 1,
+            NodeState::Starting => u64::from(l.polls > 0),
+            NodeState::Running => l.polls,
+            NodeState::Suspended => l.suspensions,
+            NodeState::Resuming => l.polls.saturating_sub(1),
+            NodeState::Completing => u64::from(self.completing),
+            NodeState::Completed | NodeState::Failed | NodeState::Cancelled => u64::from(self.outcome == state),
+        }
+    }
+}
+
+/// The statistics of a whole run: one [`NodeStats`] per flow, node, item
+/// and composition that ran, in the order they ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunStats {
+    /// Every run, in the order they ended.
+    pub entries: Vec<NodeStats>,
+}
+
+impl RunStats {
+    /// The entries for runs named `name`.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a NodeStats> + 'a {
+        self.entries.iter().filter(move |s| s.name == name)
+    }
+
+    /// How many times any run of the flow entered `state`.
+    pub fn count(&self, state: NodeState) -> u64 {
+        self.entries.iter().map(|s| s.count(state)).sum()
+    }
+}
