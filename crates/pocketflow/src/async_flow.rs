@@ -143,7 +143,7 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncFlow<S, H>
 impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> for AsyncFlow<S, H> {
     fn run_async<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a Cow<'static, str>,
         env: &'a RunEnv,
         params: &'a Params,
         shared: &'a S,
@@ -243,7 +243,7 @@ macro_rules! async_batch_flow {
         impl<S: Serialize + Send + Sync + 'static, H: AsyncBatchFlowHooks<S>> AsyncStep<S> for $name<S, H> {
             fn run_async<'a>(
                 &'a self,
-                _: &'a str,
+                _: &'a Cow<'static, str>,
                 env: &'a RunEnv,
                 params: &'a Params,
                 shared: &'a S,

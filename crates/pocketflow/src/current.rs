@@ -7,11 +7,12 @@
 //! the task moved to, and concurrent runs never see each other's. A task
 //! started with [`spawn`] takes the context (and the current span) with it.
 
-use std::cell::Cell;
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -109,41 +110,225 @@ impl Drop for InFlight {
     }
 }
 
-/// One frame of the context: a flow, node, item or composition being run.
+/// A name that costs nothing to copy: static, or shared.
+#[derive(Debug, Clone)]
+enum Name {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Name {
+    fn new(name: Cow<'static, str>) -> Self {
+        match name {
+            Cow::Borrowed(name) => Self::Static(name),
+            Cow::Owned(name) => Self::Shared(name.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Static(name) => name,
+            Self::Shared(name) => name,
+        }
+    }
+}
+
+/// One entry of a thread's context stack. Polls nest (a flow polls its
+/// node, which polls its item), so the entries pushed around each poll
+/// form the chain from the outermost run in, with no allocation.
+#[derive(Debug)]
+enum Entry {
+    Local {
+        scope: Scope,
+        name: Name,
+        index: Option<usize>,
+        run: Option<Arc<Run>>,
+        completing: bool,
+    },
+    /// A context carried into a task or future from elsewhere.
+    Captured(Arc<Frame>),
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's stack; `None` if the thread is exiting or the
+/// stack is in use (which the engine never lets happen).
+fn with_stack<T>(f: impl FnOnce(&mut Vec<Entry>) -> T) -> Option<T> {
+    STACK.try_with(|stack| stack.try_borrow_mut().ok().map(|mut stack| f(&mut stack))).ok().flatten()
+}
+
+/// The run of the innermost entry that names one, if that run collects
+/// statistics, and whether any entry names a run at all.
+fn current_run(stack: &[Entry]) -> (Option<Arc<Run>>, bool) {
+    let run = stack.iter().rev().find_map(|entry| match entry {
+        Entry::Local { run, .. } => run.as_ref(),
+        Entry::Captured(frame) => Some(&frame.run),
+    });
+    match run {
+        Some(run) => (run.collects_stats().then(|| Arc::clone(run)), true),
+        None => (None, false),
+    }
+}
+
+/// The stack as a chain of frames (allocated now, on demand).
+fn current_frame() -> Option<Arc<Frame>> {
+    with_stack(|stack| {
+        let mut chain: Option<Arc<Frame>> = None;
+        for entry in stack.iter() {
+            chain = Some(match entry {
+                Entry::Captured(frame) => Arc::clone(frame),
+                Entry::Local { scope, name, index, run, .. } => {
+                    let run = run.clone().or_else(|| chain.as_ref().map(|f| Arc::clone(&f.run)));
+                    Arc::new(Frame {
+                        scope: *scope,
+                        name: name.clone(),
+                        index: *index,
+                        parent: chain.take(),
+                        run: run.unwrap_or_else(|| Run::new(RunOptions::new(), false)),
+                    })
+                }
+            });
+        }
+        chain
+    })
+    .flatten()
+}
+
+/// Pops the entry it pushed when dropped.
+#[derive(Debug)]
+pub(crate) struct Pushed {
+    pushed: bool,
+}
+
+impl Pushed {
+    /// Pops now; says whether the entry was marked `completing`.
+    pub(crate) fn pop(mut self) -> bool {
+        self.pop_entry()
+    }
+
+    fn pop_entry(&mut self) -> bool {
+        if !std::mem::take(&mut self.pushed) {
+            return false;
+        }
+        matches!(with_stack(Vec::pop), Some(Some(Entry::Local { completing: true, .. })))
+    }
+}
+
+impl Drop for Pushed {
+    fn drop(&mut self) {
+        self.pop_entry();
+    }
+}
+
+fn push(entry: Entry) -> Pushed {
+    Pushed { pushed: with_stack(|stack| stack.push(entry)).is_some() }
+}
+
+/// Notes that the current node's `exec` stage is over and `post` runs next.
+pub(crate) fn mark_completing() {
+    with_stack(|stack| {
+        if let Some(Entry::Local { completing, .. }) = stack.last_mut() {
+            *completing = true;
+        }
+    });
+}
+
+/// Where a flow, node, item or composition runs: what its context entry
+/// says, pushed around each of its polls.
+#[derive(Debug)]
+pub(crate) struct Site {
+    scope: Scope,
+    name: Name,
+    index: Option<usize>,
+    /// The run, when this site started it or the run collects statistics.
+    run: Option<Arc<Run>>,
+    /// Whether entries carry the run (this site started it).
+    owns_run: bool,
+    /// The chain above this site, kept only for statistics (their path).
+    parent: Option<Arc<Frame>>,
+}
+
+impl Site {
+    /// A site under the current context. `run` is the run it starts (a
+    /// flow's top-level run); else it joins the current one, or starts a
+    /// run of its own when there is none (a node run alone).
+    pub(crate) fn new(scope: Scope, name: Cow<'static, str>, index: Option<usize>, run: Option<&Arc<Run>>) -> Self {
+        let (run, owns_run) = match run {
+            Some(run) => (Some(Arc::clone(run)), true),
+            None => match with_stack(|stack| current_run(stack)) {
+                Some((run, true)) => (run, false),
+                _ => (Some(Run::new(RunOptions::new(), false)), true),
+            },
+        };
+        let collects = run.as_ref().is_some_and(|run| run.collects_stats());
+        let parent = if collects { current_frame() } else { None };
+        Self { scope, name: Name::new(name), index, run, owns_run, parent }
+    }
+
+    /// Whether the run collects statistics.
+    pub(crate) fn collects_stats(&self) -> bool {
+        self.run.as_ref().is_some_and(|run| run.collects_stats())
+    }
+
+    /// Makes this site current until the guard is dropped or popped.
+    pub(crate) fn enter(&self) -> Pushed {
+        push(Entry::Local {
+            scope: self.scope,
+            name: self.name.clone(),
+            index: self.index,
+            run: if self.owns_run { self.run.clone() } else { None },
+            completing: false,
+        })
+    }
+
+    /// Hands this site's statistics to its run, if it collects them.
+    pub(crate) fn report(&self, outcome: NodeState, completing: bool, lifecycle: LifecycleStats) {
+        let Some(run) = self.run.as_ref().filter(|run| run.collects_stats()) else { return };
+        let frame = Frame {
+            scope: self.scope,
+            name: self.name.clone(),
+            index: self.index,
+            parent: self.parent.clone(),
+            run: Arc::clone(run),
+        };
+        // An item is named after its node or batch flow.
+        let name = match (self.scope, &self.parent) {
+            (Scope::Item, Some(parent)) => parent.name.as_str().to_owned(),
+            _ => self.name.as_str().to_owned(),
+        };
+        run.push_stats(NodeStats {
+            scope: self.scope,
+            name,
+            path: frame.path(),
+            index: self.index,
+            outcome,
+            completing,
+            lifecycle,
+        });
+    }
+}
+
+/// One frame of a materialized context: a flow, node, item or composition
+/// being run, and the frames around it.
 #[derive(Debug)]
 pub(crate) struct Frame {
     scope: Scope,
-    name: Box<str>,
+    name: Name,
     index: Option<usize>,
     parent: Option<Arc<Self>>,
     run: Arc<Run>,
-    completing: AtomicBool,
 }
 
 impl Frame {
-    /// A frame under the current one. `run` is the run it belongs to; by
-    /// default the current frame's, or a new one when there is none.
-    pub(crate) fn new(scope: Scope, name: &str, index: Option<usize>, run: Option<&Arc<Run>>) -> Arc<Self> {
-        let parent = current_frame();
-        let run = match (run, &parent) {
-            (Some(run), _) => Arc::clone(run),
-            (None, Some(parent)) => Arc::clone(&parent.run),
-            (None, None) => Run::new(RunOptions::new(), false),
-        };
-        Arc::new(Self { scope, name: name.into(), index, parent, run, completing: AtomicBool::new(false) })
-    }
-
-    pub(crate) fn run(&self) -> &Arc<Run> {
-        &self.run
-    }
-
     fn path(&self) -> String {
         let mut names = Vec::new();
         let mut frame = Some(self);
         while let Some(f) = frame {
             match (f.scope, f.index) {
                 (Scope::Item, Some(index)) => names.push(format!("[{index}]")),
-                _ => names.push(f.name.to_string()),
+                _ => names.push(f.name.as_str().to_owned()),
             }
             frame = f.parent.as_deref();
         }
@@ -158,19 +343,6 @@ impl Frame {
         path
     }
 
-    /// The statistics of this frame's run, once it ended in `outcome`.
-    pub(crate) fn stats(&self, outcome: NodeState, lifecycle: LifecycleStats) -> NodeStats {
-        NodeStats {
-            scope: self.scope,
-            name: self.name.to_string(),
-            path: self.path(),
-            index: self.index,
-            outcome,
-            completing: self.completing.load(Ordering::Relaxed),
-            lifecycle,
-        }
-    }
-
     fn find(&self, scope: Scope) -> Option<&Self> {
         let mut frame = Some(self);
         while let Some(f) = frame {
@@ -180,49 +352,6 @@ impl Frame {
             frame = f.parent.as_deref();
         }
         None
-    }
-}
-
-thread_local! {
-    static CURRENT: Cell<Option<Arc<Frame>>> = const { Cell::new(None) };
-}
-
-fn current_frame() -> Option<Arc<Frame>> {
-    CURRENT
-        .try_with(|current| {
-            let frame = current.take();
-            let copy = frame.clone();
-            current.set(frame);
-            copy
-        })
-        .ok()
-        .flatten()
-}
-
-/// Notes that the current node's `exec` stage is over and `post` runs next.
-pub(crate) fn mark_completing() {
-    if let Some(frame) = current_frame() {
-        frame.completing.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Makes `frame` current until the guard drops, then restores the previous.
-pub(crate) fn enter(frame: &Arc<Frame>) -> Entered {
-    let previous = CURRENT.try_with(|current| current.replace(Some(Arc::clone(frame)))).ok().flatten();
-    Entered { previous }
-}
-
-/// Restores the previous frame when dropped.
-#[derive(Debug)]
-pub(crate) struct Entered {
-    previous: Option<Arc<Frame>>,
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        // The thread is exiting if this fails; there is nothing to restore.
-        let _ = CURRENT.try_with(|current| current.set(previous));
     }
 }
 
@@ -283,12 +412,12 @@ impl RunContext {
 
     /// The innermost flow's name.
     pub fn flow_name(&self) -> Option<&str> {
-        self.0.find(Scope::Flow).map(|f| &*f.name)
+        self.0.find(Scope::Flow).map(|f| f.name.as_str())
     }
 
     /// The innermost node's name.
     pub fn node_name(&self) -> Option<&str> {
-        self.0.find(Scope::Node).map(|f| &*f.name)
+        self.0.find(Scope::Node).map(|f| f.name.as_str())
     }
 
     /// The index of the innermost batch item.
@@ -315,7 +444,7 @@ impl RunContext {
     /// Runs `f` with this context current, e.g. in a `spawn_blocking`
     /// closure.
     pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _entered = enter(&self.0);
+        let _pushed = push(Entry::Captured(Arc::clone(&self.0)));
         f()
     }
 }
@@ -339,7 +468,7 @@ impl<F: Future> Future for InContext<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        let _entered = enter(&this.frame);
+        let _pushed = push(Entry::Captured(Arc::clone(&this.frame)));
         this.future.as_mut().poll(cx)
     }
 }

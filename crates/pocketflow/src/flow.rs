@@ -235,7 +235,7 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> Flow<S, H> {
 impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flow<S, H> {
     fn run_async<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a Cow<'static, str>,
         env: &'a RunEnv,
         params: &'a Params,
         shared: &'a S,
@@ -245,7 +245,7 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flo
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> SyncStep<S> for Flow<S, H> {
-    fn run_sync(&self, _: &str, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
+    fn run_sync(&self, _: &Cow<'static, str>, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
         run_flow_sync(self.meta("Flow"), &self.graph, &self.hooks, env, params, shared)
     }
 }
@@ -373,7 +373,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> BatchFlow<S, H>
 impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> for BatchFlow<S, H> {
     fn run_async<'a>(
         &'a self,
-        _: &'a str,
+        _: &'a Cow<'static, str>,
         env: &'a RunEnv,
         params: &'a Params,
         shared: &'a S,
@@ -391,7 +391,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
 }
 
 impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> SyncStep<S> for BatchFlow<S, H> {
-    fn run_sync(&self, _: &str, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
+    fn run_sync(&self, _: &Cow<'static, str>, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
         run_batch_flow_sync(self.flow.meta("BatchFlow"), &self.flow.graph, &self.hooks, env, params, shared)
     }
 }

@@ -5,13 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::current::{self, Frame};
+use crate::current::{Pushed, Site};
 use crate::error::FlowError;
 use crate::telemetry;
 
@@ -102,7 +100,9 @@ enum Progress {
 struct Traced<'a, T> {
     future: BoxFuture<'a, Result<T, FlowError>>,
     span: Span,
-    frame: Arc<Frame>,
+    site: Site,
+    /// Whether a node's `exec` stage finished (`completing` was reported).
+    completing: bool,
     /// The span is enabled: report lifecycle events and record stats on it.
     observe: bool,
     /// Measure time: the span is enabled or the run collects stats.
@@ -112,10 +112,10 @@ struct Traced<'a, T> {
     suspended_at: Option<Instant>,
 }
 
-/// Runs `future` inside `span` and `frame`, reporting its lifecycle.
+/// Runs `future` inside `span` and `site`, reporting its lifecycle.
 pub(crate) fn traced<'a, T: 'a>(
     span: Span,
-    frame: Arc<Frame>,
+    site: Site,
     future: impl Future<Output = Result<T, FlowError>> + Send + 'a,
 ) -> BoxFuture<'a, Result<T, FlowError>> {
     let observe = !span.is_disabled();
@@ -123,11 +123,12 @@ pub(crate) fn traced<'a, T: 'a>(
         let _entered = span.enter();
         telemetry::lifecycle(NodeState::Created);
     }
-    let timed = observe || frame.run().collects_stats();
+    let timed = observe || site.collects_stats();
     Box::pin(Traced {
         future: Box::pin(future),
         span,
-        frame,
+        site,
+        completing: false,
         observe,
         timed,
         progress: Progress::NotStarted,
@@ -138,25 +139,23 @@ pub(crate) fn traced<'a, T: 'a>(
 
 /// Reports the end of a run: its stats and final state on the span (when
 /// observed), its stats to the run (when it collects them).
-fn report_end(
-    span: &Span,
-    frame: &Frame,
-    observe: bool,
-    stats: LifecycleStats,
-    outcome: NodeState,
-    error: Option<&FlowError>,
-) {
+fn report_end(span: &Span, site: &Site, observe: bool, end: End<'_>) {
     if observe {
-        telemetry::record_stats(span, &stats);
-        match outcome {
+        telemetry::record_stats(span, &end.stats);
+        match end.outcome {
             NodeState::Cancelled => telemetry::cancelled(span),
-            _ => telemetry::finished(span, error),
+            _ => telemetry::finished(span, end.error),
         }
     }
-    let run = frame.run();
-    if run.collects_stats() {
-        run.push_stats(frame.stats(outcome, stats));
-    }
+    site.report(end.outcome, end.completing, end.stats);
+}
+
+/// How a run ended.
+struct End<'e> {
+    outcome: NodeState,
+    error: Option<&'e FlowError>,
+    completing: bool,
+    stats: LifecycleStats,
 }
 
 impl<T> Future for Traced<'_, T> {
@@ -164,7 +163,7 @@ impl<T> Future for Traced<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let _frame = current::enter(&this.frame);
+        let pushed = this.site.enter();
         let _entered = this.span.enter();
         let start = this.timed.then(Instant::now);
         match this.progress {
@@ -188,6 +187,7 @@ impl<T> Future for Traced<'_, T> {
         this.progress = Progress::Running;
         this.stats.polls += 1;
         let poll = this.future.as_mut().poll(cx);
+        this.completing |= pushed.pop();
         let end = start.map(|start| (start, Instant::now()));
         if let Some((start, end)) = end {
             this.stats.running += end.saturating_duration_since(start);
@@ -205,7 +205,8 @@ impl<T> Future for Traced<'_, T> {
             Poll::Ready(result) => {
                 let outcome = if result.is_ok() { NodeState::Completed } else { NodeState::Failed };
                 this.progress = Progress::Done;
-                report_end(&this.span, &this.frame, this.observe, this.stats, outcome, result.as_ref().err());
+                let end = End { outcome, error: result.as_ref().err(), completing: this.completing, stats: this.stats };
+                report_end(&this.span, &this.site, this.observe, end);
                 Poll::Ready(result)
             }
         }
@@ -218,9 +219,10 @@ impl<T> Drop for Traced<'_, T> {
             if let Some(at) = self.suspended_at.take() {
                 self.stats.suspended += Instant::now().saturating_duration_since(at);
             }
-            let _frame = current::enter(&self.frame);
             let _entered = self.span.enter();
-            report_end(&self.span, &self.frame, self.observe, self.stats, NodeState::Cancelled, None);
+            let end =
+                End { outcome: NodeState::Cancelled, error: None, completing: self.completing, stats: self.stats };
+            report_end(&self.span, &self.site, self.observe, end);
         }
     }
 }
@@ -228,37 +230,39 @@ impl<T> Drop for Traced<'_, T> {
 /// The same reporting for a synchronous run, which cannot suspend.
 pub(crate) struct SyncLifecycle<'s> {
     span: &'s Span,
-    frame: Arc<Frame>,
-    _entered: current::Entered,
+    site: Site,
+    pushed: Pushed,
     observe: bool,
     start: Option<Instant>,
 }
 
 impl<'s> SyncLifecycle<'s> {
-    /// Makes `frame` current and reports `created`, `starting` and
+    /// Makes `site` current and reports `created`, `starting` and
     /// `running`; call inside the span.
-    pub(crate) fn start(span: &'s Span, frame: Arc<Frame>) -> Self {
+    pub(crate) fn start(span: &'s Span, site: Site) -> Self {
         let observe = !span.is_disabled();
         if observe {
             telemetry::lifecycle(NodeState::Created);
             telemetry::lifecycle(NodeState::Starting);
             telemetry::lifecycle(NodeState::Running);
         }
-        let start = (observe || frame.run().collects_stats()).then(Instant::now);
-        let entered = current::enter(&frame);
-        Self { span, frame, _entered: entered, observe, start }
+        let start = (observe || site.collects_stats()).then(Instant::now);
+        let pushed = site.enter();
+        Self { span, site, pushed, observe, start }
     }
 
     /// Reports `completed` or `failed`.
     pub(crate) fn finish<T>(self, result: &Result<T, FlowError>) {
+        let Self { span, site, pushed, observe, start } = self;
+        let completing = pushed.pop();
         let stats = LifecycleStats {
             polls: 1,
             suspensions: 0,
-            running: self.start.map(|start| start.elapsed()).unwrap_or_default(),
+            running: start.map(|start| start.elapsed()).unwrap_or_default(),
             suspended: Duration::ZERO,
         };
         let outcome = if result.is_ok() { NodeState::Completed } else { NodeState::Failed };
-        report_end(self.span, &self.frame, self.observe, stats, outcome, result.as_ref().err());
+        report_end(span, &site, observe, End { outcome, error: result.as_ref().err(), completing, stats });
     }
 }
 

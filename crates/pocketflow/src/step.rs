@@ -20,7 +20,7 @@ pub trait AsyncStep<S>: Send + Sync {
     /// Runs the step under `name` with the enclosing orchestration's params.
     fn run_async<'a>(
         &'a self,
-        name: &'a str,
+        name: &'a Cow<'static, str>,
         env: &'a RunEnv,
         params: &'a Params,
         shared: &'a S,
@@ -30,7 +30,13 @@ pub trait AsyncStep<S>: Send + Sync {
 /// A step that can also run inside a sync flow.
 pub trait SyncStep<S>: AsyncStep<S> {
     /// Runs the step under `name` with the enclosing orchestration's params.
-    fn run_sync(&self, name: &str, env: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError>;
+    fn run_sync(
+        &self,
+        name: &Cow<'static, str>,
+        env: &RunEnv,
+        params: &Params,
+        shared: &S,
+    ) -> Result<Action, FlowError>;
 }
 
 /// A step ready to be added to a graph: its name, its boxed form, and the
@@ -87,7 +93,7 @@ macro_rules! node_step {
         impl<S: Sync, N: $trait<S>> AsyncStep<S> for $step<N> {
             fn run_async<'a>(
                 &'a self,
-                name: &'a str,
+                name: &'a Cow<'static, str>,
                 _: &'a RunEnv,
                 params: &'a Params,
                 shared: &'a S,
@@ -108,7 +114,13 @@ macro_rules! node_step {
 macro_rules! sync_node_step {
     ($step:ident, $trait:ident, $runner:ident, $marker:ident) => {
         impl<S: Sync, N: $trait<S>> SyncStep<S> for $step<N> {
-            fn run_sync(&self, name: &str, _: &RunEnv, params: &Params, shared: &S) -> Result<Action, FlowError> {
+            fn run_sync(
+                &self,
+                name: &Cow<'static, str>,
+                _: &RunEnv,
+                params: &Params,
+                shared: &S,
+            ) -> Result<Action, FlowError> {
                 sync_node::$runner(&self.0, name, params, shared)
             }
         }

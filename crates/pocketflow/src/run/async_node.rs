@@ -1,6 +1,7 @@
 //! Nodes run from async flows: every node kind, sync ones included, through
 //! [`NodeOps`] and [`BatchOps`].
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::ops::{BatchOps, Concurrency, NodeOps};
 use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
-use crate::current::{Frame, Scope};
+use crate::current::{Scope, Site};
 use crate::error::{BoxError, FlowError, Phase};
 use crate::lifecycle::{Unfinished, traced};
 use crate::params::Params;
@@ -104,14 +105,14 @@ fn no_attempts(span: &Span, node: &str) -> FlowError {
 
 pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
     ops: O,
-    name: &'a str,
+    name: &'a Cow<'static, str>,
     params: &'a Params,
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
-    let frame = Frame::new(Scope::Node, name, None, None);
+    let frame = Site::new(Scope::Node, name.clone(), None, None);
     traced(span, frame, async move {
         if max_retries == 0 {
             return Err(no_attempts(&node_span, name));
@@ -140,7 +141,7 @@ where
     let span = telemetry::item_span(ctx.item.unwrap_or_default());
     telemetry::record_json(&span, "input", item);
     let item_span = span.clone();
-    let frame = Frame::new(Scope::Item, ctx.node, ctx.item, None);
+    let frame = Site::new(Scope::Item, Cow::Borrowed(""), ctx.item, None);
     traced(span, frame, async move {
         let output =
             exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e)).await?;
@@ -151,14 +152,14 @@ where
 
 pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S> + Send + 'a>(
     ops: O,
-    name: &'a str,
+    name: &'a Cow<'static, str>,
     params: &'a Params,
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
     let span = telemetry::node_span(name, O::KIND, max_retries);
     let node_span = span.clone();
-    let frame = Frame::new(Scope::Node, name, None, None);
+    let frame = Site::new(Scope::Node, name.clone(), None, None);
     traced(span, frame, async move {
         if max_retries == 0 {
             return Err(no_attempts(&node_span, name));

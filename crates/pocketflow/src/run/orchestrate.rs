@@ -10,7 +10,7 @@ use super::sync_node::phase;
 use super::{RunEnv, fail, record_action};
 use crate::action::Action;
 use crate::context::Ctx;
-use crate::current::{Frame, Scope};
+use crate::current::{Scope, Site};
 use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
@@ -21,7 +21,7 @@ use crate::step::{AsyncStep, SyncStep};
 use crate::telemetry;
 use crate::warning::FlowWarning;
 use futures_util::future::BoxFuture;
-use std::sync::Arc;
+use std::borrow::Cow;
 
 fn check_wiring<T: ?Sized>(flow: &str, graph: &Graph<T>) -> Result<(), FlowError> {
     match graph.wiring_error() {
@@ -82,16 +82,16 @@ pub(crate) async fn walk_async<S, T: ?Sized + AsyncStep<S>>(
 /// What a flow is, for its span: name, kind, and its own run options.
 #[derive(Clone, Copy)]
 pub(crate) struct FlowMeta<'a> {
-    pub(crate) name: &'a str,
+    pub(crate) name: &'a Cow<'static, str>,
     pub(crate) kind: &'static str,
     pub(crate) options: &'a RunOptions,
 }
 
 /// The flow's span and context frame.
-fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, Arc<Frame>) {
+fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, Site) {
     let span = telemetry::flow_span(meta.name, meta.kind, env.span_options(meta.options));
     telemetry::record_json(&span, "input", shared);
-    let frame = Frame::new(Scope::Flow, meta.name, None, Some(env.run()));
+    let frame = Site::new(Scope::Flow, meta.name.clone(), None, Some(env.run()));
     (span, frame)
 }
 
@@ -212,7 +212,7 @@ fn batch_run<'a, S: Sync, T: ?Sized + AsyncStep<S>>(
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let span = telemetry::item_span(index);
     telemetry::record_json(&span, "input", batch);
-    let frame = Frame::new(Scope::Item, name, Some(index), None);
+    let frame = Site::new(Scope::Item, Cow::Borrowed(""), Some(index), None);
     traced(span, frame, async move { walk_async(name, graph, env, &params, shared).await })
 }
 

@@ -1,6 +1,7 @@
 //! Sync nodes run from sync code: hooks are called directly and retry waits
 //! sleep the thread, as in PocketFlow.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tracing::Span;
 use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
-use crate::current::{Frame, Scope};
+use crate::current::{Scope, Site};
 use crate::error::{BoxError, FlowError, Phase};
 use crate::lifecycle::SyncLifecycle;
 use crate::node::{BatchNode, Node};
@@ -80,11 +81,16 @@ fn no_attempts(span: &Span, node: &str) -> FlowError {
     error
 }
 
-pub(crate) fn run_node<S, N: Node<S>>(node: &N, name: &str, params: &Params, shared: &S) -> Result<Action, FlowError> {
+pub(crate) fn run_node<S, N: Node<S>>(
+    node: &N,
+    name: &Cow<'static, str>,
+    params: &Params,
+    shared: &S,
+) -> Result<Action, FlowError> {
     let max_retries = node.max_retries();
     let span = telemetry::node_span(name, "Node", max_retries);
     let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span, Frame::new(Scope::Node, name, None, None));
+    let lifecycle = SyncLifecycle::start(&span, Site::new(Scope::Node, name.clone(), None, None));
     let result = (|| {
         if max_retries == 0 {
             return Err(no_attempts(&span, name));
@@ -105,14 +111,14 @@ pub(crate) fn run_node<S, N: Node<S>>(node: &N, name: &str, params: &Params, sha
 
 pub(crate) fn run_batch_node<S, N: BatchNode<S>>(
     node: &N,
-    name: &str,
+    name: &Cow<'static, str>,
     params: &Params,
     shared: &S,
 ) -> Result<Action, FlowError> {
     let max_retries = node.max_retries();
     let span = telemetry::node_span(name, "BatchNode", max_retries);
     let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span, Frame::new(Scope::Node, name, None, None));
+    let lifecycle = SyncLifecycle::start(&span, Site::new(Scope::Node, name.clone(), None, None));
     let result = (|| {
         if max_retries == 0 {
             return Err(no_attempts(&span, name));
