@@ -1,6 +1,10 @@
 //! What a flow's graph holds: any node kind or nested flow, behind one
 //! object-safe interface. Users never name these traits; they pass nodes to
 //! `Flow::add`, which picks the right wrapper by the node's trait.
+#![allow(
+    clippy::ptr_arg,
+    reason = "node names are passed as `&Cow` because the run context clones them, which is free for a static name"
+)]
 
 use std::borrow::Cow;
 

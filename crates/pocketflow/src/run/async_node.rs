@@ -1,5 +1,9 @@
 //! Nodes run from async flows: every node kind, sync ones included, through
 //! [`NodeOps`] and [`BatchOps`].
+#![allow(
+    clippy::ptr_arg,
+    reason = "node names are passed as `&Cow` because the run context clones them, which is free for a static name"
+)]
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -1,5 +1,9 @@
 //! Sync nodes run from sync code: hooks are called directly and retry waits
 //! sleep the thread, as in PocketFlow.
+#![allow(
+    clippy::ptr_arg,
+    reason = "node names are passed as `&Cow` because the run context clones them, which is free for a static name"
+)]
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
