@@ -145,8 +145,12 @@ async fn a_thousand_flows_with_sub_tasks_half_dropped_export_whole_traces_and_le
                 assert_eq!(marker, name, "{} in the wrong trace:\n{}", span.name, trace.tree());
             }
         }
-        let download = trace.spans.iter().find(|s| s.name == "download").expect("the sub-task's span");
-        assert_eq!(trace.path(download), [name.as_str(), "Fetch", "exec", "download"], "{}", trace.tree());
+        // A dropped run may abort its sub-task before it ever ran.
+        let download = trace.spans.iter().find(|s| s.name == "download");
+        assert!(download.is_some() || i % 2 == 1, "the sub-task's span is missing:\n{}", trace.tree());
+        if let Some(download) = download {
+            assert_eq!(trace.path(download), [name.as_str(), "Fetch", "exec", "download"], "{}", trace.tree());
+        }
         let statuses: Vec<&str> = trace.spans.iter().map(|s| s.status.message.as_str()).collect();
         if i % 2 == 1 {
             // Dropped mid-run (mid-`Fetch`, unless the scheduler was slow):
