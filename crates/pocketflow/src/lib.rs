@@ -4,6 +4,7 @@
 mod action;
 mod async_flow;
 mod async_node;
+pub mod compose;
 mod context;
 mod error;
 mod flow;
@@ -23,6 +24,7 @@ mod warning;
 pub use action::{Action, DEFAULT_ACTION};
 pub use async_flow::{AsyncBatchFlow, AsyncFlow, AsyncParallelBatchFlow};
 pub use async_node::{AsyncBatchNode, AsyncNode, AsyncParallelBatchNode};
+pub use compose::{BatchComposition, Composition, NestedComposition, ParallelComposition};
 pub use context::Ctx;
 pub use error::{BoxError, DataError, ErrorType, FlowError, Phase, Severity};
 pub use flow::{BatchFlow, Flow};
