@@ -17,6 +17,13 @@
 //! Unlike the engine's parallel batches, a composition never cancels a flow
 //! because another failed: like Python's `gather(return_exceptions=True)`,
 //! every flow runs to its end and each result is returned in input order.
+//! Each result's value is recorded in the span's `output` (so `T` must be
+//! `Serialize`; it is serialized only if a subscriber records the field).
+//!
+//! The flows are polled by the composition's own future, as with
+//! `join_all`: they overlap while they wait (on I/O, timers, models), but
+//! they do not run on several threads at once. Spawn tasks inside them for
+//! CPU-heavy work.
 //!
 //! ```
 //! use pocketflow::{Action, AsyncFlow, AsyncNode, BoxError, Composition, Ctx, SharedStore};
@@ -566,6 +573,9 @@ where
     }
 }
 
+/// The composition's work, inside its span: runs the flows, records
+/// `failed` and `output`, and fails only when every flow failed (handing
+/// the other results back through `rest`).
 async fn run_and_record<T, St>(
     span: Span,
     limit: usize,
@@ -594,12 +604,13 @@ where
     if results.is_empty() || results.iter().any(Result::is_ok) {
         return Ok(results);
     }
+    // Every result is an error here; the `Ok` arm only keeps this total
+    // without a panic.
     match results.remove(0) {
         Err(first) => {
             *rest = results;
             Err(first)
         }
-        // Not reached (every result is an error); kept total without a panic.
         Ok(value) => {
             results.insert(0, Ok(value));
             Ok(results)

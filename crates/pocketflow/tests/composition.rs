@@ -451,3 +451,20 @@ async fn heterogeneous_flows_compose_under_one_span() {
         .collect();
     assert_eq!(kinds, [("Search", "AsyncFlow", Some(index)), ("Count", "Flow", Some(index))]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn compositions_can_be_spawned() {
+    let t0 = Instant::now();
+    let owned = move |name, ms| {
+        let flow = work(name, t0, ms, Ok("spawned"));
+        async move { flow.run(&SharedStore::new()).await }
+    };
+    let parallel = tokio::spawn(Composition::parallel("Spawned").run([owned("A", 10), owned("B", 10)]));
+    let nested = tokio::spawn(Composition::nested("SpawnedNested").run(owned("C", 10)));
+    let batch = tokio::spawn(Composition::batch("SpawnedBatch").run(["D", "E"], move |name| owned(name, 10)));
+
+    assert!(parallel.await.unwrap().iter().all(Result::is_ok));
+    assert_eq!(nested.await.unwrap().unwrap(), "spawned");
+    assert_eq!(batch.await.unwrap().len(), 2);
+    assert_eq!(elapsed_ms(t0), 20, "the spawned compositions ran side by side");
+}
