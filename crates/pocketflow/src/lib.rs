@@ -4,6 +4,7 @@
 mod action;
 mod async_flow;
 mod async_node;
+pub mod compose;
 mod context;
 mod current;
 mod error;
@@ -24,6 +25,7 @@ mod warning;
 pub use action::{Action, DEFAULT_ACTION};
 pub use async_flow::{AsyncBatchFlow, AsyncFlow, AsyncParallelBatchFlow};
 pub use async_node::{AsyncBatchNode, AsyncNode, AsyncParallelBatchNode};
+pub use compose::{BatchComposition, Composition, NestedComposition, ParallelComposition};
 pub use context::Ctx;
 pub use current::{InContext, NodeStats, RunContext, RunStats, Scope, Task, current, spawn};
 pub use error::{BoxError, DataError, ErrorType, FlowError, Phase, Severity};
