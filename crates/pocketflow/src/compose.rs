@@ -60,6 +60,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use tracing::Span;
 
+use crate::current::{self, InFlight, Run, Scope, Site};
 use crate::error::FlowError;
 use crate::lifecycle::traced;
 use crate::options::RunOptions;
@@ -370,9 +371,10 @@ impl NestedComposition {
         F: Future<Output = Result<T, FlowError>> + Send,
         T: Serialize + Send,
     {
-        let span = start_span(&self.name, "nested", 1, 1, &self.options);
+        let (span, site, in_flight) = start(&self.name, "nested", 1, 1, &self.options);
         let recorder = span.clone();
-        traced(span, async move {
+        traced(span, site, async move {
+            let _in_flight = in_flight;
             let result = flow.await;
             record_outcomes(&recorder, std::slice::from_ref(&result));
             result
@@ -531,21 +533,33 @@ impl BatchComposition {
 
 /// Creates the composition span inside the current one and records the
 /// run's options on it.
-fn start_span(name: &str, kind: &'static str, count: usize, limit: usize, options: &RunOptions) -> Span {
-    let span = telemetry::composition_span(name, kind, count, limit);
-    telemetry::record_options(&span, options);
-    if let Some(parent) = options.remote_parent()
-        && !span.is_disabled()
-    {
-        span.in_scope(|| telemetry::context("continued", &parent.to_string()));
-    }
-    span
+/// The composition's span and context site. A composition outside any run
+/// is a top-level run of its own: it counts as in flight (the guard) and
+/// records how many runs were.
+fn start(
+    name: &Cow<'static, str>,
+    kind: &'static str,
+    count: usize,
+    limit: usize,
+    options: &RunOptions,
+) -> (Span, Site, Option<InFlight>) {
+    let outermost = current::is_outermost();
+    let (in_flight, concurrent) = match outermost.then(InFlight::start) {
+        Some((guard, concurrent)) => (Some(guard), Some(concurrent)),
+        None => (None, None),
+    };
+    let recorded = (outermost || !options.is_empty()).then_some((options, concurrent));
+    let span = telemetry::composition_span(name, kind, count, limit, recorded);
+    telemetry::continued(&span, options);
+    let run = outermost.then(|| Run::new(options.clone(), false));
+    let site = Site::new(Scope::Composition, name.clone(), None, run.as_ref());
+    (span, site, in_flight)
 }
 
 /// Runs the futures `flows` yields, at most `limit` at once (0: all), under
 /// one composition span, and returns their results in input order.
 async fn run_all<T, St>(
-    name: &str,
+    name: &Cow<'static, str>,
     kind: &'static str,
     limit: usize,
     options: &RunOptions,
@@ -557,13 +571,14 @@ where
     St::Item: Future<Output = Result<T, FlowError>> + Send,
     T: Serialize + Send,
 {
-    let span = start_span(name, kind, count, limit, options);
+    let (span, site, in_flight) = start(name, kind, count, limit, options);
     let recorder = span.clone();
     // When every flow failed, the traced future fails with the first error
     // (so the span gets `error` and the `failed` state) and leaves the
     // other results here, to be joined again below.
     let mut rest = Vec::new();
-    let outcome = traced(span, run_and_record(recorder, limit, count, flows, &mut rest)).await;
+    let outcome = traced(span, site, run_and_record(recorder, limit, count, flows, &mut rest)).await;
+    drop(in_flight);
     match outcome {
         Ok(results) => results,
         Err(first) => {

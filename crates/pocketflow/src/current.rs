@@ -226,6 +226,12 @@ fn push(entry: Entry) -> Pushed {
     Pushed { pushed: with_stack(|stack| stack.push(entry)).is_some() }
 }
 
+/// Whether no run is current on this thread: what starts now is a
+/// top-level run.
+pub(crate) fn is_outermost() -> bool {
+    with_stack(|stack| stack.is_empty()).unwrap_or(true)
+}
+
 /// Notes that the current node's `exec` stage is over and `post` runs next.
 pub(crate) fn mark_completing() {
     with_stack(|stack| {

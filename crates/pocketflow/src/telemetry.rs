@@ -181,9 +181,17 @@ pub(crate) fn node_span(name: &str, kind: &'static str, max_retries: usize) -> S
     )
 }
 
-/// `kind` is `parallel`, `nested` or `batch`; `limit` the concurrency cap
-/// of a parallel batch (0: none, 1: sequential).
-pub(crate) fn composition_span(name: &str, kind: &'static str, count: usize, limit: usize) -> Span {
+/// A `composition` span. `kind` is `parallel`, `nested` or `batch`;
+/// `limit` the number of flows run at once (0: no limit, 1: one after
+/// another). `run` is as for [`flow_span`].
+pub(crate) fn composition_span(
+    name: &str,
+    kind: &'static str,
+    count: usize,
+    limit: usize,
+    run: Option<(&RunOptions, Option<usize>)>,
+) -> Span {
+    let options = run.map(|(options, _)| options);
     tracing::info_span!(
         target: TARGET,
         "composition",
@@ -194,13 +202,13 @@ pub(crate) fn composition_span(name: &str, kind: &'static str, count: usize, lim
         failed = Empty,
         output = Empty,
         error = Empty,
-        session_id = Empty,
-        user_id = Empty,
-        tags = Empty,
-        metadata = Empty,
-        traceparent = Empty,
-        links = Empty,
-        concurrent = Empty,
+        session_id = options.and_then(|o| o.session_id.as_deref()),
+        user_id = options.and_then(|o| o.user_id.as_deref()),
+        tags = options.filter(|o| !o.tags.is_empty()).map(|o| display(Json(&o.tags))),
+        metadata = options.filter(|o| !o.metadata.is_empty()).map(|o| display(Json(&o.metadata))),
+        traceparent = options.and_then(|o| o.parent).map(display),
+        links = options.filter(|o| !o.links.is_empty()).map(|o| display(Links(&o.links))),
+        concurrent = run.and_then(|(_, concurrent)| concurrent),
         polls = Empty,
         suspensions = Empty,
         running_ms = Empty,
@@ -208,28 +216,13 @@ pub(crate) fn composition_span(name: &str, kind: &'static str, count: usize, lim
     )
 }
 
-/// Records a run's options on its `flow` or `composition` span.
-pub(crate) fn record_options(span: &Span, options: &RunOptions) {
-    if span.is_disabled() || options.is_empty() {
-        return;
-    }
-    if let Some(session) = &options.session_id {
-        span.record("session_id", session.as_str());
-    }
-    if let Some(user) = &options.user_id {
-        span.record("user_id", user.as_str());
-    }
-    if !options.tags.is_empty() {
-        record_json(span, "tags", &options.tags);
-    }
-    if !options.metadata.is_empty() {
-        record_json(span, "metadata", &options.metadata);
-    }
-    if let Some(parent) = options.parent {
-        span.record("traceparent", display(parent));
-    }
-    if !options.links.is_empty() {
-        span.record("links", display(Links(&options.links)));
+/// On a run's outermost span: reports that the run continues a remote
+/// caller's trace.
+pub(crate) fn continued(span: &Span, options: &RunOptions) {
+    if let Some(parent) = options.parent
+        && !span.is_disabled()
+    {
+        span.in_scope(|| context("continued", &parent.to_string()));
     }
 }
 

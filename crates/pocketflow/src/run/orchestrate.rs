@@ -89,7 +89,11 @@ pub(crate) struct FlowMeta<'a> {
 
 /// The flow's span and context frame.
 fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, Site) {
-    let span = telemetry::flow_span(meta.name, meta.kind, env.span_options(meta.options));
+    let recorded = env.span_options(meta.options);
+    let span = telemetry::flow_span(meta.name, meta.kind, recorded);
+    if let Some((options, Some(_))) = recorded {
+        telemetry::continued(&span, options);
+    }
     telemetry::record_json(&span, "input", shared);
     let frame = Site::new(Scope::Flow, meta.name.clone(), None, Some(env.run()));
     (span, frame)
