@@ -536,6 +536,7 @@ impl BatchComposition {
 /// The composition's span and context site. A composition outside any run
 /// is a top-level run of its own: it counts as in flight (the guard) and
 /// records how many runs were.
+#[allow(clippy::ptr_arg, reason = "the name is cloned into the run context, free for a static name")]
 fn start(
     name: &Cow<'static, str>,
     kind: &'static str,
@@ -558,6 +559,7 @@ fn start(
 
 /// Runs the futures `flows` yields, at most `limit` at once (0: all), under
 /// one composition span, and returns their results in input order.
+#[allow(clippy::ptr_arg, reason = "the name is cloned into the run context, free for a static name")]
 async fn run_all<T, St>(
     name: &Cow<'static, str>,
     kind: &'static str,
