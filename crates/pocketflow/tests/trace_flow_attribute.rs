@@ -7,6 +7,7 @@
 //!
 //! Diagnostics for malformed arguments are unit-tested in
 //! `pocketflow-macros` (its argument parser and expansion).
+#![cfg(feature = "macros")]
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
