@@ -36,6 +36,53 @@ pub use lifecycle::{LifecycleStats, NodeState};
 pub use node::{BatchNode, Node};
 pub use options::{RunOptions, TraceFlow};
 pub use params::Params;
+/// Names the flow a function builds and sets its run options: Python's
+/// `@trace_flow(flow_name=…, session_id=…, user_id=…)` class decorator, put
+/// on the function that builds the flow.
+///
+/// ```
+/// use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore, TraceFlow, trace_flow};
+///
+/// struct Load;
+///
+/// impl Node for Load {
+///     type Prep = ();
+///     type Exec = ();
+///     fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+///         Ok(())
+///     }
+///     fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+///         Ok(())
+///     }
+///     fn post(&self, _: &Ctx<'_>, shared: &SharedStore, _: (), _: ()) -> Result<Action, BoxError> {
+///         shared.set("loaded", true)?;
+///         Ok(Action::NONE)
+///     }
+/// }
+///
+/// // Python: @trace_flow(session_id="chat-42") on `class DataProcessingFlow(Flow)`.
+/// #[trace_flow(session_id = "chat-42", user_id = "ada", tags = ["beta"], metadata(plan = "pro", retries = 3))]
+/// fn data_processing_flow() -> Flow {
+///     let mut flow = Flow::new();
+///     flow.start(Load);
+///     flow
+/// }
+///
+/// let flow = data_processing_flow();
+/// assert_eq!(flow.name(), "DataProcessingFlow"); // the fn name, UpperCamelCase
+/// assert_eq!(flow.run_options().session().map(String::as_str), Some("chat-42"));
+/// assert_eq!(flow.run_options().tag_list(), ["beta"]);
+///
+/// let shared = SharedStore::new();
+/// flow.run(&shared)?; // its `flow` span is named "DataProcessingFlow"
+/// assert!(shared.get::<bool>("loaded")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `flow_name = "…"` overrides the name; options set in the body are kept
+/// unless the attribute sets the same one (tags and metadata are merged).
+#[cfg(feature = "macros")]
+pub use pocketflow_macros::trace_flow;
 pub use run::RunReport;
 pub use step::{IntoAsyncStep, IntoSyncStep, StepParts, kinds};
 pub use store::SharedStore;
