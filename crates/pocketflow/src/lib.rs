@@ -13,6 +13,7 @@ mod lifecycle;
 mod node;
 mod options;
 mod params;
+mod recovery;
 mod run;
 mod step;
 mod store;
@@ -32,6 +33,9 @@ pub use lifecycle::{LifecycleStats, NodeState};
 pub use node::{BatchNode, Node};
 pub use options::{RunOptions, TraceFlow};
 pub use params::Params;
+pub use recovery::{
+    AsyncErrorEvent, Backoff, ErrorHandler, ErrorStats, Recovery, RetryPolicy, safe_execute, with_timeout,
+};
 pub use run::RunReport;
 pub use step::{IntoAsyncStep, IntoSyncStep, StepParts, kinds};
 pub use store::SharedStore;
