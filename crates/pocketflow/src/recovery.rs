@@ -31,8 +31,8 @@ use crate::telemetry::{self, AsyncErrorRecord};
 /// without its time driver. Tokio has no way to ask whether the driver is
 /// there: creating the timer panics when it is not, so that panic is
 /// caught here (the panic hook still prints tokio's message once per
-/// call).
-fn timer(after: Duration) -> Option<tokio::time::Sleep> {
+/// call). `run::async_node::pause` could share this and [`pause`].
+pub(crate) fn timer(after: Duration) -> Option<tokio::time::Sleep> {
     tokio::runtime::Handle::try_current().ok()?;
     std::panic::catch_unwind(|| tokio::time::sleep(after)).ok()
 }
@@ -40,7 +40,7 @@ fn timer(after: Duration) -> Option<tokio::time::Sleep> {
 /// Waits `wait` on tokio's clock, or, with no timer available, by sleeping
 /// the thread (as a node's retry wait does): slower for the runtime's
 /// other tasks, but the backoff still happens as configured.
-async fn pause(wait: Duration) {
+pub(crate) async fn pause(wait: Duration) {
     if wait.is_zero() {
         return;
     }
