@@ -104,6 +104,33 @@ pub enum FlowError {
         /// The panic message, or why it was cancelled.
         message: String,
     },
+    /// Work that needs tokio's timer ([`with_timeout`](crate::with_timeout),
+    /// a per-attempt timeout of [`safe_execute`](crate::safe_execute)) ran
+    /// outside a tokio runtime, or in one built without its time driver,
+    /// where tokio would panic. The work was not started.
+    #[error(
+        "`{name}` needs tokio's timer: run it inside a tokio runtime built with `enable_time()` (or `enable_all()`)"
+    )]
+    NoTimer {
+        /// What needed the timer: the name given to `with_timeout` or
+        /// `safe_execute`.
+        name: String,
+    },
+    /// Every attempt of [`safe_execute`](crate::safe_execute) failed; `source`
+    /// is the last attempt's error (a [`FlowError::Timeout`] when its
+    /// per-attempt deadline passed). It stays reachable through
+    /// [`FlowError::downcast_ref`] and decides
+    /// [`error_type`](FlowError::error_type).
+    #[error("`{name}` failed after {attempts} attempt(s): {source}")]
+    Exhausted {
+        /// The name given to `safe_execute`.
+        name: String,
+        /// How many attempts were made.
+        attempts: usize,
+        /// The last attempt's error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// What kind of failure an error is: the seed guide's `AsyncErrorType`,
@@ -140,6 +167,27 @@ impl ErrorType {
             Self::RuntimeShutdown => "runtime_shutdown",
             Self::Configuration => "configuration",
         }
+    }
+
+    /// The type of any error, by the first thing its source chain holds
+    /// that says more than "it failed": a [`FlowError`] (its
+    /// [`error_type`](FlowError::error_type)), tokio's `Elapsed` or an I/O
+    /// `TimedOut` (timeout), a `TryReserveError` or an I/O `OutOfMemory`
+    /// (resource exhaustion), a tokio `JoinError` (panic, or cancellation
+    /// when the task was aborted). Anything else is a
+    /// [`TaskException`](Self::TaskException). This is how
+    /// [`ErrorHandler`](crate::ErrorHandler) classifies what it handles.
+    ///
+    /// ```
+    /// use pocketflow::ErrorType;
+    ///
+    /// let oom = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+    /// assert_eq!(ErrorType::of(&oom), ErrorType::ResourceExhaustion);
+    /// let parse = "x".parse::<u8>().unwrap_err();
+    /// assert_eq!(ErrorType::of(&parse), ErrorType::TaskException);
+    /// ```
+    pub fn of(error: &(dyn StdError + 'static)) -> Self {
+        classify(error)
     }
 
     /// Every type.
@@ -221,7 +269,10 @@ impl FlowError {
         match self {
             Self::Node { node, .. } | Self::Panicked { node, .. } | Self::NoAttempts { node } => node,
             Self::InvalidGraph { flow, .. } => flow,
-            Self::Timeout { name, .. } | Self::Task { name, .. } => name,
+            Self::Timeout { name, .. }
+            | Self::Task { name, .. }
+            | Self::NoTimer { name }
+            | Self::Exhausted { name, .. } => name,
         }
     }
 
@@ -229,20 +280,27 @@ impl FlowError {
     pub fn phase(&self) -> Option<Phase> {
         match self {
             Self::Node { phase, .. } | Self::Panicked { phase, .. } => Some(*phase),
-            Self::NoAttempts { .. } | Self::InvalidGraph { .. } | Self::Timeout { .. } | Self::Task { .. } => None,
+            Self::NoAttempts { .. }
+            | Self::InvalidGraph { .. }
+            | Self::Timeout { .. }
+            | Self::Task { .. }
+            | Self::NoTimer { .. }
+            | Self::Exhausted { .. } => None,
         }
     }
 
-    /// What kind of failure this is. A hook error is classified by what it
-    /// wraps (a timeout, an exhausted resource…), else it is a
-    /// [`ErrorType::TaskException`].
+    /// What kind of failure this is. A hook error (or the last error of
+    /// [`safe_execute`](crate::safe_execute)) is classified by what it wraps
+    /// (a timeout, an exhausted resource…), else it is a
+    /// [`ErrorType::TaskException`]. A missing timer is a
+    /// [`ErrorType::Configuration`] error: the runtime is set up wrongly.
     pub fn error_type(&self) -> ErrorType {
         match self {
             Self::Timeout { .. } => ErrorType::Timeout,
             Self::Panicked { .. } | Self::Task { panicked: true, .. } => ErrorType::Panic,
             Self::Task { panicked: false, .. } => ErrorType::Cancellation,
-            Self::InvalidGraph { .. } | Self::NoAttempts { .. } => ErrorType::Configuration,
-            Self::Node { source, .. } => classify(&**source),
+            Self::InvalidGraph { .. } | Self::NoAttempts { .. } | Self::NoTimer { .. } => ErrorType::Configuration,
+            Self::Node { source, .. } | Self::Exhausted { source, .. } => classify(&**source),
         }
     }
 

@@ -15,6 +15,7 @@ mod lifecycle;
 mod node;
 mod options;
 mod params;
+mod recovery;
 mod run;
 mod step;
 mod store;
@@ -83,6 +84,9 @@ pub use params::Params;
 /// unless the attribute sets the same one (tags and metadata are merged).
 #[cfg(feature = "macros")]
 pub use pocketflow_macros::trace_flow;
+pub use recovery::{
+    AsyncErrorEvent, Backoff, ErrorHandler, ErrorStats, Recovery, RetryPolicy, safe_execute, with_timeout,
+};
 pub use run::RunReport;
 pub use step::{IntoAsyncStep, IntoSyncStep, StepParts, kinds};
 pub use store::SharedStore;

@@ -40,23 +40,6 @@ pub(crate) async fn phase<T: Serialize>(
     settle(&span, node, phase, outcome)
 }
 
-/// Waits between attempts on tokio's clock. Outside a tokio runtime, or in
-/// one built without `enable_time` (where creating a timer panics), it
-/// falls back to sleeping the thread: slower for the other tasks, but the
-/// retry still happens as configured.
-async fn pause(wait: Duration) {
-    if wait.is_zero() {
-        return;
-    }
-    let timer = tokio::runtime::Handle::try_current()
-        .ok()
-        .and_then(|_| std::panic::catch_unwind(|| tokio::time::sleep(wait)).ok());
-    match timer {
-        Some(timer) => timer.await,
-        None => std::thread::sleep(wait),
-    }
-}
-
 /// The async form of [`super::sync_node::exec_with_retries`].
 pub(crate) async fn exec_with_retries<'p, P, T, Fut, FFut>(
     ctx: Ctx<'p>,
@@ -96,7 +79,7 @@ where
         }
         span.in_scope(|| telemetry::retry(attempt, ctx.max_retries, wait, &error));
         drop(span);
-        pause(wait).await;
+        crate::recovery::pause(wait).await;
         attempt += 1;
     }
 }
