@@ -188,6 +188,17 @@ fn record_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<RecordSe
             .unwrap_or(d.max_payload_bytes),
         max_events_per_span: or_env(b.max_events_per_span, || vars.positive("POCKETFLOW_MAX_EVENTS_PER_SPAN"))?
             .unwrap_or(d.max_events_per_span),
+        max_lifecycle_events_per_span: positive_setting(
+            b.max_lifecycle_events_per_span,
+            "max_lifecycle_events_per_span",
+            vars,
+            "POCKETFLOW_MAX_LIFECYCLE_EVENTS",
+        )?
+        .unwrap_or(d.max_lifecycle_events_per_span),
+        slow_node_threshold: match b.slow_node_threshold {
+            Some(threshold) => check_nonzero_duration("slow_node_threshold", threshold)?,
+            None => vars.millis(&["POCKETFLOW_SLOW_NODE_THRESHOLD_MS"])?.unwrap_or(d.slow_node_threshold),
+        },
         redact_keys: b.redact_keys.clone().or_else(|| redact_keys(vars)).unwrap_or(d.redact_keys),
     })
 }
