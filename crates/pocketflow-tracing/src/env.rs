@@ -648,6 +648,8 @@ mod tests {
         let config = resolve_vars(&[
             ("POCKETFLOW_MAX_PAYLOAD_BYTES", "100"),
             ("POCKETFLOW_MAX_EVENTS_PER_SPAN", "7"),
+            ("POCKETFLOW_MAX_LIFECYCLE_EVENTS", "5"),
+            ("POCKETFLOW_SLOW_NODE_THRESHOLD_MS", "40"),
             ("POCKETFLOW_REDACT_KEYS", "ssn, card ,,"),
             ("POCKETFLOW_TRACING_EXCLUDED_TARGETS", "noisy"),
             ("POCKETFLOW_TAGS", " a, ,b "),
@@ -663,6 +665,8 @@ mod tests {
         ]);
         let c = config.expect("valid variables");
         assert_eq!((c.record.max_payload_bytes, c.record.max_events_per_span), (100, 7));
+        assert_eq!(c.record.max_lifecycle_events_per_span, 5);
+        assert_eq!(c.record.slow_node_threshold, Duration::from_millis(40));
         assert_eq!(c.record.redact_keys, ["ssn", "card"]);
         assert_eq!(c.excluded_targets, ["noisy"]);
         assert_eq!(c.trace.tags, ["a", "b"]);
@@ -695,5 +699,7 @@ mod tests {
         assert_eq!(c.excluded_targets.len(), DEFAULT_EXCLUDED_TARGETS.len());
         assert_eq!(c.otlp.timeout, DEFAULT_EXPORT_TIMEOUT);
         assert_eq!(c.batch.max_export_batch_size, 512);
+        assert_eq!(c.record.max_lifecycle_events_per_span, 32);
+        assert_eq!(c.record.slow_node_threshold, Duration::from_millis(5000));
     }
 }
