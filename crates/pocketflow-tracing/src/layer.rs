@@ -54,8 +54,9 @@ static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 /// # Ok(()) }
 /// ```
 ///
-/// What it records: every `flow` and `node` span of the engine (a flow or
-/// node run with no recorded ancestor starts a new trace), their phase
+/// What it records: every `flow`, `node` and `composition` span of the
+/// engine (one with no recorded ancestor starts a new trace, or continues
+/// the remote trace its `traceparent` names), their phase
 /// spans, and any other span opened inside them, such as a user's
 /// `#[instrument]` function called from `exec`. Spans outside any flow are
 /// not recorded, so a flow started inside, say, an HTTP request span is the

@@ -4,6 +4,10 @@
 //! | engine | OpenTelemetry |
 //! |---|---|
 //! | `flow`/`node` span | named after the flow or node; `pocketflow.flow.*` / `pocketflow.node.*` |
+//! | `composition` span | named after its `name`; `pocketflow.composition.*` |
+//! | lifecycle stats | `pocketflow.lifecycle.*` |
+//! | a root's run options | trace-wide (merged with the config's); on a nested flow, observation metadata |
+//! | `traceparent`, `links` | the remote parent (honoured when the span started), span links |
 //! | phase spans | named `prep`, `exec`, `fallback`, `post`, `item` |
 //! | `input`/`output` | `langfuse.observation.input/output` and `input.value`/`output.value` (JSON strings) |
 //! | `error` | status ERROR with the message, and an `exception` event |
