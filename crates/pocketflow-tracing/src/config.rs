@@ -240,6 +240,8 @@ pub(crate) struct RecordSettings {
     pub(crate) max_payload_bytes: usize,
     pub(crate) redact_keys: Vec<String>,
     pub(crate) max_events_per_span: usize,
+    pub(crate) max_lifecycle_events_per_span: usize,
+    pub(crate) slow_node_threshold: Duration,
 }
 
 /// Trace-wide attributes: Langfuse wants them on every span.
@@ -388,6 +390,8 @@ impl Default for RecordSettings {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             redact_keys: DEFAULT_REDACT_KEYS.iter().map(|k| (*k).to_owned()).collect(),
             max_events_per_span: DEFAULT_MAX_EVENTS_PER_SPAN,
+            max_lifecycle_events_per_span: DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN,
+            slow_node_threshold: DEFAULT_SLOW_NODE_THRESHOLD,
         }
     }
 }
@@ -407,6 +411,13 @@ impl Default for BatchSettings {
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Default cap on events kept per span; the rest are counted as dropped.
 pub const DEFAULT_MAX_EVENTS_PER_SPAN: usize = 128;
+/// Default cap on `pocketflow.lifecycle` events kept per span. A future
+/// that suspends a million times would otherwise hold a million events; the
+/// final state (`completed`, `failed`, `cancelled`) is kept beyond the cap.
+pub const DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN: usize = 32;
+/// Default duration from which a `flow` or `node` run counts as slow when
+/// performance monitoring is on.
+pub const DEFAULT_SLOW_NODE_THRESHOLD: Duration = Duration::from_millis(5000);
 /// Default deadline of one export call.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -441,6 +452,8 @@ pub struct TracingConfigBuilder {
     pub(crate) max_payload_bytes: Option<usize>,
     pub(crate) redact_keys: Option<Vec<String>>,
     pub(crate) max_events_per_span: Option<usize>,
+    pub(crate) max_lifecycle_events_per_span: Option<usize>,
+    pub(crate) slow_node_threshold: Option<Duration>,
     pub(crate) exporters: Option<Vec<ExporterKind>>,
     pub(crate) otlp_endpoint: Option<String>,
     pub(crate) otlp_traces_endpoint: Option<String>,
@@ -499,17 +512,27 @@ impl TracingConfigBuilder {
         /// Record lifecycle transitions (`pocketflow.lifecycle` events).
         /// Default on; `POCKETFLOW_TRACE_ASYNC_LIFECYCLE`.
         trace_async_lifecycle: bool;
-        /// Async context propagation, as in the Python config. Accepted, no
-        /// effect yet. Default on; `POCKETFLOW_TRACE_ASYNC_CONTEXT`.
+        /// Record how a run's context crosses async boundaries:
+        /// `pocketflow.context` events (a task spawned with the run's
+        /// context, a remote trace continued), and
+        /// `pocketflow.context.remote_parent` on a root that continues a
+        /// remote trace. A remote parent is honoured either way. Default on;
+        /// `POCKETFLOW_TRACE_ASYNC_CONTEXT`.
         trace_async_context: bool;
-        /// Concurrent flow tracking, as in the Python config. Accepted, no
-        /// effect yet. Default on; `POCKETFLOW_TRACE_CONCURRENT_FLOWS`.
+        /// Record flows run together: `composition` spans (off: their flows
+        /// hang from the nearest recorded ancestor, or start their own
+        /// traces) and `pocketflow.concurrent_runs` on roots. Default on;
+        /// `POCKETFLOW_TRACE_CONCURRENT_FLOWS`.
         trace_concurrent_flows: bool;
-        /// Async error recovery, as in the Python config. Accepted, no effect
-        /// yet. Default on; `POCKETFLOW_ASYNC_ERROR_RECOVERY`.
+        /// Record how async failures were handled: `pocketflow.async_error`
+        /// events, and `error.type` (`timeout`, `panic`, …) on the span where
+        /// a failure was reported. Default on; `POCKETFLOW_ASYNC_ERROR_RECOVERY`.
         async_error_recovery: bool;
-        /// Performance monitoring, as in the Python config. Accepted, no effect
-        /// yet. Default off; `POCKETFLOW_PERFORMANCE_MONITORING`.
+        /// Record timings: `pocketflow.duration_ms` on flow, node, item and
+        /// composition spans, and a `pocketflow.slow_node` event with
+        /// `pocketflow.slow = true` on flows and nodes that took at least
+        /// [`slow_node_threshold`](Self::slow_node_threshold). Default off;
+        /// `POCKETFLOW_PERFORMANCE_MONITORING`.
         performance_monitoring: bool;
         /// Print export diagnostics on stderr, and lifecycle events in the
         /// console tree. Default off; `POCKETFLOW_TRACING_DEBUG`.
@@ -532,6 +555,15 @@ impl TracingConfigBuilder {
         redact_keys: Vec<String>;
         /// Cap on events kept per span. Default 128; `POCKETFLOW_MAX_EVENTS_PER_SPAN`.
         max_events_per_span: usize;
+        /// Cap on `pocketflow.lifecycle` events kept per span; the final
+        /// state is always kept, the rest are counted in
+        /// `pocketflow.lifecycle.dropped_events`. Default 32;
+        /// `POCKETFLOW_MAX_LIFECYCLE_EVENTS`.
+        max_lifecycle_events_per_span: usize;
+        /// With performance monitoring on, flows and nodes that take at
+        /// least this long are marked slow. Default 5 s;
+        /// `POCKETFLOW_SLOW_NODE_THRESHOLD_MS`.
+        slow_node_threshold: Duration;
         /// Exporters, in order. Default: chosen from what is configured
         /// (see `docs/configuration.md`); `POCKETFLOW_TRACING_EXPORTER`.
         exporters: Vec<ExporterKind>;

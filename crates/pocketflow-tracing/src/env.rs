@@ -188,6 +188,17 @@ fn record_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<RecordSe
             .unwrap_or(d.max_payload_bytes),
         max_events_per_span: or_env(b.max_events_per_span, || vars.positive("POCKETFLOW_MAX_EVENTS_PER_SPAN"))?
             .unwrap_or(d.max_events_per_span),
+        max_lifecycle_events_per_span: positive_setting(
+            b.max_lifecycle_events_per_span,
+            "max_lifecycle_events_per_span",
+            vars,
+            "POCKETFLOW_MAX_LIFECYCLE_EVENTS",
+        )?
+        .unwrap_or(d.max_lifecycle_events_per_span),
+        slow_node_threshold: match b.slow_node_threshold {
+            Some(threshold) => check_nonzero_duration("slow_node_threshold", threshold)?,
+            None => vars.millis(&["POCKETFLOW_SLOW_NODE_THRESHOLD_MS"])?.unwrap_or(d.slow_node_threshold),
+        },
         redact_keys: b.redact_keys.clone().or_else(|| redact_keys(vars)).unwrap_or(d.redact_keys),
     })
 }
@@ -637,6 +648,8 @@ mod tests {
         let config = resolve_vars(&[
             ("POCKETFLOW_MAX_PAYLOAD_BYTES", "100"),
             ("POCKETFLOW_MAX_EVENTS_PER_SPAN", "7"),
+            ("POCKETFLOW_MAX_LIFECYCLE_EVENTS", "5"),
+            ("POCKETFLOW_SLOW_NODE_THRESHOLD_MS", "40"),
             ("POCKETFLOW_REDACT_KEYS", "ssn, card ,,"),
             ("POCKETFLOW_TRACING_EXCLUDED_TARGETS", "noisy"),
             ("POCKETFLOW_TAGS", " a, ,b "),
@@ -652,6 +665,8 @@ mod tests {
         ]);
         let c = config.expect("valid variables");
         assert_eq!((c.record.max_payload_bytes, c.record.max_events_per_span), (100, 7));
+        assert_eq!(c.record.max_lifecycle_events_per_span, 5);
+        assert_eq!(c.record.slow_node_threshold, Duration::from_millis(40));
         assert_eq!(c.record.redact_keys, ["ssn", "card"]);
         assert_eq!(c.excluded_targets, ["noisy"]);
         assert_eq!(c.trace.tags, ["a", "b"]);
@@ -684,5 +699,7 @@ mod tests {
         assert_eq!(c.excluded_targets.len(), DEFAULT_EXCLUDED_TARGETS.len());
         assert_eq!(c.otlp.timeout, DEFAULT_EXPORT_TIMEOUT);
         assert_eq!(c.batch.max_export_batch_size, 512);
+        assert_eq!(c.record.max_lifecycle_events_per_span, 32);
+        assert_eq!(c.record.slow_node_threshold, Duration::from_millis(5000));
     }
 }

@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanId, TraceId};
@@ -24,12 +24,13 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use pocketflow::NodeState;
 use pocketflow::telemetry::{TARGET, event_names};
+use pocketflow::{NodeState, TraceParent};
 
 use crate::config::{Sampler, TracingConfig};
+use crate::diagnostics;
 use crate::pipeline::SpanSink;
-use crate::record::{FieldPolicy, FieldRecorder, Fields, RecordedEvent, SpanRecord, SpanRole, TraceInfo};
+use crate::record::{FieldPolicy, FieldRecorder, Fields, RecordedEvent, RunInfo, SpanRecord, SpanRole, TraceInfo};
 
 /// Numbers layer instances, so that two of them on one registry keep
 /// separate state in the same span.
@@ -53,8 +54,9 @@ static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 /// # Ok(()) }
 /// ```
 ///
-/// What it records: every `flow` and `node` span of the engine (a flow or
-/// node run with no recorded ancestor starts a new trace), their phase
+/// What it records: every `flow`, `node` and `composition` span of the
+/// engine (one with no recorded ancestor starts a new trace, or continues
+/// the remote trace its `traceparent` names), their phase
 /// spans, and any other span opened inside them, such as a user's
 /// `#[instrument]` function called from `exec`. Spans outside any flow are
 /// not recorded, so a flow started inside, say, an HTTP request span is the
@@ -78,7 +80,16 @@ struct LayerState {
     exec: bool,
     post: bool,
     lifecycle: bool,
+    /// `pocketflow.context` events.
+    context: bool,
+    /// `composition` spans.
+    compositions: bool,
+    /// `pocketflow.async_error` events and `error.type`.
+    async_errors: bool,
     max_events: usize,
+    max_lifecycle: usize,
+    /// Set once an invalid `traceparent` has been reported.
+    warned_traceparent: AtomicBool,
     sampler: Sampler,
     excluded: Vec<String>,
     excluded_first_bytes: Vec<u8>,
@@ -95,8 +106,11 @@ enum SpanState {
         trace: Arc<TraceInfo>,
         span_id: SpanId,
     },
-    /// In a trace the sampler dropped.
-    Unsampled,
+    /// In a trace the sampler (or the remote caller) dropped; the id is
+    /// kept so that the decision can be propagated.
+    Unsampled {
+        trace_id: TraceId,
+    },
     /// Closed and handed to the export thread.
     Closed,
 }
@@ -163,7 +177,7 @@ where
 /// Where a new span hangs.
 enum Parent {
     Trace { trace: Arc<TraceInfo>, span_id: SpanId },
-    Unsampled,
+    Unsampled { trace_id: TraceId },
     None,
 }
 
@@ -187,7 +201,12 @@ impl PocketflowLayer {
                 exec: record.exec,
                 post: record.post,
                 lifecycle: record.async_lifecycle,
+                context: record.async_context,
+                compositions: record.concurrent_flows,
+                async_errors: record.async_error_recovery,
                 max_events: record.max_events_per_span,
+                max_lifecycle: record.max_lifecycle_events_per_span,
+                warned_traceparent: AtomicBool::new(false),
                 sampler: config.sampler,
                 excluded: config.excluded_targets.clone(),
                 excluded_first_bytes: config
@@ -240,7 +259,29 @@ impl LayerState {
             SpanRole::Prep => self.prep,
             SpanRole::Exec | SpanRole::Fallback => self.exec,
             SpanRole::Post => self.post,
+            SpanRole::Composition => self.compositions,
             _ => true,
+        }
+    }
+}
+
+impl LayerState {
+    /// The remote parent a run's root span names in its `traceparent`
+    /// field. An invalid value is ignored (the run starts a new trace) and
+    /// reported once.
+    fn remote_parent(&self, fields: &Fields) -> Option<TraceParent> {
+        let value = fields.str("traceparent")?;
+        match value.parse::<TraceParent>() {
+            Ok(parent) => Some(parent),
+            Err(error) => {
+                if !self.warned_traceparent.swap(true, Ordering::Relaxed) {
+                    diagnostics::report(
+                        "invalid_traceparent",
+                        &format!("{error}; the run starts a new trace (reported once)"),
+                    );
+                }
+                None
+            }
         }
     }
 }
@@ -264,7 +305,7 @@ where
                 Parent::Trace { trace: Arc::clone(&record.trace), span_id: record.span_id }
             }
             Some(SpanState::Inside { trace, span_id }) => Parent::Trace { trace: Arc::clone(trace), span_id: *span_id },
-            Some(SpanState::Unsampled) => Parent::Unsampled,
+            Some(SpanState::Unsampled { trace_id }) => Parent::Unsampled { trace_id: *trace_id },
             Some(SpanState::Closed) | None => Parent::None,
         });
         if !matches!(parent, Parent::None) {
@@ -287,7 +328,7 @@ where
         let mut extensions = current.extensions_mut();
         match extensions.get_mut::<SpanStates>().and_then(|states| states.get_mut(layer)) {
             Some(SpanState::Recorded(record)) => return Some(f(record)),
-            Some(SpanState::Unsampled) => return None,
+            Some(SpanState::Unsampled { .. }) => return None,
             Some(SpanState::Inside { .. } | SpanState::Closed) | None => {}
         }
         drop(extensions);
@@ -301,8 +342,9 @@ fn in_recorded_trace<S>(span: &SpanRef<'_, S>, layer: u64) -> bool
 where
     S: for<'a> LookupSpan<'a>,
 {
-    let own =
-        state_of(span, layer, |state| state.map(|state| !matches!(state, SpanState::Unsampled | SpanState::Closed)));
+    let own = state_of(span, layer, |state| {
+        state.map(|state| !matches!(state, SpanState::Unsampled { .. } | SpanState::Closed))
+    });
     match own {
         Some(in_trace) => in_trace,
         None => matches!(parent_of(span, layer), Parent::Trace { .. }),
@@ -327,14 +369,16 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let parent = parent_of(&span, state.id);
-        let (trace, parent_id) = match parent {
-            Parent::Unsampled => {
-                insert(&span, state.id, SpanState::Unsampled);
+        let (trace, mut parent_id) = match parent {
+            Parent::Unsampled { trace_id } => {
+                insert(&span, state.id, SpanState::Unsampled { trace_id });
                 return;
             }
             Parent::Trace { trace, span_id } => (Some(trace), span_id),
-            // A user's span outside any flow is not ours to record.
-            Parent::None if role == SpanRole::User => return,
+            // A user's span outside any flow is not ours to record, nor is
+            // a composition when compositions are off: the flows under it
+            // start their own traces.
+            Parent::None if role == SpanRole::User || !state.role_recorded(role) => return,
             Parent::None => (None, SpanId::INVALID),
         };
         if let Some(trace) = &trace
@@ -345,7 +389,7 @@ where
         }
 
         // Format the fields before taking any lock.
-        let fields = if meta.fields().is_empty() {
+        let mut fields = if meta.fields().is_empty() {
             Fields::default()
         } else {
             let mut recorder = state.recorder(meta.fields().len());
@@ -354,16 +398,31 @@ where
         };
         let start = SystemTime::now();
 
-        let trace = match trace {
-            Some(trace) => trace,
+        let (trace, root) = match trace {
+            Some(trace) => (trace, false),
             None => {
-                let trace_id = state.ids.new_trace_id();
-                if !state.sampled(trace_id) {
-                    insert(&span, state.id, SpanState::Unsampled);
+                // A run's root: it may continue a remote trace, and carry
+                // the run's session, user, tags and metadata.
+                let starts_run = matches!(role, SpanRole::Flow | SpanRole::Composition);
+                let remote = if starts_run { state.remote_parent(&fields) } else { None };
+                let (trace_id, sampled) = match remote {
+                    // Parent-based: the caller's decision stands.
+                    Some(remote) => (TraceId::from_bytes(remote.trace_id()), remote.is_sampled()),
+                    None => {
+                        let trace_id = state.ids.new_trace_id();
+                        (trace_id, state.sampled(trace_id))
+                    }
+                };
+                if !sampled {
+                    insert(&span, state.id, SpanState::Unsampled { trace_id });
                     return;
                 }
+                if let Some(remote) = remote {
+                    parent_id = SpanId::from_bytes(remote.span_id());
+                }
+                let run = if starts_run { RunInfo::take_from(&mut fields) } else { None };
                 let name = Arc::from(fields.str("name").unwrap_or(meta.name()));
-                Arc::new(TraceInfo { trace_id, name })
+                (Arc::new(TraceInfo { trace_id, name, remote, run }), true)
             }
         };
 
@@ -399,12 +458,17 @@ where
             fields,
             events: Vec::new(),
             // Flow, node and item spans get about five lifecycle events.
-            lifecycle: Vec::with_capacity(if matches!(role, SpanRole::Flow | SpanRole::Node | SpanRole::Item) {
-                6
-            } else {
-                0
-            }),
+            lifecycle: Vec::with_capacity(
+                if matches!(role, SpanRole::Flow | SpanRole::Node | SpanRole::Item | SpanRole::Composition) {
+                    6
+                } else {
+                    0
+                },
+            ),
             dropped_events: 0,
+            lifecycle_dropped: 0,
+            root,
+            error_type: None,
             error_event: None,
         };
         insert(&span, state.id, SpanState::Recorded(record));
@@ -442,11 +506,18 @@ where
                 if let Some(value) = lifecycle.0 {
                     let now = SystemTime::now();
                     with_nearest_record(span, state.id, |record| {
-                        record.push_lifecycle(now, value, state.max_events);
+                        record.push_lifecycle(now, value, state.max_events, state.max_lifecycle);
                     });
                 }
             }
             return;
+        }
+        if engine_event {
+            match meta.name() {
+                event_names::CONTEXT if !state.context => return,
+                event_names::ASYNC_ERROR if !state.async_errors => return,
+                _ => {}
+            }
         }
         if !in_recorded_trace(&span, state.id) {
             return;
@@ -463,6 +534,15 @@ where
                 None => Cow::Borrowed(meta.name()),
             }
         };
+        // `error.type` comes from the engine's failure reports.
+        let error_type = if engine_event
+            && state.async_errors
+            && matches!(meta.name(), event_names::ERROR | event_names::ASYNC_ERROR)
+        {
+            fields.str("error_type").map(str::to_owned)
+        } else {
+            None
+        };
         let recorded = RecordedEvent { name, time: SystemTime::now(), level: *meta.level(), fields };
 
         let max_events = state.max_events;
@@ -477,6 +557,9 @@ where
                 };
                 record.error_event = Some(message);
             }
+            if record.error_type.is_none() {
+                record.error_type = error_type;
+            }
             record.push_event(recorded, max_events);
         });
     }
@@ -488,6 +571,35 @@ where
             record.end = SystemTime::now();
             self.state.sink.send(record);
         }
+    }
+}
+
+impl PocketflowLayer {
+    /// The W3C context of `span` as this layer records it: the trace id and
+    /// the id of the nearest recorded span, starting at `span` itself. An
+    /// unsampled trace gives its id, a fresh span id and the sampled flag
+    /// off, so that the callee follows the decision. `None` outside any
+    /// trace of this layer.
+    pub(crate) fn traceparent_of<S>(&self, span: SpanRef<'_, S>) -> Option<TraceParent>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let layer = self.state.id;
+        let mut next = Some(span);
+        while let Some(current) = next {
+            let found = state_of(&current, layer, |state| match state {
+                Some(SpanState::Recorded(record)) => Some((record.trace.trace_id, record.span_id, true)),
+                Some(SpanState::Inside { trace, span_id }) => Some((trace.trace_id, *span_id, true)),
+                Some(SpanState::Unsampled { trace_id }) => Some((*trace_id, SpanId::INVALID, false)),
+                Some(SpanState::Closed) | None => None,
+            });
+            if let Some((trace_id, span_id, sampled)) = found {
+                let span_id = if span_id == SpanId::INVALID { self.state.ids.new_span_id() } else { span_id };
+                return TraceParent::new(trace_id.to_bytes(), span_id.to_bytes(), sampled);
+            }
+            next = current.parent();
+        }
+        None
     }
 }
 

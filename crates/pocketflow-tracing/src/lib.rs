@@ -63,6 +63,19 @@
 //! `exception` event; retries, fallbacks and lifecycle transitions are span
 //! events.
 //!
+//! # Runs across processes
+//!
+//! A run continues a caller's trace when its root span carries the
+//! caller's W3C `traceparent` (`RunOptions::parent` in the engine; the
+//! caller's sampling decision is followed), and links to other traces with
+//! `RunOptions::link`. The other way round, [`current_traceparent`] gives
+//! the context of the span your code runs in (say, in `exec`), and
+//! [`inject`] adds it as a `traceparent` header to an outgoing request, so
+//! the service called joins the run's trace.
+//!
+//! A run's own session, user, tags and metadata (`RunOptions`) apply to its
+//! whole trace and win over the config's; tags and metadata are merged.
+//!
 //! # What it costs, and what it never does
 //!
 //! On the application's threads the layer records ids, timestamps and field
@@ -82,6 +95,7 @@ mod generation;
 mod layer;
 mod mapping;
 mod pipeline;
+mod propagation;
 mod record;
 
 use opentelemetry_sdk::trace::SpanExporter;
@@ -89,9 +103,10 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use config::{
-    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES,
-    DEFAULT_REDACT_KEYS, ExporterKind, LANGFUSE_DEFAULT_HOST, ObservationType, Protocol, Sampler, Secret,
-    TracingConfig, TracingConfigBuilder,
+    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_EVENTS_PER_SPAN,
+    DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REDACT_KEYS, DEFAULT_SLOW_NODE_THRESHOLD,
+    ExporterKind, LANGFUSE_DEFAULT_HOST, ObservationType, Protocol, Sampler, Secret, TracingConfig,
+    TracingConfigBuilder,
 };
 pub use error::{ConfigError, TracingError};
 pub use exporter::{ConsoleExporter, LangfuseExporter};
@@ -99,6 +114,7 @@ pub use generation::{Generation, TARGET as GENERATION_TARGET};
 pub use layer::PocketflowLayer;
 pub use mapping::SCOPE_NAME;
 pub use pipeline::{ExportStats, ShutdownReport, TracingGuard};
+pub use propagation::{current_traceparent, inject};
 
 /// The name prefix of this crate's own diagnostics, the lines it writes on
 /// stderr (`pocketflow_tracing.export_failed: …`).

@@ -4,6 +4,10 @@
 //! | engine | OpenTelemetry |
 //! |---|---|
 //! | `flow`/`node` span | named after the flow or node; `pocketflow.flow.*` / `pocketflow.node.*` |
+//! | `composition` span | named after its `name`; `pocketflow.composition.*` |
+//! | lifecycle stats | `pocketflow.lifecycle.*` |
+//! | a root's run options | trace-wide (merged with the config's); on a nested flow, observation metadata |
+//! | `traceparent`, `links` | the remote parent (honoured when the span started), span links |
 //! | phase spans | named `prep`, `exec`, `fallback`, `post`, `item` |
 //! | `input`/`output` | `langfuse.observation.input/output` and `input.value`/`output.value` (JSON strings) |
 //! | `error` | status ERROR with the message, and an `exception` event |
@@ -15,16 +19,20 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use opentelemetry::trace::{Event, SpanContext, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use pocketflow::TraceParent;
 use pocketflow::telemetry::event_names;
 
-use crate::config::{ObservationType, TracingConfig};
-use crate::record::{FieldValue, Fields, FinishedSpan, RecordedEvent, SpanRole};
+use crate::config::{ObservationType, TraceAttributes, TracingConfig};
+use crate::diagnostics;
+use crate::record::{FieldValue, Fields, FinishedSpan, RecordedEvent, RunInfo, SpanRole, TraceInfo};
 
 /// The instrumentation scope of every span.
 pub const SCOPE_NAME: &str = "pocketflow";
@@ -36,43 +44,26 @@ const REDACTED: &str = "[REDACTED]";
 pub(crate) struct Mapper {
     scope: InstrumentationScope,
     resource: Resource,
+    /// The config's trace-wide attributes, on every span of a run without
+    /// its own.
     trace_attributes: Vec<KeyValue>,
+    /// The config's values, merged with a run's own.
+    base: TraceAttributes,
     observation_types: BTreeMap<String, ObservationType>,
     redact_keys: Vec<String>,
+    context: bool,
+    concurrent: bool,
+    performance: bool,
+    slow_threshold: Duration,
+    /// Set once an invalid link has been reported.
+    warned_link: AtomicBool,
 }
 
 impl Mapper {
     pub(crate) fn new(config: &TracingConfig) -> Self {
         let t = &config.trace;
-        let mut trace_attributes = Vec::new();
-        let mut push = |key: &'static str, value: &str| {
-            trace_attributes.push(KeyValue::new(key, Value::String(StringValue::from(Arc::<str>::from(value)))));
-        };
-        if let Some(session) = &t.session_id {
-            push("langfuse.session.id", session);
-            push("session.id", session);
-        }
-        if let Some(user) = &t.user_id {
-            push("langfuse.user.id", user);
-            push("user.id", user);
-        }
-        if let Some(environment) = &t.environment {
-            push("langfuse.environment", environment);
-        }
-        if let Some(release) = &t.release {
-            push("langfuse.release", release);
-        }
-        if let Some(version) = &t.version {
-            push("langfuse.version", version);
-        }
-        if !t.tags.is_empty() {
-            let tags = t.tags.iter().map(|tag| StringValue::from(tag.clone())).collect();
-            trace_attributes
-                .push(KeyValue::new("langfuse.trace.tags", Value::Array(opentelemetry::Array::String(tags))));
-        }
-        for (key, value) in &t.metadata {
-            trace_attributes.push(KeyValue::new(format!("langfuse.trace.metadata.{key}"), value.clone()));
-        }
+        let metadata = t.metadata.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        let trace_attributes = trace_attributes(t, t.session_id.as_deref(), t.user_id.as_deref(), &t.tags, metadata);
 
         let service_name = t.service_name.clone().unwrap_or_else(|| "pocketflow".to_owned());
         let mut resource = vec![
@@ -98,8 +89,14 @@ impl Mapper {
             scope: InstrumentationScope::builder(SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
             resource: Resource::builder_empty().with_attributes(resource).build(),
             trace_attributes,
+            base: t.clone(),
             observation_types: config.observation_types.clone(),
             redact_keys: config.record.redact_keys.iter().map(|k| k.to_lowercase()).collect(),
+            context: config.record.async_context,
+            concurrent: config.record.concurrent_flows,
+            performance: config.record.performance_monitoring,
+            slow_threshold: config.record.slow_node_threshold,
+            warned_link: AtomicBool::new(false),
         }
     }
 
@@ -121,7 +118,17 @@ impl Mapper {
             "langfuse.trace.name",
             Value::String(StringValue::from(Arc::clone(&record.trace.name))),
         ));
-        attributes.extend(self.trace_attributes.iter().cloned());
+        attributes.extend(self.trace_attributes_of(&record.trace).iter().cloned());
+        if record.root
+            && let Some(remote) = record.trace.remote
+        {
+            // Langfuse takes a span with a parent for a child; this one is
+            // the root of the run's observations.
+            attributes.push(KeyValue::new("langfuse.internal.as_root", true));
+            if self.context {
+                attributes.push(KeyValue::new("pocketflow.context.remote_parent", remote.to_string()));
+            }
+        }
         if let Some(schema) = role.schema_name() {
             attributes.push(KeyValue::new("pocketflow.span", schema));
         }
@@ -130,6 +137,7 @@ impl Mapper {
         }
 
         let mut error = record.error_event;
+        let mut links = SpanLinks::default();
         for (key, value) in fields.0 {
             match key {
                 "input" | "output" => {
@@ -151,11 +159,35 @@ impl Mapper {
                 }
                 "error" => error = Some(value.to_string()),
                 "message" | "langfuse.observation.type" | "otel.name" => {}
+                "links" if role.starts_runs() => links.links = self.links(&value.to_string()),
+                // Honoured (or not) when the span started.
+                "traceparent" if role.starts_runs() => {}
+                "concurrent" if role.starts_runs() => {
+                    if self.concurrent {
+                        attributes.push(KeyValue::new("pocketflow.concurrent_runs", to_value(value)));
+                    }
+                }
+                // A nested run's own options: observation-level, as the
+                // trace-wide ones belong to the root.
+                "session_id" | "user_id" | "tags" if role.starts_runs() => {
+                    attributes.push(KeyValue::new(format!("langfuse.observation.metadata.{key}"), to_value(value)));
+                }
+                "metadata" if role.starts_runs() => {
+                    for (key, value) in metadata_entries(&value.to_string()) {
+                        attributes.push(KeyValue::new(format!("langfuse.observation.metadata.{key}"), value));
+                    }
+                }
                 _ => attributes.push(self.field_attribute(role, key, value)),
             }
         }
         if role == SpanRole::Generation {
             add_openinference_llm(&mut attributes);
+        }
+        if record.lifecycle_dropped > 0 {
+            attributes.push(KeyValue::new("pocketflow.lifecycle.dropped_events", i64::from(record.lifecycle_dropped)));
+        }
+        if let Some(error_type) = record.error_type {
+            attributes.push(KeyValue::new("error.type", error_type));
         }
 
         let mut events = SpanEvents::default();
@@ -170,6 +202,24 @@ impl Mapper {
             )
         }));
         events.events.extend(record.events.into_iter().map(map_event));
+        if self.performance && role.has_lifecycle() {
+            let duration = end.duration_since(record.start).unwrap_or_default();
+            let duration_ms = duration.as_secs_f64() * 1000.0;
+            attributes.push(KeyValue::new("pocketflow.duration_ms", duration_ms));
+            if matches!(role, SpanRole::Flow | SpanRole::Node) && duration >= self.slow_threshold {
+                attributes.push(KeyValue::new("pocketflow.slow", true));
+                events.events.push(Event::new(
+                    "pocketflow.slow_node",
+                    end,
+                    vec![
+                        KeyValue::new("level", "WARN"),
+                        KeyValue::new("duration_ms", duration_ms),
+                        KeyValue::new("threshold_ms", self.slow_threshold.as_secs_f64() * 1000.0),
+                    ],
+                    0,
+                ));
+            }
+        }
         // Lifecycle transitions and other events, in the order they happened.
         events.events.sort_by_key(|event| event.timestamp);
         let status = match error {
@@ -194,7 +244,7 @@ impl Mapper {
                 TraceState::default(),
             ),
             parent_span_id: record.parent_id,
-            parent_span_is_remote: false,
+            parent_span_is_remote: record.root && record.trace.remote.is_some(),
             span_kind: SpanKind::Internal,
             name,
             start_time: record.start,
@@ -202,7 +252,7 @@ impl Mapper {
             attributes,
             dropped_attributes_count: 0,
             events,
-            links: SpanLinks::default(),
+            links,
             status,
             instrumentation_scope: self.scope.clone(),
         }
@@ -213,7 +263,9 @@ impl Mapper {
             return explicit;
         }
         match role {
-            SpanRole::Flow => self.observation_types.get(name).copied().unwrap_or(ObservationType::Chain),
+            SpanRole::Flow | SpanRole::Composition => {
+                self.observation_types.get(name).copied().unwrap_or(ObservationType::Chain)
+            }
             SpanRole::Node => self.observation_types.get(name).copied().unwrap_or(ObservationType::Span),
             SpanRole::Generation => ObservationType::Generation,
             _ => ObservationType::Span,
@@ -230,9 +282,65 @@ impl Mapper {
             (SpanRole::Flow | SpanRole::Node, "action") => "pocketflow.action".into(),
             (SpanRole::Exec | SpanRole::Fallback, "attempt") => "pocketflow.attempt".into(),
             (SpanRole::Item, "index") => "pocketflow.item.index".into(),
+            (SpanRole::Composition, "name") => "pocketflow.composition.name".into(),
+            (SpanRole::Composition, "kind") => "pocketflow.composition.kind".into(),
+            (SpanRole::Composition, "count") => "pocketflow.composition.count".into(),
+            (SpanRole::Composition, "limit") => "pocketflow.composition.limit".into(),
+            (SpanRole::Composition, "failed") => "pocketflow.composition.failed".into(),
+            (role, "polls") if role.has_lifecycle() => "pocketflow.lifecycle.polls".into(),
+            (role, "suspensions") if role.has_lifecycle() => "pocketflow.lifecycle.suspensions".into(),
+            (role, "running_ms") if role.has_lifecycle() => "pocketflow.lifecycle.running_ms".into(),
+            (role, "suspended_ms") if role.has_lifecycle() => "pocketflow.lifecycle.suspended_ms".into(),
             _ => key.into(),
         };
         KeyValue::new(key, to_value(value))
+    }
+
+    /// The trace-wide attributes of `trace`'s spans: the config's, or,
+    /// for a run with its own session, user, tags or metadata, both merged
+    /// (the run's win), built once per trace.
+    fn trace_attributes_of<'a>(&'a self, trace: &'a TraceInfo) -> &'a [KeyValue] {
+        match &trace.run {
+            None => &self.trace_attributes,
+            Some(run) => run.attributes.get_or_init(|| self.merged(run)),
+        }
+    }
+
+    fn merged(&self, run: &RunInfo) -> Vec<KeyValue> {
+        let base = &self.base;
+        let mut tags = base.tags.clone();
+        if let Some(run_tags) = &run.tags {
+            for tag in serde_json::from_str::<Vec<String>>(run_tags).unwrap_or_default() {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+        let mut metadata: BTreeMap<String, Value> =
+            base.metadata.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        if let Some(run_metadata) = &run.metadata {
+            metadata.extend(metadata_entries(run_metadata));
+        }
+        let session = run.session_id.as_deref().or(base.session_id.as_deref());
+        let user = run.user_id.as_deref().or(base.user_id.as_deref());
+        trace_attributes(base, session, user, &tags, metadata)
+    }
+
+    /// Span links from space-separated `traceparent`s; an invalid one is
+    /// skipped and reported once.
+    fn links(&self, text: &str) -> Vec<Link> {
+        let mut links = Vec::new();
+        for item in text.split_whitespace() {
+            match item.parse::<TraceParent>() {
+                Ok(parent) => links.push(Link::with_context(remote_context(parent))),
+                Err(error) => {
+                    if !self.warned_link.swap(true, Ordering::Relaxed) {
+                        diagnostics::report("invalid_link", &format!("{error}; the link is skipped (reported once)"));
+                    }
+                }
+            }
+        }
+        links
     }
 
     /// Replaces the values of sensitive keys in a JSON payload.
@@ -340,12 +448,86 @@ fn redact_value(value: &mut serde_json::Value, keys: &[String]) {
     }
 }
 
+/// The trace-wide attributes Langfuse reads on every span.
+fn trace_attributes(
+    t: &TraceAttributes,
+    session: Option<&str>,
+    user: Option<&str>,
+    tags: &[String],
+    metadata: BTreeMap<String, Value>,
+) -> Vec<KeyValue> {
+    let mut attributes = Vec::new();
+    let mut push = |key: &'static str, value: &str| {
+        attributes.push(KeyValue::new(key, Value::String(StringValue::from(Arc::<str>::from(value)))));
+    };
+    if let Some(session) = session {
+        push("langfuse.session.id", session);
+        push("session.id", session);
+    }
+    if let Some(user) = user {
+        push("langfuse.user.id", user);
+        push("user.id", user);
+    }
+    if let Some(environment) = &t.environment {
+        push("langfuse.environment", environment);
+    }
+    if let Some(release) = &t.release {
+        push("langfuse.release", release);
+    }
+    if let Some(version) = &t.version {
+        push("langfuse.version", version);
+    }
+    if !tags.is_empty() {
+        let tags = tags.iter().map(|tag| StringValue::from(tag.clone())).collect();
+        attributes.push(KeyValue::new("langfuse.trace.tags", Value::Array(opentelemetry::Array::String(tags))));
+    }
+    for (key, value) in metadata {
+        attributes.push(KeyValue::new(format!("langfuse.trace.metadata.{key}"), value));
+    }
+    attributes
+}
+
+/// The entries of a JSON object as attribute values: strings, numbers and
+/// booleans as they are, anything else as its JSON text. Not an object:
+/// nothing.
+fn metadata_entries(json: &str) -> Vec<(String, Value)> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                serde_json::Value::String(s) => Value::from(s),
+                serde_json::Value::Bool(b) => Value::Bool(b),
+                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => Value::I64(i),
+                    (None, Some(f)) => Value::F64(f),
+                    (None, None) => Value::from(n.to_string()),
+                },
+                other => Value::from(other.to_string()),
+            };
+            (key, value)
+        })
+        .collect()
+}
+
+/// A remote span's context, as a link or parent.
+fn remote_context(parent: TraceParent) -> SpanContext {
+    SpanContext::new(
+        TraceId::from_bytes(parent.trace_id()),
+        SpanId::from_bytes(parent.span_id()),
+        TraceFlags::new(parent.flags()),
+        true,
+        TraceState::default(),
+    )
+}
+
 fn span_name(role: SpanRole, meta_name: &'static str, fields: &Fields) -> Cow<'static, str> {
     if let Some(name) = fields.str("otel.name") {
         return Cow::Owned(name.to_owned());
     }
     match role {
-        SpanRole::Flow | SpanRole::Node | SpanRole::Generation => match fields.str("name") {
+        SpanRole::Flow | SpanRole::Node | SpanRole::Composition | SpanRole::Generation => match fields.str("name") {
             Some(name) => Cow::Owned(name.to_owned()),
             None => Cow::Borrowed(meta_name),
         },

@@ -4,8 +4,10 @@
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
+
+use opentelemetry::KeyValue;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use tracing::field::{Field, Visit};
@@ -13,12 +15,57 @@ use tracing::{Level, Metadata};
 
 use pocketflow::telemetry::span_names;
 
-/// The trace a span belongs to, shared by all its spans.
+/// The trace a span belongs to, shared by all its spans: what is set once
+/// at the root reaches every span through this one `Arc`, which children
+/// clone anyway.
 #[derive(Debug)]
 pub(crate) struct TraceInfo {
     pub(crate) trace_id: TraceId,
     /// The root span's name: Langfuse's trace name.
     pub(crate) name: Arc<str>,
+    /// The remote caller's context when the root continues a remote trace.
+    pub(crate) remote: Option<pocketflow::TraceParent>,
+    /// The run's own session, user, tags and metadata, when its root span
+    /// has any; `None` (no allocation) for the common run without options.
+    pub(crate) run: Option<Box<RunInfo>>,
+}
+
+/// Per-run trace attributes, as the root span recorded them (raw text: the
+/// JSON of `tags` and `metadata` is read on the export thread).
+#[derive(Debug, Default)]
+pub(crate) struct RunInfo {
+    pub(crate) session_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    /// A JSON array of strings.
+    pub(crate) tags: Option<String>,
+    /// A JSON object.
+    pub(crate) metadata: Option<String>,
+    /// The trace-wide attributes merged with the config's, built once by
+    /// the export thread for the whole trace.
+    pub(crate) attributes: OnceLock<Vec<KeyValue>>,
+}
+
+impl RunInfo {
+    /// Moves the run's fields out of a root span's fields; `None` when it
+    /// has none.
+    pub(crate) fn take_from(fields: &mut Fields) -> Option<Box<Self>> {
+        if !fields.0.iter().any(|(name, _)| matches!(*name, "session_id" | "user_id" | "tags" | "metadata")) {
+            return None;
+        }
+        let mut run = Self::default();
+        fields.0.retain_mut(|(name, value)| {
+            let slot = match *name {
+                "session_id" => &mut run.session_id,
+                "user_id" => &mut run.user_id,
+                "tags" => &mut run.tags,
+                "metadata" => &mut run.metadata,
+                _ => return true,
+            };
+            *slot = Some(std::mem::replace(value, FieldValue::Static("")).to_string());
+            false
+        });
+        Some(Box::new(run))
+    }
 }
 
 /// What a span is, as far as the mapping cares.
@@ -31,6 +78,8 @@ pub(crate) enum SpanRole {
     Fallback,
     Post,
     Item,
+    /// Flows run together (`pocketflow::compose`).
+    Composition,
     /// An LLM call recorded through [`crate::Generation`].
     Generation,
     /// Any other span inside a flow (a user's `#[instrument]` function).
@@ -48,6 +97,7 @@ impl SpanRole {
                 span_names::FALLBACK => Self::Fallback,
                 span_names::POST => Self::Post,
                 span_names::ITEM => Self::Item,
+                span_names::COMPOSITION => Self::Composition,
                 _ => Self::User,
             }
         } else if meta.target() == crate::generation::TARGET {
@@ -55,6 +105,17 @@ impl SpanRole {
         } else {
             Self::User
         }
+    }
+
+    /// Whether the span can be a run's root and carry its options
+    /// (`session_id`, `traceparent`, `links`, `concurrent`, …).
+    pub(crate) fn starts_runs(self) -> bool {
+        matches!(self, Self::Flow | Self::Composition)
+    }
+
+    /// Whether the engine reports the span's lifecycle stats (`polls`, …).
+    pub(crate) fn has_lifecycle(self) -> bool {
+        matches!(self, Self::Flow | Self::Node | Self::Item | Self::Composition)
     }
 
     /// The schema name (`pocketflow.span`), for the engine's spans.
@@ -67,6 +128,7 @@ impl SpanRole {
             Self::Fallback => span_names::FALLBACK,
             Self::Post => span_names::POST,
             Self::Item => span_names::ITEM,
+            Self::Composition => span_names::COMPOSITION,
             Self::Generation | Self::User => return None,
         })
     }
@@ -294,6 +356,15 @@ pub(crate) struct SpanRecord {
     /// events.
     pub(crate) lifecycle: Vec<(SystemTime, &'static str)>,
     pub(crate) dropped_events: u32,
+    /// Lifecycle transitions beyond the lifecycle cap
+    /// (`pocketflow.lifecycle.dropped_events`).
+    pub(crate) lifecycle_dropped: u32,
+    /// Whether this span is the root of its trace (it may still have a
+    /// remote parent).
+    pub(crate) root: bool,
+    /// The `error_type` of the first `pocketflow.error` or
+    /// `pocketflow.async_error` event on this span (`error.type`).
+    pub(crate) error_type: Option<String>,
     /// The message of the first ERROR event on a user span: tracing's
     /// convention for a failed span without an `error` field.
     pub(crate) error_event: Option<String>,
@@ -310,9 +381,23 @@ impl SpanRecord {
         }
     }
 
-    /// Keeps a lifecycle transition, within the same cap.
-    pub(crate) fn push_lifecycle(&mut self, time: SystemTime, state: &'static str, max_events: usize) {
-        if self.has_room(max_events) {
+    /// Keeps a lifecycle transition: the first `max_lifecycle` of them,
+    /// and the final state (`completed`, `failed`, `cancelled`) beyond that,
+    /// so that a span holds at most `max_lifecycle + 1` however often its
+    /// future suspends; the rest are counted. All within the span's event
+    /// cap.
+    pub(crate) fn push_lifecycle(
+        &mut self,
+        time: SystemTime,
+        state: &'static str,
+        max_events: usize,
+        max_lifecycle: usize,
+    ) {
+        let len = self.lifecycle.len();
+        let within = len < max_lifecycle || (len == max_lifecycle && is_final_state(state));
+        if !within {
+            self.lifecycle_dropped = self.lifecycle_dropped.saturating_add(1);
+        } else if self.has_room(max_events) {
             self.lifecycle.push((time, state));
         } else {
             self.dropped_events = self.dropped_events.saturating_add(1);
@@ -322,6 +407,12 @@ impl SpanRecord {
     fn has_room(&self, max_events: usize) -> bool {
         self.events.len() + self.lifecycle.len() < max_events
     }
+}
+
+/// Whether `state` ends a run.
+fn is_final_state(state: &str) -> bool {
+    use pocketflow::NodeState;
+    [NodeState::Completed, NodeState::Failed, NodeState::Cancelled].iter().any(|end| end.as_str() == state)
 }
 
 /// A closed span on its way to the exporters.

@@ -388,6 +388,21 @@ fn compression() {
 }
 
 #[test]
+fn lifecycle_cap_and_slow_threshold_are_positive_numbers() {
+    for var in ["POCKETFLOW_MAX_LIFECYCLE_EVENTS", "POCKETFLOW_SLOW_NODE_THRESHOLD_MS"] {
+        for bad in ["0", "-3", "1.5", "5s", "many"] {
+            let message = assert_invalid_var(&[(var, bad)], var);
+            assert!(message.contains("positive integer"), "{message}");
+        }
+        config(&[(var, "7")]);
+    }
+    let zero_cap = TracingConfig::builder().max_lifecycle_events_per_span(0).build();
+    assert!(matches!(zero_cap, Err(ConfigError::Invalid { setting: "max_lifecycle_events_per_span", .. })));
+    let zero_threshold = TracingConfig::builder().slow_node_threshold(std::time::Duration::ZERO).build();
+    assert!(matches!(zero_threshold, Err(ConfigError::Invalid { setting: "slow_node_threshold", .. })));
+}
+
+#[test]
 fn the_first_invalid_variable_is_reported() {
     // Record settings are read before OTLP settings.
     let vars = [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("POCKETFLOW_TRACE_INPUTS", "maybe")];
@@ -397,7 +412,7 @@ fn the_first_invalid_variable_is_reported() {
 #[test]
 fn every_variable_is_documented_and_accepted() {
     const DOC: &str = include_str!("../../../docs/configuration.md");
-    let valid: [(&str, &str); 46] = [
+    let valid: [(&str, &str); 48] = [
         ("POCKETFLOW_TRACING_EXPORTER", "console"),
         ("OTEL_SDK_DISABLED", "false"),
         ("POCKETFLOW_TRACE_INPUTS", "true"),
@@ -414,6 +429,8 @@ fn every_variable_is_documented_and_accepted() {
         ("POCKETFLOW_TRACING_DEBUG", "false"),
         ("POCKETFLOW_MAX_PAYLOAD_BYTES", "1024"),
         ("POCKETFLOW_MAX_EVENTS_PER_SPAN", "10"),
+        ("POCKETFLOW_MAX_LIFECYCLE_EVENTS", "8"),
+        ("POCKETFLOW_SLOW_NODE_THRESHOLD_MS", "250"),
         ("POCKETFLOW_REDACT_KEYS", "password"),
         ("POCKETFLOW_TRACING_EXCLUDED_TARGETS", "h2,hyper,tonic"),
         ("POCKETFLOW_SESSION_ID", "s"),

@@ -160,3 +160,46 @@ pub fn assert_marker_run(trace: &ReceivedTrace, flow_name: &str, marker: &str) {
         assert_eq!(phases[1].attr_str("langfuse.observation.output"), Some(expected_output.as_str()), "{tree}");
     }
 }
+
+/// Runs `work` with a layer built from `configure(otlp(..))` as this
+/// thread's subscriber, exporting to a fresh gRPC receiver; shuts the
+/// pipeline down and returns what `work` returned and the traces received.
+pub fn export<R>(
+    configure: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder,
+    work: impl FnOnce() -> R,
+) -> (R, Vec<ReceivedTrace>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let receiver = pocketflow_test_support::otlp::OtlpReceiver::grpc().unwrap();
+    let config = configure(otlp(&receiver.endpoint(), Protocol::Grpc)).build().unwrap();
+    let (layer, guard) = config.layer().unwrap();
+    let result = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), work);
+    let report = guard.shutdown();
+    assert!(report.completed, "{report}");
+    assert_eq!(report.stats.dropped, 0, "{report}");
+    let spans = receiver.wait_for_spans(usize::try_from(report.stats.exported).unwrap(), WAIT);
+    assert_eq!(spans.len() as u64, report.stats.exported, "every exported span arrived");
+    (result, receiver.traces())
+}
+
+/// The one span named `name` across `traces`.
+pub fn span_named<'a>(traces: &'a [ReceivedTrace], name: &str) -> &'a ReceivedSpan {
+    let found: Vec<&ReceivedSpan> = traces.iter().flat_map(|t| &t.spans).filter(|s| s.name == name).collect();
+    assert_eq!(found.len(), 1, "spans named {name}: {found:#?}");
+    found[0]
+}
+
+/// Emits a `pocketflow.lifecycle` event with `state` in the current span,
+/// as the engine does.
+pub fn lifecycle(state: &str) {
+    tracing::event!(name: "pocketflow.lifecycle", target: "pocketflow", tracing::Level::DEBUG, state);
+}
+
+/// The string values of an array attribute.
+pub fn strings(span: &ReceivedSpan, key: &str) -> Vec<String> {
+    match span.attr(key) {
+        Some(pocketflow_test_support::otlp::AttrValue::Array(items)) => {
+            items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect()
+        }
+        other => panic!("{key} is not an array: {other:?}"),
+    }
+}
