@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use pocketflow::telemetry::{KINDS, TARGET, event_names, span_names};
+use pocketflow::telemetry::{COMPOSITION_KINDS, KINDS, TARGET, event_names, span_names};
 use pocketflow::{
-    Action, AsyncBatchNode, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BatchFlow, BoxError, Ctx, Flow, Node,
-    NodeState, Params, SharedStore,
+    Action, AsyncBatchNode, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BatchFlow, BoxError, Composition, Ctx,
+    ErrorHandler, Flow, Node, NodeState, Params, RunOptions, SharedStore, TraceParent,
 };
 use pocketflow_test_support::{Capture, Captured};
 use tracing_subscriber::layer::SubscriberExt;
@@ -107,6 +107,26 @@ impl AsyncParallelBatchNode for FailFast {
     }
 }
 
+/// Spawns a task, times out a slow call and hands the timeout to an
+/// `ErrorHandler`: the context, timeout and async-error events.
+struct Recovering;
+impl AsyncNode for Recovering {
+    type Prep = ();
+    type Exec = ();
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+    async fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        pocketflow::spawn("side_task", async {}).await?;
+        let slow =
+            pocketflow::with_timeout("slow_call", Duration::from_millis(1), tokio::time::sleep(Duration::from_secs(1)));
+        if let Err(timeout) = slow.await {
+            ErrorHandler::new().handle(&timeout, Some("Recovering"), Some("Composed"));
+        }
+        Ok(())
+    }
+}
+
 async fn exercise_everything() -> Captured {
     let capture = Capture::new();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
@@ -129,6 +149,15 @@ async fn exercise_everything() -> Captured {
     let mut failing = AsyncFlow::named("Failing");
     failing.start(FailFast);
     assert!(failing.run(&shared).await.is_err());
+
+    let mut composed = AsyncFlow::named("Composed");
+    composed.start(Recovering);
+    let caller: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().expect("valid");
+    let results = Composition::parallel("Together")
+        .options(RunOptions::new().session_id("s").user_id("u").tag("t").metadata("k", 1).parent(caller).link(caller))
+        .run([composed.run(&shared)])
+        .await;
+    assert!(results.iter().all(Result::is_ok));
 
     let mut unwired = Flow::<SharedStore>::named("Unwired");
     let stray = AsyncFlow::<SharedStore>::new().add(Flaky);
@@ -153,7 +182,8 @@ async fn emitted_spans_events_and_states_match_the_document() {
         let declared: BTreeSet<String> = span.declared.iter().map(|f| (*f).to_owned()).collect();
         assert_eq!(declared, documented_spans[span.name], "fields of span `{}`", span.name);
         if let Some(kind) = span.fields.get("kind") {
-            assert!(KINDS.contains(&kind.as_str()), "kind {kind:?} of `{}` is not in telemetry::KINDS", span.name);
+            let kinds: &[&str] = if span.name == span_names::COMPOSITION { &COMPOSITION_KINDS } else { &KINDS };
+            assert!(kinds.contains(&kind.as_str()), "kind {kind:?} of `{}` is not in telemetry's kinds", span.name);
         }
     }
     assert!(captured.spans.iter().any(|s| s.fields.contains_key("kind")), "the runs recorded some kinds");
@@ -185,7 +215,8 @@ async fn spans_nest_as_documented() {
         map.entry(span.name).or_insert_with(BTreeSet::new).insert(parent);
         map
     });
-    assert_eq!(parents["flow"], BTreeSet::from(["(root)", "flow"]));
+    assert_eq!(parents["flow"], BTreeSet::from(["(root)", "flow", "composition"]));
+    assert_eq!(parents["composition"], BTreeSet::from(["(root)"]));
     assert_eq!(parents["node"], BTreeSet::from(["flow", "item"]));
     assert_eq!(parents["prep"], BTreeSet::from(["node", "flow"]));
     assert_eq!(parents["exec"], BTreeSet::from(["node", "item"]));

@@ -8,7 +8,7 @@
 mod common;
 
 use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore, TraceParent};
-use pocketflow_test_support::otlp::{AttrValue, ReceivedTrace};
+use pocketflow_test_support::otlp::AttrValue;
 use pocketflow_tracing::Sampler;
 
 use common::{export, span_named};
@@ -22,10 +22,6 @@ const NOT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 fn run_with_parent(name: &str, traceparent: &str) {
     tracing::info_span!(target: "pocketflow", "flow", name, kind = "Flow", traceparent)
         .in_scope(|| tracing::info_span!(target: "pocketflow", "node", name = "Step", kind = "Node").in_scope(|| {}));
-}
-
-fn trace_of<'a>(traces: &'a [ReceivedTrace], root: &str) -> &'a ReceivedTrace {
-    traces.iter().find(|t| t.spans.iter().any(|s| s.name == root)).unwrap_or_else(|| panic!("no trace with {root}"))
 }
 
 #[test]

@@ -82,6 +82,9 @@ pub const KINDS: [&str; 10] = [
     "AsyncParallelBatchNode",
 ];
 
+/// The values of the `kind` field of `composition` spans.
+pub const COMPOSITION_KINDS: [&str; 3] = ["parallel", "nested", "batch"];
+
 /// Records a value as JSON, lazily: serialization happens only when a
 /// subscriber formats the field.
 pub struct Json<'a, T: ?Sized>(pub &'a T);
