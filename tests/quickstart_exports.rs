@@ -7,8 +7,9 @@
 //! built `quickstart` binary against in-process OTLP receivers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 use std::time::Duration;
 
 use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedTrace};
@@ -16,30 +17,9 @@ use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedTrace};
 const OBSERVATION_TYPES: [&str; 9] =
     ["span", "chain", "agent", "tool", "generation", "retriever", "embedding", "evaluator", "guardrail"];
 
-fn quickstart() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let debug = deps.parent().and_then(|d| d.parent()).unwrap();
-    let binary = debug.join("examples").join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: run this through `cargo test`, which builds the examples",
-        binary.display()
-    );
-    binary
-}
-
 /// Runs the quickstart with exactly `vars` as its tracing environment.
 fn run(vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(quickstart());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("OTEL_") || name.starts_with("LANGFUSE_") || name.starts_with("POCKETFLOW_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(vars.iter().copied());
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "quickstart failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    output
+    common::run_example("quickstart", vars)
 }
 
 fn single_trace(receiver: &OtlpReceiver) -> ReceivedTrace {
@@ -123,7 +103,10 @@ fn langfuse_keys_alone_send_to_the_langfuse_route() {
 
 #[test]
 fn an_invalid_variable_stops_the_program_with_its_name() {
-    let output = Command::new(quickstart()).env("OTEL_TRACES_SAMPLER", "sometimes").output().unwrap();
+    let output = std::process::Command::new(common::example("quickstart"))
+        .env("OTEL_TRACES_SAMPLER", "sometimes")
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("OTEL_TRACES_SAMPLER"), "{stderr}");

@@ -179,7 +179,7 @@ fn headline(span: &SpanData) -> String {
         Some("item") => {
             let _ = write!(line, "item {}", text("pocketflow.item.index").unwrap_or_default());
         }
-        Some("flow" | "node") | None => {
+        Some("flow" | "node" | "composition") | None => {
             let _ = write!(line, "{} [{}]", span.name, text("langfuse.observation.type").unwrap_or_default());
         }
         Some(_) => line.push_str(&span.name),
@@ -211,6 +211,25 @@ fn event_line(event: &opentelemetry::trace::Event, show_lifecycle: bool) -> Opti
         "pocketflow.fallback" => format!("↪ fallback after attempt {}", get("attempt").unwrap_or_default()),
         "pocketflow.warning" => format!("⚠ {}", get("message").unwrap_or_default()),
         "pocketflow.error" => format!("✗ {}", get("error").unwrap_or_default()),
+        "pocketflow.timeout" => format!(
+            "⏱ timeout: {} after {} ms, cancelled",
+            get("name").unwrap_or_default(),
+            get("after_ms").unwrap_or_default()
+        ),
+        "pocketflow.async_error" => format!(
+            "⚠ {} error ({}){}",
+            get("error_type").unwrap_or_default(),
+            get("severity").unwrap_or_default(),
+            if get("recovered").as_deref() == Some("true") { ", recovered" } else { "" }
+        ),
+        "pocketflow.context" => {
+            format!("⇢ context {}: {}", get("action").unwrap_or_default(), get("task").unwrap_or_default())
+        }
+        "pocketflow.slow_node" => format!(
+            "🐢 slow: {} ms (threshold {} ms)",
+            get("duration_ms").unwrap_or_default(),
+            get("threshold_ms").unwrap_or_default()
+        ),
         other => format!("• {other}"),
     })
 }

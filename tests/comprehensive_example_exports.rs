@@ -1,0 +1,82 @@
+//! The comprehensive async example, run as a user runs it, against an
+//! in-process OTLP receiver: what issue 4 asks of it. Its three concurrent
+//! research runs arrive as three traces of their own (plus the follow-up
+//! composition's), each with one root and no orphan, flow > node > phase
+//! deep, with suspend and resume events from the real polling.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedTrace};
+
+fn export(receiver: &OtlpReceiver, vars: &[(&str, &str)]) -> Vec<ReceivedTrace> {
+    let endpoint = receiver.endpoint();
+    let mut all = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    all.extend_from_slice(vars);
+    common::run_example("comprehensive_async_example", &all);
+    // The example shuts tracing down before it exits: everything is here.
+    receiver.wait_for_spans(usize::MAX, Duration::from_millis(200));
+    receiver.traces()
+}
+
+#[test]
+fn concurrent_research_runs_export_separate_whole_traces_with_suspend_and_resume_events() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let traces = export(&receiver, &[]);
+
+    let research: Vec<&ReceivedTrace> =
+        traces.iter().filter(|t| t.roots().first().is_some_and(|r| r.name == "ResearchFlow")).collect();
+    assert_eq!(research.len(), 3, "one trace per concurrent run");
+    let mut sessions = BTreeSet::new();
+    for trace in &research {
+        let tree = trace.tree();
+        assert_eq!(trace.roots().len(), 1, "{tree}");
+        assert!(trace.orphans().is_empty(), "{tree}");
+        assert!(trace.depth() >= 3, "flow > node > phase:\n{tree}");
+        let root = trace.roots()[0];
+        assert_eq!(root.parent_span_id, None);
+        sessions.insert(root.attr_str("langfuse.session.id").unwrap().to_owned());
+        // The run's session, user and the decorator's tags are on every span.
+        for span in &trace.spans {
+            assert_eq!(span.attr_str("langfuse.session.id"), root.attr_str("langfuse.session.id"), "{}", span.name);
+            assert_eq!(span.attr_str("langfuse.user.id"), Some("example-user"), "{}", span.name);
+        }
+        let states: BTreeSet<&str> = trace
+            .spans
+            .iter()
+            .flat_map(|s| &s.events)
+            .filter(|e| e.name == "pocketflow.lifecycle")
+            .filter_map(|e| e.attributes.get("state").and_then(|v| v.as_str()))
+            .collect();
+        assert!(states.contains("suspended") && states.contains("resuming"), "{states:?}\n{tree}");
+        // The nested flow, the parallel batch, the timeout, the context
+        // carried into spawned tasks and the fallback are all in the trace.
+        let names: BTreeSet<&str> = trace.spans.iter().map(|s| s.name.as_str()).collect();
+        for name in ["Normalize", "FetchSources", "Enrich", "SummarizeSources", "Analysis", "Score"] {
+            assert!(names.contains(name), "{name} missing:\n{tree}");
+        }
+        let events: BTreeSet<&str> = trace.spans.iter().flat_map(|s| &s.events).map(|e| e.name.as_str()).collect();
+        for event in ["pocketflow.timeout", "pocketflow.async_error", "pocketflow.context", "pocketflow.retry"] {
+            assert!(events.contains(event), "{event} missing:\n{tree}");
+        }
+    }
+    assert_eq!(sessions.len(), 3, "each run has its own session: {sessions:?}");
+    assert!(research.iter().any(|t| t.spans.iter().any(|s| s.name == "fallback")), "the quantum run falls back");
+
+    let follow_ups = traces.iter().find(|t| t.roots().first().is_some_and(|r| r.name == "FollowUps")).unwrap();
+    assert_eq!(follow_ups.roots()[0].attr_str("pocketflow.composition.kind"), Some("batch"));
+    assert_eq!(follow_ups.spans.iter().filter(|s| s.name == "FollowUpFlow").count(), 2, "{}", follow_ups.tree());
+}
+
+#[test]
+fn with_no_environment_every_trace_prints_as_a_tree() {
+    let output = common::run_example("comprehensive_async_example", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("ResearchFlow [chain]").count(), 3, "{stderr}");
+    assert!(stderr.contains("FollowUps [chain]"), "{stderr}");
+    assert!(stderr.contains("⏱ timeout: related_topics"), "{stderr}");
+    assert!(stderr.contains("0 dropped"), "{stderr}");
+}
