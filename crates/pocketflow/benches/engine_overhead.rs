@@ -17,15 +17,24 @@
     Hardware: AMD EPYC, 2 vCPUs, RAM: 23 GB
     | Test                                        | Median per node | Target   | Python PocketFlow |
     |---------------------------------------------|-----------------|----------|-------------------|
-    | engine_overhead/sync_node_loop              | 46.5 ns         | ≤ 100 ns | 3.6 µs            |
-    | engine_overhead/sync_node_loop_shared_store | 79.1 ns         | -        | -                 |
-    | engine_overhead/async_node_loop             | 133.1 ns        | ≤ 250 ns | 3.7 µs            |
+    | engine_overhead/sync_node_loop              | 64.6 ns         | ≤ 100 ns | 3.6 µs            |
+    | engine_overhead/sync_node_loop_shared_store | 96.2 ns         | -        | -                 |
+    | engine_overhead/async_node_loop             | 174.4 ns        | ≤ 250 ns | 3.7 µs            |
 
     (Median of criterion's 100 samples per 1,000-node run, so µs per run =
-    ns per node. Over five runs of the bench the medians ranged 44.9-47.3 ns,
-    76.8-81.4 ns and 133.1-149.0 ns; the async figure fell from ~148 ns when
-    async runs stopped paying a second allocation per node while tracing is
-    off. The VM is noisy at the ±5% level.)
+    ns per node. Over five runs of the bench the medians ranged 62.7-64.8 ns,
+    93.7-97.7 ns and 173.3-176.0 ns. The VM is noisy at the ±5% level.)
+
+    The run context (`pocketflow::current()`, set around every poll and
+    every sync run) costs about 18 ns per sync node and 40 ns per async
+    node: before it, the same runs measured 44.9-47.3 ns, 76.8-81.4 ns and
+    133.1-149.0 ns. In instructions (valgrind --tool=callgrind, inclusive
+    cost of `Flow::run` / `Runtime::block_on` divided by 1,000 nodes):
+    sync 442 -> 869 Ir per node, async 1,558 -> 2,300. A first version
+    allocated a frame per node (880 Ir sync); the thread-local stack of
+    entries that replaced it allocates nothing on the way (frames are built
+    only when `current()` is called), and what remains is the thread-local
+    access and the stack push and pop.
     sync_node_loop uses a typed store (`Counter`, one `AtomicU64`);
     sync_node_loop_shared_store is the same loop on the JSON `SharedStore`, so
     the ~30 ns difference is the store's lock and JSON (de)serialization.
