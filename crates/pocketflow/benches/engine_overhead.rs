@@ -22,7 +22,8 @@
     | engine_overhead/async_node_loop             | 174.4 ns        | ≤ 250 ns | 3.7 µs            |
 
     (Median of criterion's 100 samples per 1,000-node run, so µs per run =
-    ns per node. Over five runs of the bench the medians ranged 62.7-64.8 ns,
+    ns per node. Over five runs of the sync loops and three of the async one,
+    the medians ranged 62.7-64.8 ns,
     93.7-97.7 ns and 173.3-176.0 ns. The VM is noisy at the ±5% level.)
 
     The run context (`pocketflow::current()`, set around every poll and
