@@ -133,8 +133,7 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncFlow<S, H>
         options: Option<RunOptions>,
         collect_stats: bool,
     ) -> Result<RunReport, FlowError> {
-        let options = options.map_or_else(|| self.options.clone(), |o| o.over(&self.options));
-        let env = RunEnv::new(options, collect_stats);
+        let env = RunEnv::for_run(&self.options, options, collect_stats);
         let action = self.run_async(&self.name, &env, &self.params, shared).await?;
         Ok(env.report(action))
     }
@@ -232,9 +231,7 @@ macro_rules! async_batch_flow {
                 options: Option<RunOptions>,
                 collect_stats: bool,
             ) -> Result<RunReport, FlowError> {
-                let own = &self.flow.options;
-                let options = options.map_or_else(|| own.clone(), |o| o.over(own));
-                let env = RunEnv::new(options, collect_stats);
+                let env = RunEnv::for_run(&self.flow.options, options, collect_stats);
                 let action = self.run_async(&self.flow.name, &env, &self.flow.params, shared).await?;
                 Ok(env.report(action))
             }

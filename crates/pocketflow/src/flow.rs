@@ -225,8 +225,7 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> Flow<S, H> {
     }
 
     fn execute(&self, shared: &S, options: Option<RunOptions>, collect_stats: bool) -> Result<RunReport, FlowError> {
-        let options = options.map_or_else(|| self.options.clone(), |o| o.over(&self.options));
-        let env = RunEnv::new(options, collect_stats);
+        let env = RunEnv::for_run(&self.options, options, collect_stats);
         let action = run_flow_sync(self.meta("Flow"), &self.graph, &self.hooks, &env, &self.params, shared)?;
         Ok(env.report(action))
     }
@@ -362,9 +361,7 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> BatchFlow<S, H>
     }
 
     fn execute(&self, shared: &S, options: Option<RunOptions>, collect_stats: bool) -> Result<RunReport, FlowError> {
-        let own = &self.flow.options;
-        let options = options.map_or_else(|| own.clone(), |o| o.over(own));
-        let env = RunEnv::new(options, collect_stats);
+        let env = RunEnv::for_run(&self.flow.options, options, collect_stats);
         let action = self.run_sync(&self.flow.name, &env, &self.flow.params, shared)?;
         Ok(env.report(action))
     }

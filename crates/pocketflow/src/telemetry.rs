@@ -137,33 +137,38 @@ impl<T: Serialize + ?Sized> fmt::Debug for Json<'_, T> {
     }
 }
 
+/// A span of a run that can be the outermost of its trace (`flow`,
+/// `composition`): its own fields, then the run's options and in-flight
+/// count (`run`), recorded at creation so a layer sees them before any
+/// child span, then the lifecycle statistics, recorded when it ends.
+macro_rules! run_span {
+    ($name:literal, $run:expr, $($fields:tt)*) => {{
+        let run: Option<(&RunOptions, Option<usize>)> = $run;
+        let options = run.map(|(options, _)| options);
+        tracing::info_span!(
+            target: TARGET,
+            $name,
+            $($fields)*
+            session_id = options.and_then(|o| o.session_id.as_deref()),
+            user_id = options.and_then(|o| o.user_id.as_deref()),
+            tags = options.filter(|o| !o.tags.is_empty()).map(|o| display(Json(&o.tags))),
+            metadata = options.filter(|o| !o.metadata.is_empty()).map(|o| display(Json(&o.metadata))),
+            traceparent = options.and_then(|o| o.parent).map(display),
+            links = options.filter(|o| !o.links.is_empty()).map(|o| display(Links(&o.links))),
+            concurrent = run.and_then(|(_, concurrent)| concurrent),
+            polls = Empty,
+            suspensions = Empty,
+            running_ms = Empty,
+            suspended_ms = Empty
+        )
+    }};
+}
+
 /// A `flow` span. `run` is the run's options and the number of runs in
 /// flight, for the outermost flow of a run (or a nested flow with options
-/// of its own): they are recorded at creation, so a layer sees them before
-/// any child span.
+/// of its own).
 pub(crate) fn flow_span(name: &str, kind: &'static str, run: Option<(&RunOptions, Option<usize>)>) -> Span {
-    let options = run.map(|(options, _)| options);
-    tracing::info_span!(
-        target: TARGET,
-        "flow",
-        name,
-        kind,
-        input = Empty,
-        output = Empty,
-        action = Empty,
-        error = Empty,
-        session_id = options.and_then(|o| o.session_id.as_deref()),
-        user_id = options.and_then(|o| o.user_id.as_deref()),
-        tags = options.filter(|o| !o.tags.is_empty()).map(|o| display(Json(&o.tags))),
-        metadata = options.filter(|o| !o.metadata.is_empty()).map(|o| display(Json(&o.metadata))),
-        traceparent = options.and_then(|o| o.parent).map(display),
-        links = options.filter(|o| !o.links.is_empty()).map(|o| display(Links(&o.links))),
-        concurrent = run.and_then(|(_, concurrent)| concurrent),
-        polls = Empty,
-        suspensions = Empty,
-        running_ms = Empty,
-        suspended_ms = Empty
-    )
+    run_span!("flow", run, name, kind, input = Empty, output = Empty, action = Empty, error = Empty,)
 }
 
 pub(crate) fn node_span(name: &str, kind: &'static str, max_retries: usize) -> Span {
@@ -194,29 +199,7 @@ pub(crate) fn composition_span(
     limit: usize,
     run: Option<(&RunOptions, Option<usize>)>,
 ) -> Span {
-    let options = run.map(|(options, _)| options);
-    tracing::info_span!(
-        target: TARGET,
-        "composition",
-        name,
-        kind,
-        count,
-        limit,
-        failed = Empty,
-        output = Empty,
-        error = Empty,
-        session_id = options.and_then(|o| o.session_id.as_deref()),
-        user_id = options.and_then(|o| o.user_id.as_deref()),
-        tags = options.filter(|o| !o.tags.is_empty()).map(|o| display(Json(&o.tags))),
-        metadata = options.filter(|o| !o.metadata.is_empty()).map(|o| display(Json(&o.metadata))),
-        traceparent = options.and_then(|o| o.parent).map(display),
-        links = options.filter(|o| !o.links.is_empty()).map(|o| display(Links(&o.links))),
-        concurrent = run.and_then(|(_, concurrent)| concurrent),
-        polls = Empty,
-        suspensions = Empty,
-        running_ms = Empty,
-        suspended_ms = Empty
-    )
+    run_span!("composition", run, name, kind, count, limit, failed = Empty, output = Empty, error = Empty,)
 }
 
 /// On a run's outermost span: reports that the run continues a remote

@@ -52,6 +52,12 @@ impl RunEnv {
         }
     }
 
+    /// A top-level run of a flow whose own options are `own`, with `per_run`
+    /// options given to this call laid over them.
+    pub(crate) fn for_run(own: &RunOptions, per_run: Option<RunOptions>, collect_stats: bool) -> Self {
+        Self::new(per_run.map_or_else(|| own.clone(), |o| o.over(own)), collect_stats)
+    }
+
     pub(crate) fn warn(&self, warning: FlowWarning) {
         crate::telemetry::warning(&warning);
         self.warnings.lock().unwrap_or_else(PoisonError::into_inner).push(warning);
