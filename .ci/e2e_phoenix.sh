@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end check against a real trace backend, Arize Phoenix (PyPI
-# `arize-phoenix`), from outside the crate: the quickstart example, configured
-# only by environment variables, exports its trace over OTLP/HTTP protobuf and
-# over OTLP/gRPC; the trace is then read back from Phoenix's REST API and
-# checked by .ci/phoenix_check.py.
+# `arize-phoenix`), from outside the crate: the examples, configured only by
+# environment variables, export over OTLP/HTTP protobuf and over OTLP/gRPC,
+# each case into a Phoenix project of its own; the spans are then read back
+# from Phoenix's REST API and checked:
+#
+# - quickstart: its one trace, by .ci/phoenix_check.py;
+# - comprehensive_async_example: its three concurrent ResearchFlow runs as
+#   three whole traces with their sessions and suspend/resume span events,
+#   plus the FollowUps composition trace, by .ci/phoenix_check_async.py.
 #
 # Idempotent: Phoenix is installed into target/ci/phoenix-venv (reused when it
 # already works), runs on loopback with a fresh SQLite db in a temp dir, and
@@ -100,9 +105,9 @@ PHOENIX_WORKING_DIR=$WORKDIR \
 PHOENIX_PID=$!
 PHOENIX_START=$(date +%s)
 
-# Build the example while Phoenix boots.
-log "building the quickstart example"
-cargo build --quiet --example quickstart
+# Build the examples while Phoenix boots.
+log "building the examples quickstart and comprehensive_async_example"
+cargo build --quiet --example quickstart --example comprehensive_async_example
 
 BASE=http://127.0.0.1:$HTTP_PORT
 deadline=$((PHOENIX_START + HEALTH_TIMEOUT))
@@ -114,38 +119,41 @@ until python3 -c 'import sys, urllib.request as u; sys.exit(u.urlopen(sys.argv[1
 done
 log "Phoenix healthy $(($(date +%s) - PHOENIX_START))s after start"
 
-# --- export the quickstart's trace, check it ---------------------------------
+# --- export the examples' traces, check them ---------------------------------
 SUMMARY=()
 
-# run_case LABEL PROJECT ENV...: run the quickstart with ENV, then check PROJECT.
+# run_case LABEL EXAMPLE CHECKER PROJECT ENV...: run EXAMPLE with ENV, then
+# check PROJECT with .ci/CHECKER.
 run_case() {
-  local label=$1 project=$2
-  shift 2
-  local err=$WORKDIR/quickstart-$label.stderr
-  log "[$label] cargo run --example quickstart with $*"
-  if ! env OTEL_SERVICE_NAME="$project" "$@" cargo run --quiet --example quickstart \
-    >"$WORKDIR/quickstart-$label.stdout" 2>"$err"; then
+  local label=$1 example=$2 checker=$3 project=$4
+  shift 4
+  local err=$WORKDIR/$label.stderr
+  log "[$label] cargo run --example $example with $*"
+  if ! env OTEL_SERVICE_NAME="$project" "$@" cargo run --quiet --example "$example" \
+    >"$WORKDIR/$label.stdout" 2>"$err"; then
     cat "$err" >&2
-    die "[$label] quickstart failed"
+    die "[$label] $example failed"
   fi
   local line exported dropped
   line=$(grep -E 'spans exported, [0-9]+ dropped' "$err" | tail -n 1 || true)
   [ -n "$line" ] || { cat "$err" >&2; die "[$label] no 'N spans exported, M dropped' line on stderr"; }
   exported=$(sed -E 's/.* ([0-9]+) spans exported.*/\1/' <<<"$line")
   dropped=$(sed -E 's/.*exported, ([0-9]+) dropped.*/\1/' <<<"$line")
-  log "[$label] quickstart says: $line"
+  log "[$label] $example says: $line"
   [ "$dropped" -eq 0 ] || die "[$label] exporter dropped $dropped spans"
   [ "$exported" -gt 0 ] || die "[$label] exporter exported no spans"
-  if ! python3 "$ROOT/.ci/phoenix_check.py" "$BASE" "$project" "$exported" "$INGEST_TIMEOUT"; then
-    die "[$label] trace in Phoenix project '$project' failed the checks"
+  if ! python3 "$ROOT/.ci/$checker" "$BASE" "$project" "$exported" "$INGEST_TIMEOUT"; then
+    die "[$label] traces in Phoenix project '$project' failed the checks of .ci/$checker"
   fi
-  SUMMARY+=("$label: project $project, $exported spans exported and read back, PASS")
+  SUMMARY+=("$label: $example, project $project, $exported spans exported and read back, PASS")
 }
 
-run_case http pocketflow-e2e-http \
-  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$HTTP_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
-run_case grpc pocketflow-e2e-grpc \
-  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$GRPC_PORT"
+HTTP_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$HTTP_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
+GRPC_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$GRPC_PORT")
+run_case http quickstart phoenix_check.py pocketflow-e2e-http "${HTTP_ENV[@]}"
+run_case grpc quickstart phoenix_check.py pocketflow-e2e-grpc "${GRPC_ENV[@]}"
+run_case async-http comprehensive_async_example phoenix_check_async.py pocketflow-e2e-async-http "${HTTP_ENV[@]}"
+run_case async-grpc comprehensive_async_example phoenix_check_async.py pocketflow-e2e-async-grpc "${GRPC_ENV[@]}"
 
 echo "== e2e Phoenix summary (arize-phoenix $PHOENIX_VERSION, $(($(date +%s) - START))s)"
 for line in "${SUMMARY[@]}"; do echo "  $line"; done
