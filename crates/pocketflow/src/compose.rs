@@ -531,9 +531,8 @@ impl BatchComposition {
     }
 }
 
-/// Creates the composition span inside the current one and records the
-/// run's options on it.
-/// The composition's span and context site. A composition outside any run
+/// The composition's span (inside the current one, with the options
+/// recorded at creation) and its context site. A composition outside any run
 /// is a top-level run of its own: it counts as in flight (the guard) and
 /// records how many runs were.
 #[allow(clippy::ptr_arg, reason = "the name is cloned into the run context, free for a static name")]

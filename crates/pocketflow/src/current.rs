@@ -589,13 +589,7 @@ impl<T> Future for Task<T> {
 
 fn task_error(name: &str, error: tokio::task::JoinError) -> FlowError {
     if error.is_panic() {
-        let payload = error.into_panic();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
-        FlowError::Task { name: name.to_owned(), panicked: true, message }
+        FlowError::task_panicked(name, &*error.into_panic())
     } else {
         FlowError::Task { name: name.to_owned(), panicked: false, message: error.to_string() }
     }

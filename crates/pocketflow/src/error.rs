@@ -256,12 +256,12 @@ impl FlowError {
     }
 
     pub(crate) fn panicked(node: &str, phase: Phase, payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
-        Self::Panicked { node: node.to_owned(), phase, message }
+        Self::Panicked { node: node.to_owned(), phase, message: panic_message(payload) }
+    }
+
+    /// A task that panicked (`payload` is what it panicked with).
+    pub(crate) fn task_panicked(name: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+        Self::Task { name: name.to_owned(), panicked: true, message: panic_message(payload) }
     }
 
     /// The name of the node (or flow) where the run failed.
@@ -374,6 +374,15 @@ impl DataError {
     pub(crate) fn encode(container: &'static str, key: &str, source: serde_json::Error) -> Self {
         Self::Encode { container, key: key.to_owned(), source }
     }
+}
+
+/// A panic's message, when its payload is a string (as `panic!` makes it).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
 /// The type of an arbitrary error, by what its source chain holds.

@@ -31,7 +31,7 @@ use crate::telemetry::{self, AsyncErrorRecord};
 /// without its time driver. Tokio has no way to ask whether the driver is
 /// there: creating the timer panics when it is not, so that panic is
 /// caught here (the panic hook still prints tokio's message once per
-/// call). `run::async_node::pause` could share this and [`pause`].
+/// call).
 pub(crate) fn timer(after: Duration) -> Option<tokio::time::Sleep> {
     tokio::runtime::Handle::try_current().ok()?;
     std::panic::catch_unwind(|| tokio::time::sleep(after)).ok()
