@@ -37,21 +37,26 @@ done
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ||
+  die "python3 cannot create virtual environments (on Debian/Ubuntu: apt-get install python3-venv)"
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
 
 # --- install (or reuse) Phoenix -------------------------------------------
+# Pinned: the checks read Phoenix's REST API, which a later release may change.
+PHOENIX_PIN=20.26.1
 phoenix_ok() {
-  [ -x "$VENV/bin/phoenix" ] && "$VENV/bin/python" -c 'import phoenix.server.main' >/dev/null 2>&1
+  [ -x "$VENV/bin/phoenix" ] && "$VENV/bin/python" -c 'import phoenix.server.main' >/dev/null 2>&1 &&
+    [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')" = "$PHOENIX_PIN" ]
 }
 if phoenix_ok; then
   log "reusing Phoenix venv at target/ci/phoenix-venv"
 else
-  log "installing arize-phoenix into target/ci/phoenix-venv (about 1 min, ~850 MB)"
+  log "installing arize-phoenix $PHOENIX_PIN into target/ci/phoenix-venv (about 1 min, ~850 MB)"
   rm -rf "$VENV"
   mkdir -p "$(dirname "$VENV")"
   install_start=$(date +%s)
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check arize-phoenix
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_PIN"
   phoenix_ok || die "arize-phoenix installed but 'phoenix' does not run"
   log "installed in $(($(date +%s) - install_start))s"
 fi
@@ -110,7 +115,9 @@ log "building the examples quickstart and comprehensive_async_example"
 cargo build --quiet --example quickstart --example comprehensive_async_example
 
 BASE=http://127.0.0.1:$HTTP_PORT
-deadline=$((PHOENIX_START + HEALTH_TIMEOUT))
+# The build above may take a while on a fresh machine: the health wait
+# starts after it.
+deadline=$(($(date +%s) + HEALTH_TIMEOUT))
 until python3 -c 'import sys, urllib.request as u; sys.exit(u.urlopen(sys.argv[1], timeout=2).status != 200)' \
   "$BASE/healthz" >/dev/null 2>&1; do
   kill -0 "$PHOENIX_PID" 2>/dev/null || die "Phoenix exited before it became healthy"

@@ -17,9 +17,14 @@
     Hardware: AMD EPYC, 2 vCPUs, RAM: 23 GB
     | Test                                        | Median per node | Target   | Python PocketFlow |
     |---------------------------------------------|-----------------|----------|-------------------|
-    | engine_overhead/sync_node_loop              | 64.6 ns         | ≤ 100 ns | 3.6 µs            |
+    | engine_overhead/sync_node_loop              | 64.6 ns         | ≤ 100 ns | 1.63 µs           |
     | engine_overhead/sync_node_loop_shared_store | 96.2 ns         | -        | -                 |
-    | engine_overhead/async_node_loop             | 174.4 ns        | ≤ 250 ns | 3.7 µs            |
+    | engine_overhead/async_node_loop             | 174.4 ns        | ≤ 250 ns | 1.87 µs           |
+
+    The Python column is the same loop in PocketFlow 0.0.3 on CPython 3.11,
+    best of 20 runs: `python_baseline.py` beside this file says how to run
+    it. (Earlier versions of this header gave 3.6 and 3.7 µs, which no
+    command kept in the repository reproduces.)
 
     (Median of criterion's 100 samples per 1,000-node run, so µs per run =
     ns per node. Over five runs of the sync loops and three of the async one,
@@ -27,8 +32,8 @@
     93.7-97.7 ns and 173.3-176.0 ns. The VM is noisy at the ±5% level.)
 
     The run context (`pocketflow::current()`, set around every poll and
-    every sync run) costs about 18 ns per sync node and 40 ns per async
-    node: before it, the same runs measured 44.9-47.3 ns, 76.8-81.4 ns and
+    every sync run) costs 15-20 ns per sync node and 24-43 ns per async
+    node (the ranges below, compared): before it, the same runs measured 44.9-47.3 ns, 76.8-81.4 ns and
     133.1-149.0 ns. In instructions (valgrind --tool=callgrind, inclusive
     cost of `Flow::run` / `Runtime::block_on` divided by 1,000 nodes):
     sync 442 -> 869 Ir per node, async 1,558 -> 2,300. A first version

@@ -208,7 +208,11 @@ fn event_line(event: &opentelemetry::trace::Event, show_lifecycle: bool) -> Opti
             get("max_retries").unwrap_or_default(),
             get("wait_ms").unwrap_or_default()
         ),
-        "pocketflow.fallback" => format!("↪ fallback after attempt {}", get("attempt").unwrap_or_default()),
+        // Attempts are zero-based in the schema and one-based on screen, as in the retry line.
+        "pocketflow.fallback" => format!(
+            "↪ fallback after attempt {}",
+            get("attempt").and_then(|a| a.parse::<u64>().ok()).map_or(0, |a| a + 1)
+        ),
         "pocketflow.warning" => format!("⚠ {}", get("message").unwrap_or_default()),
         "pocketflow.error" => format!("✗ {}", get("error").unwrap_or_default()),
         "pocketflow.timeout" => format!(
