@@ -37,6 +37,7 @@ use pocketflow::{
     FlowError, Node, Recovery, RetryPolicy, RunOptions, SharedStore, trace_flow,
 };
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Lower-cases the topic: a sync node in an async flow.
 struct Normalize;
@@ -124,7 +125,7 @@ impl AsyncNode for Enrich {
         let calls = Arc::clone(&self.calls);
         let related = pocketflow::safe_execute("related_topics", &policy, |attempt| {
             calls.fetch_add(1, Ordering::Relaxed);
-            // The first retry is slow again; the next one is quick.
+            // The first `safe_execute` attempt is slow again; the next is quick.
             related_topics(topic, if attempt == 0 { 200 } else { 10 })
         })
         .await?;
@@ -163,8 +164,12 @@ impl AsyncParallelBatchNode for SummarizeSources {
     async fn exec(&self, _: &Ctx<'_>, source: &String) -> Result<String, BoxError> {
         let source = source.clone();
         let summary = pocketflow::spawn("summarize", async move {
-            tokio::time::sleep(Duration::from_millis(15)).await;
+            // The task's span lands under this item's `exec`, and the
+            // run's context came along: its path names the flow and item.
+            let path = pocketflow::current().map(|context| context.path()).unwrap_or_default();
+            let span = tracing::info_span!("summarize_source", path = %path);
             let words = source.split_whitespace().count();
+            tokio::time::sleep(Duration::from_millis(15)).instrument(span).await;
             format!("{source}: {words} words")
         })
         .await?;

@@ -91,7 +91,9 @@ fn a_traced_flow_run_inside_another_flows_node_is_its_child_not_a_new_trace() {
         assert_eq!(span.attr_str("langfuse.session.id"), Some("chat-7"), "{}", span.name);
         assert_eq!(span.attr_str("langfuse.user.id"), Some("ada"), "{}", span.name);
     }
-    assert!(analysis.attributes.keys().any(|k| k.starts_with("langfuse.observation.metadata.")), "{analysis:#?}");
+    assert_eq!(analysis.attr_str("langfuse.observation.metadata.tags"), Some(r#"["analysis"]"#), "{analysis:#?}");
+    assert_eq!(analysis.attr("langfuse.observation.metadata.depth").and_then(|v| v.as_i64()), Some(2));
+    assert!(trace.spans.iter().all(|s| s.attr("langfuse.trace.tags").is_none()), "the nested flow's tags stay its own");
     // Other tests' runs may be in flight at the same time.
     assert!(trace.roots()[0].attr("pocketflow.concurrent_runs").and_then(|v| v.as_i64()).unwrap() >= 1);
 }

@@ -10,15 +10,21 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedTrace};
+use pocketflow_test_support::otlp::{AttrValue, OtlpReceiver, ReceivedTrace};
 
 fn export(receiver: &OtlpReceiver, vars: &[(&str, &str)]) -> Vec<ReceivedTrace> {
     let endpoint = receiver.endpoint();
     let mut all = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
     all.extend_from_slice(vars);
-    common::run_example("comprehensive_async_example", &all);
-    // The example shuts tracing down before it exits: everything is here.
-    receiver.wait_for_spans(usize::MAX, Duration::from_millis(200));
+    let output = common::run_example("comprehensive_async_example", &all);
+    // The example shuts tracing down before it exits and says what it sent:
+    // every span it exported must have arrived, and none been dropped.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report = stderr.lines().rev().find(|l| l.contains("spans exported")).expect("a shutdown report");
+    let numbers: Vec<usize> = report.split_whitespace().filter_map(|w| w.trim_end_matches(',').parse().ok()).collect();
+    let [exported, dropped] = numbers[..] else { panic!("unexpected report: {report}") };
+    assert_eq!(dropped, 0, "{report}");
+    assert_eq!(receiver.wait_for_spans(exported, Duration::from_secs(10)).len(), exported, "{report}");
     receiver.traces()
 }
 
@@ -40,9 +46,16 @@ fn concurrent_research_runs_export_separate_whole_traces_with_suspend_and_resume
         assert_eq!(root.parent_span_id, None);
         sessions.insert(root.attr_str("langfuse.session.id").unwrap().to_owned());
         // The run's session, user and the decorator's tags are on every span.
+        let research = AttrValue::String("research".to_owned());
         for span in &trace.spans {
             assert_eq!(span.attr_str("langfuse.session.id"), root.attr_str("langfuse.session.id"), "{}", span.name);
             assert_eq!(span.attr_str("langfuse.user.id"), Some("example-user"), "{}", span.name);
+            let tags = span.attr("langfuse.trace.tags");
+            assert!(
+                matches!(tags, Some(AttrValue::Array(tags)) if tags.contains(&research)),
+                "{}: {tags:?}",
+                span.name
+            );
         }
         let states: BTreeSet<&str> = trace
             .spans

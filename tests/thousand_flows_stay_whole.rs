@@ -15,6 +15,7 @@ use pocketflow::{Action, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BoxError,
 use pocketflow_test_support::Capture;
 use pocketflow_test_support::otlp::OtlpReceiver;
 use pocketflow_tracing::{ExporterKind, Protocol, TracingConfig};
+use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -22,6 +23,8 @@ const FLOWS: usize = 1_000;
 /// Long enough that a run dropped after `DROP_AFTER` is always mid-`Fetch`.
 const FETCH: Duration = Duration::from_millis(40);
 const DROP_AFTER: Duration = Duration::from_millis(10);
+/// Longer than `DROP_AFTER`: a dropped run aborts its sub-task mid-wait.
+const DOWNLOAD: Duration = Duration::from_millis(20);
 
 /// Awaits a timer and a spawned sub-task that opens a span of its own.
 struct Fetch;
@@ -35,9 +38,15 @@ impl AsyncNode for Fetch {
     async fn exec(&self, _: &Ctx<'_>, marker: &String) -> Result<String, BoxError> {
         let task_marker = marker.clone();
         let fetched = pocketflow::spawn("download", async move {
-            let span = tracing::info_span!("download", marker = %task_marker);
-            let _entered = span.enter();
-            format!("page of {task_marker}")
+            // The task knows its run from the context it was spawned with,
+            // and is still waiting when a dropped run aborts it.
+            let run = pocketflow::current().and_then(|c| c.flow_name().map(str::to_owned)).unwrap_or_default();
+            async move {
+                tokio::time::sleep(DOWNLOAD).await;
+                format!("page of {task_marker}")
+            }
+            .instrument(tracing::info_span!("download", marker = %run))
+            .await
         })
         .await?;
         tokio::time::sleep(FETCH).await;

@@ -332,6 +332,7 @@ async fn a_parallel_batch_honours_its_limit() {
     let start = Instant::now();
     let results = Composition::batch("Unlimited").parallel().run(&stores, |shared| flow.run(shared)).await;
     assert_eq!(results.len(), 3);
+    assert!(results.iter().all(Result::is_ok));
     assert_eq!(start.elapsed(), Duration::from_millis(100));
 
     let captured = capture.snapshot();
@@ -465,6 +466,8 @@ async fn compositions_can_be_spawned() {
 
     assert!(parallel.await.unwrap().iter().all(Result::is_ok));
     assert_eq!(nested.await.unwrap().unwrap(), "spawned");
-    assert_eq!(batch.await.unwrap().len(), 2);
+    let batch = batch.await.unwrap();
+    assert_eq!(batch.len(), 2);
+    assert!(batch.iter().all(Result::is_ok));
     assert_eq!(elapsed_ms(t0), 20, "the spawned compositions ran side by side");
 }

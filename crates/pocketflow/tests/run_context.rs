@@ -203,7 +203,7 @@ async fn the_report_has_running_and_suspended_time_and_state_counts_per_node() {
     assert_eq!(flow_stats.scope, Scope::Flow);
     assert_eq!(flow_stats.lifecycle.suspended, Duration::from_millis(700));
     assert_eq!(report.stats.count(NodeState::Completed), 3);
-    // `run` collects nothing.
+    // Outside the run, there is no context left behind.
     assert!(pocketflow::current().is_none());
 }
 
@@ -306,4 +306,7 @@ async fn dropping_a_flow_mid_run_ends_every_span_and_marks_it_cancelled() {
         }
     }
     assert_eq!(captured.spans_named("exec").count(), 3);
+    assert_eq!(captured.spans_named("flow").count(), 1);
+    assert_eq!(captured.spans_named("node").count(), 1);
+    assert_eq!(captured.spans_named("item").count(), 3);
 }
