@@ -509,8 +509,9 @@ impl TracingConfigBuilder {
         trace_exec: bool;
         /// Record `post` spans. Default on; `POCKETFLOW_TRACE_POST`.
         trace_post: bool;
-        /// Record lifecycle transitions (`pocketflow.lifecycle` events).
-        /// Default on; `POCKETFLOW_TRACE_ASYNC_LIFECYCLE`.
+        /// Record lifecycle transitions (`pocketflow.lifecycle` events). The
+        /// `pocketflow.lifecycle.*` statistics attributes are recorded
+        /// either way. Default on; `POCKETFLOW_TRACE_ASYNC_LIFECYCLE`.
         trace_async_lifecycle: bool;
         /// Record how a run's context crosses async boundaries:
         /// `pocketflow.context` events (a task spawned with the run's
@@ -521,7 +522,9 @@ impl TracingConfigBuilder {
         trace_async_context: bool;
         /// Record flows run together: `composition` spans (off: their flows
         /// hang from the nearest recorded ancestor, or start their own
-        /// traces) and `pocketflow.concurrent_runs` on roots. Default on;
+        /// traces; a root composition's run options and remote parent then
+        /// reach none of them, so set those on the flows) and
+        /// `pocketflow.concurrent_runs` on roots. Default on;
         /// `POCKETFLOW_TRACE_CONCURRENT_FLOWS`.
         trace_concurrent_flows: bool;
         /// Record how async failures were handled: `pocketflow.async_error`

@@ -11,3 +11,11 @@
 pub(crate) fn report(name: &str, message: &str) {
     eprintln!("{}.{name}: {message}", crate::DIAGNOSTICS_TARGET);
 }
+
+/// Writes one diagnostic line the first time `reported` is found unset,
+/// and sets it: for conditions that repeat on every span.
+pub(crate) fn report_once(reported: &std::sync::atomic::AtomicBool, name: &str, message: &str) {
+    if !reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        report(name, message);
+    }
+}

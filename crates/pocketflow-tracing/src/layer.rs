@@ -274,12 +274,11 @@ impl LayerState {
         match value.parse::<TraceParent>() {
             Ok(parent) => Some(parent),
             Err(error) => {
-                if !self.warned_traceparent.swap(true, Ordering::Relaxed) {
-                    diagnostics::report(
-                        "invalid_traceparent",
-                        &format!("{error}; the run starts a new trace (reported once)"),
-                    );
-                }
+                diagnostics::report_once(
+                    &self.warned_traceparent,
+                    "invalid_traceparent",
+                    &format!("{error}; the run starts a new trace (reported once)"),
+                );
                 None
             }
         }
@@ -335,6 +334,17 @@ where
         next = current.parent();
     }
     None
+}
+
+/// Runs `f` on `span`'s own record, if this layer records it.
+fn with_own_record<S, R>(span: &SpanRef<'_, S>, layer: u64, f: impl FnOnce(&mut SpanRecord) -> R) -> Option<R>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    match span.extensions_mut().get_mut::<SpanStates>().and_then(|states| states.get_mut(layer)) {
+        Some(SpanState::Recorded(record)) => Some(f(record)),
+        _ => None,
+    }
 }
 
 /// Whether `span` or an ancestor is recorded (read locks only).
@@ -505,7 +515,10 @@ where
                 event.record(&mut lifecycle);
                 if let Some(value) = lifecycle.0 {
                     let now = SystemTime::now();
-                    with_nearest_record(span, state.id, |record| {
+                    // The engine reports a run's transitions inside the
+                    // run's own span: one that is not recorded (a switched
+                    // off composition) has none to give its ancestors.
+                    with_own_record(&span, state.id, |record| {
                         record.push_lifecycle(now, value, state.max_events, state.max_lifecycle);
                     });
                 }

@@ -51,7 +51,7 @@
 //! # What is recorded
 //!
 //! The engine's spans (`flow`, `node`, `prep`, `exec`, `fallback`, `post`,
-//! `item`; see `docs/span-schema.md`) and any span opened inside them, such
+//! `item`, `composition`; see `docs/span-schema.md`) and any span opened inside them, such
 //! as your own `#[instrument]` function called from `exec`, nested under the
 //! node that called it. Each span carries the attributes Langfuse reads:
 //! `langfuse.trace.name` and the trace-wide session, user, tags, metadata,

@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
@@ -334,9 +334,11 @@ impl Mapper {
             match item.parse::<TraceParent>() {
                 Ok(parent) => links.push(Link::with_context(remote_context(parent))),
                 Err(error) => {
-                    if !self.warned_link.swap(true, Ordering::Relaxed) {
-                        diagnostics::report("invalid_link", &format!("{error}; the link is skipped (reported once)"));
-                    }
+                    diagnostics::report_once(
+                        &self.warned_link,
+                        "invalid_link",
+                        &format!("{error}; the link is skipped (reported once)"),
+                    );
                 }
             }
         }
@@ -511,7 +513,7 @@ fn metadata_entries(json: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// A remote span's context, as a link or parent.
+/// A remote span's context, for a span link.
 fn remote_context(parent: TraceParent) -> SpanContext {
     SpanContext::new(
         TraceId::from_bytes(parent.trace_id()),

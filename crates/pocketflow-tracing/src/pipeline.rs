@@ -104,12 +104,11 @@ impl SpanSink {
         if pending.stopped || len >= queue.capacity {
             drop(pending);
             queue.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            if !queue.counters.warned_full.swap(true, Ordering::Relaxed) {
-                diagnostics::report(
-                    "queue_full",
-                    "the span queue is full; spans are being dropped (raise OTEL_BSP_MAX_QUEUE_SIZE, or check the exporter)",
-                );
-            }
+            diagnostics::report_once(
+                &queue.counters.warned_full,
+                "queue_full",
+                "the span queue is full; spans are being dropped (raise OTEL_BSP_MAX_QUEUE_SIZE, or check the exporter)",
+            );
             return;
         }
         pending.spans.push(span);

@@ -411,8 +411,7 @@ impl SpanRecord {
 
 /// Whether `state` ends a run.
 fn is_final_state(state: &str) -> bool {
-    use pocketflow::NodeState;
-    [NodeState::Completed, NodeState::Failed, NodeState::Cancelled].iter().any(|end| end.as_str() == state)
+    pocketflow::NodeState::ALL.iter().any(|end| end.is_final() && end.as_str() == state)
 }
 
 /// A closed span on its way to the exporters.

@@ -64,8 +64,12 @@ fn trace_async_context_switches_context_events() {
 fn concurrent_runs() {
     tracing::info_span!(target: "pocketflow", "flow", name = "Outer", kind = "AsyncFlow", concurrent = 3_u64).in_scope(
         || {
+            lifecycle("created");
             tracing::info_span!(target: "pocketflow", "composition", name = "Inner", kind = "parallel", count = 2_usize, limit = 0_usize)
                 .in_scope(|| {
+                    // The composition's own transitions, as the engine reports them.
+                    lifecycle("created");
+                    lifecycle("completed");
                     for name in ["A", "B"] {
                         tracing::info_span!(target: "pocketflow", "flow", name, kind = "AsyncFlow").in_scope(|| {});
                     }
@@ -94,6 +98,9 @@ fn trace_concurrent_flows_switches_composition_spans_and_the_concurrent_runs_att
     assert!(all.iter().all(|s| s.attr_str("pocketflow.span") != Some("composition")), "{all:#?}");
     assert!(all.iter().all(|s| s.attr("pocketflow.concurrent_runs").is_none() && s.attr("concurrent").is_none()));
     let outer = span_named(&off, "Outer");
+    let states: Vec<_> =
+        outer.events.iter().filter_map(|e| e.attributes.get("state").and_then(|v| v.as_str())).collect();
+    assert_eq!(states, ["created"], "a switched-off composition's transitions are not its parent's");
     for name in ["A", "B"] {
         let flow = span_named(&off, name);
         assert_eq!(flow.parent_span_id.as_deref(), Some(outer.span_id.as_str()), "{name} hangs from Outer");

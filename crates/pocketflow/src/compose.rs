@@ -550,7 +550,9 @@ fn start(
     };
     let recorded = (outermost || !options.is_empty()).then_some((options, concurrent));
     let span = telemetry::composition_span(name, kind, count, limit, recorded);
-    telemetry::continued(&span, options);
+    if outermost {
+        telemetry::continued(&span, options);
+    }
     let run = outermost.then(|| Run::new(options.clone(), false));
     let site = Site::new(Scope::Composition, name.clone(), None, run.as_ref());
     (span, site, in_flight)

@@ -54,6 +54,11 @@ impl NodeState {
         }
     }
 
+    /// Whether the state ends a run: `completed`, `failed` or `cancelled`.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
     /// Every state, in lifecycle order.
     pub const ALL: [Self; 9] = [
         Self::Created,
