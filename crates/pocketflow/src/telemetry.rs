@@ -228,13 +228,25 @@ impl fmt::Display for Links<'_> {
 }
 
 /// Records how a run spent its time, when it ends.
+/// The four values go to subscribers in one record call, not four: every
+/// flow, node, item and composition span pays this when it ends.
 pub(crate) fn record_stats(span: &Span, stats: &LifecycleStats) {
-    if !span.is_disabled() {
-        span.record("polls", stats.polls);
-        span.record("suspensions", stats.suspensions);
-        span.record("running_ms", stats.running.as_secs_f64() * 1000.0);
-        span.record("suspended_ms", stats.suspended.as_secs_f64() * 1000.0);
-    }
+    let Some(meta) = span.metadata() else { return };
+    let fields = meta.fields();
+    let (Some(polls), Some(suspensions), Some(running), Some(suspended)) =
+        (fields.field("polls"), fields.field("suspensions"), fields.field("running_ms"), fields.field("suspended_ms"))
+    else {
+        return;
+    };
+    let running_ms = stats.running.as_secs_f64() * 1000.0;
+    let suspended_ms = stats.suspended.as_secs_f64() * 1000.0;
+    let values: [(&tracing::field::Field, Option<&dyn tracing::Value>); 4] = [
+        (&polls, Some(&stats.polls)),
+        (&suspensions, Some(&stats.suspensions)),
+        (&running, Some(&running_ms)),
+        (&suspended, Some(&suspended_ms)),
+    ];
+    span.record_all(&fields.value_set(&values));
 }
 
 pub(crate) fn prep_span() -> Span {
