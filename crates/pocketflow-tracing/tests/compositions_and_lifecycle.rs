@@ -178,6 +178,10 @@ fn lifecycle_states(span: &ReceivedSpan) -> Vec<&str> {
 /// lifecycle events, ending `completed`.
 fn suspending_node(suspensions: usize) {
     tracing::info_span!(target: "pocketflow", "flow", name = "F", kind = "AsyncFlow").in_scope(|| {
+        // The flow's own few transitions: under any cap of 3 or more.
+        for state in ["created", "starting", "running"] {
+            lifecycle(state);
+        }
         tracing::info_span!(target: "pocketflow", "node", name = "Busy", kind = "AsyncNode").in_scope(|| {
             for state in ["created", "starting", "running"] {
                 lifecycle(state);
@@ -219,6 +223,7 @@ fn the_lifecycle_cap_is_configurable_and_only_spans_over_it_report_drops() {
     assert_eq!(lifecycle_states(node), ["created", "starting", "running", "suspended", "completed"]);
     assert_eq!(node.attr("pocketflow.lifecycle.dropped_events").and_then(AttrValue::as_i64), Some(6));
     let flow = span_named(&traces, "F");
+    assert_eq!(lifecycle_states(flow), ["created", "starting", "running"]);
     assert!(flow.attr("pocketflow.lifecycle.dropped_events").is_none());
 }
 

@@ -71,7 +71,9 @@ fn a_sampled_remote_parent_is_recorded_even_when_the_local_sampler_drops_everyth
 
 #[test]
 fn an_invalid_traceparent_is_ignored_and_the_run_starts_a_new_trace() {
-    let ((), traces) = export(|b| b, || run_with_parent("Fresh", "00-not-a-traceparent-01"));
+    // Version ff is forbidden: the caller's ids in it must not be used.
+    let invalid = format!("ff-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let ((), traces) = export(|b| b, || run_with_parent("Fresh", &invalid));
     assert_eq!(traces.len(), 1);
     assert_ne!(traces[0].trace_id, CALLER_TRACE);
     let root = span_named(&traces, "Fresh");
