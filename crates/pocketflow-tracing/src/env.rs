@@ -195,10 +195,13 @@ fn record_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<RecordSe
             "POCKETFLOW_MAX_LIFECYCLE_EVENTS",
         )?
         .unwrap_or(d.max_lifecycle_events_per_span),
-        slow_node_threshold: match b.slow_node_threshold {
-            Some(threshold) => check_nonzero_duration("slow_node_threshold", threshold)?,
-            None => vars.millis(&["POCKETFLOW_SLOW_NODE_THRESHOLD_MS"])?.unwrap_or(d.slow_node_threshold),
-        },
+        slow_node_threshold: duration_setting(
+            b.slow_node_threshold,
+            "slow_node_threshold",
+            vars,
+            &["POCKETFLOW_SLOW_NODE_THRESHOLD_MS"],
+        )?
+        .unwrap_or(d.slow_node_threshold),
         redact_keys: b.redact_keys.clone().or_else(|| redact_keys(vars)).unwrap_or(d.redact_keys),
     })
 }
@@ -305,10 +308,12 @@ fn otlp_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<OtlpSettin
     let protocol = or_env(b.protocol, || protocol(vars))?.unwrap_or_default();
     let endpoint = otlp_endpoint(b, vars, protocol)?;
     let headers = or_env(b.otlp_headers.clone(), || headers(vars))?.unwrap_or_default();
-    let timeout = match b.export_timeout {
-        Some(timeout) => Some(check_nonzero_duration("export_timeout", timeout)?),
-        None => vars.millis(&["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"])?,
-    };
+    let timeout = duration_setting(
+        b.export_timeout,
+        "export_timeout",
+        vars,
+        &["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
+    )?;
     let gzip = or_env(b.otlp_gzip, || compression(vars))?.unwrap_or(false);
     Ok(OtlpSettings { endpoint, protocol, headers, timeout: timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT), gzip })
 }
@@ -404,10 +409,7 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
     let max_export_batch_size =
         positive_setting(b.max_export_batch_size, "max_export_batch_size", vars, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")?
             .unwrap_or(d.max_export_batch_size);
-    let scheduled_delay = match b.scheduled_delay {
-        Some(delay) => Some(check_nonzero_duration("scheduled_delay", delay)?),
-        None => vars.millis(&["OTEL_BSP_SCHEDULE_DELAY"])?,
-    };
+    let scheduled_delay = duration_setting(b.scheduled_delay, "scheduled_delay", vars, &["OTEL_BSP_SCHEDULE_DELAY"])?;
     Ok(BatchSettings {
         max_queue_size,
         max_export_batch_size: max_export_batch_size.min(max_queue_size),
@@ -430,8 +432,19 @@ fn positive_setting(
     }
 }
 
-fn check_nonzero_duration(setting: &'static str, duration: Duration) -> Result<Duration, ConfigError> {
-    if duration.is_zero() { Err(invalid_setting(setting, "must be greater than zero")) } else { Ok(duration) }
+/// A duration set in code (which must not be zero), else the first of
+/// `names` set in the environment, in milliseconds.
+fn duration_setting(
+    code: Option<Duration>,
+    setting: &'static str,
+    vars: &Vars<'_>,
+    names: &[&'static str],
+) -> Result<Option<Duration>, ConfigError> {
+    match code {
+        Some(duration) if duration.is_zero() => Err(invalid_setting(setting, "must be greater than zero")),
+        Some(duration) => Ok(Some(duration)),
+        None => vars.millis(names),
+    }
 }
 
 fn check_url(setting: &'static str, url: &str) -> Result<String, ConfigError> {
