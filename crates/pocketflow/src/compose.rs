@@ -544,10 +544,7 @@ fn start(
     options: &RunOptions,
 ) -> (Span, Site, Option<InFlight>) {
     let outermost = current::is_outermost();
-    let (in_flight, concurrent) = match outermost.then(InFlight::start) {
-        Some((guard, concurrent)) => (Some(guard), Some(concurrent)),
-        None => (None, None),
-    };
+    let (in_flight, concurrent) = InFlight::start_if_top_level();
     let recorded = (outermost || !options.is_empty()).then_some((options, concurrent));
     let span = telemetry::composition_span(name, kind, count, limit, recorded);
     if outermost {

@@ -93,14 +93,24 @@ impl Run {
 }
 
 /// Counts a top-level run as in flight while it lives.
+///
+/// The count is the process's by design: it tells how busy the process was
+/// when a run started (`pocketflow.concurrent_runs` on the run's root span).
+/// Only runs started outside any other run's context count, so a flow run
+/// inside a composition or from a node's `exec` neither counts nor records it.
 #[derive(Debug)]
 pub(crate) struct InFlight(());
 
 impl InFlight {
-    /// Starts counting; returns the guard and the number of runs in flight,
-    /// this one included.
-    pub(crate) fn start() -> (Self, usize) {
-        (Self(()), IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1)
+    /// Starts counting when no run's context is current (a top-level run);
+    /// returns the guard and the number of top-level runs in flight, this
+    /// one included, or `(None, None)` inside another run.
+    pub(crate) fn start_if_top_level() -> (Option<Self>, Option<usize>) {
+        if is_outermost() {
+            (Some(Self(())), Some(IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1))
+        } else {
+            (None, None)
+        }
     }
 }
 

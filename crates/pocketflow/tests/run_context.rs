@@ -260,7 +260,11 @@ fn run_options_are_on_the_outermost_flow_span_from_its_creation() {
     assert_eq!(outer.fields.get("user_id").map(String::as_str), Some("ada"));
     assert_eq!(outer.fields.get("tags").map(String::as_str), Some(r#"["flow","run"]"#));
     assert_eq!(outer.fields.get("traceparent").map(|s| s.as_str()), Some(parent.to_string().as_str()));
-    assert_eq!(outer.fields.get("concurrent").map(String::as_str), Some("1"));
+    // How many top-level runs were in flight is the process's figure (other
+    // tests of this binary run flows at the same time): present, at least 1.
+    // Exact counts: `concurrent_runs_counts_top_level_runs.rs`, alone in its process.
+    let concurrent: usize = outer.fields.get("concurrent").expect("the outermost flow records it").parse().unwrap();
+    assert!(concurrent >= 1, "{concurrent}");
     let inner = flows.iter().find(|s| s.fields.get("name").map(String::as_str) == Some("Inner")).unwrap();
     assert_eq!(inner.fields.get("tags").map(String::as_str), Some(r#"["inner-tag"]"#));
     assert!(!inner.fields.contains_key("session_id"));

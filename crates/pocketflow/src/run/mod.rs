@@ -34,15 +34,19 @@ pub struct RunEnv {
     run: Arc<Run>,
     /// The run's outermost flow span is not created yet.
     outermost: AtomicBool,
-    concurrent: usize,
-    _in_flight: InFlight,
+    /// For a top-level run: the number of top-level runs in flight when it
+    /// started, itself included. `None` for a run inside another run.
+    concurrent: Option<usize>,
+    _in_flight: Option<InFlight>,
 }
 
 impl RunEnv {
     /// A top-level run with these options (the flow's own, laid under the
     /// call's), collecting statistics when the caller asked for a report.
+    /// A run started inside another one (a flow run from a node's `exec`,
+    /// or a composition's flows) is not counted as in flight.
     pub(crate) fn new(options: RunOptions, collect_stats: bool) -> Self {
-        let (in_flight, concurrent) = InFlight::start();
+        let (in_flight, concurrent) = InFlight::start_if_top_level();
         Self {
             warnings: Mutex::default(),
             run: Run::new(options, collect_stats),
@@ -71,7 +75,7 @@ impl RunEnv {
     /// for its outermost flow, else the flow's own if it has any.
     pub(crate) fn span_options<'a>(&'a self, own: &'a RunOptions) -> Option<(&'a RunOptions, Option<usize>)> {
         if self.outermost.swap(false, Ordering::Relaxed) {
-            Some((self.run.options(), Some(self.concurrent)))
+            Some((self.run.options(), self.concurrent))
         } else {
             (!own.is_empty()).then_some((own, None))
         }
