@@ -9,6 +9,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pocketflow::{Action, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BoxError, Ctx, SharedStore};
@@ -20,14 +21,17 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 const FLOWS: usize = 1_000;
-/// Long enough that a run dropped after `DROP_AFTER` is always mid-`Fetch`.
 const FETCH: Duration = Duration::from_millis(40);
-const DROP_AFTER: Duration = Duration::from_millis(10);
-/// Longer than `DROP_AFTER`: a dropped run aborts its sub-task mid-wait.
 const DOWNLOAD: Duration = Duration::from_millis(20);
 
 /// Awaits a timer and a spawned sub-task that opens a span of its own.
-struct Fetch;
+/// The sub-task signals `waiting` once it waits; in a run that is to be
+/// dropped, it waits forever, so the drop always lands mid-wait, however
+/// slowly the scheduler runs (no race between a timeout and the work).
+struct Fetch {
+    waiting: Arc<tokio::sync::Notify>,
+    dropped: bool,
+}
 
 impl AsyncNode for Fetch {
     type Prep = String;
@@ -37,11 +41,16 @@ impl AsyncNode for Fetch {
     }
     async fn exec(&self, _: &Ctx<'_>, marker: &String) -> Result<String, BoxError> {
         let task_marker = marker.clone();
+        let (waiting, dropped) = (Arc::clone(&self.waiting), self.dropped);
         let fetched = pocketflow::spawn("download", async move {
             // The task knows its run from the context it was spawned with,
             // and is still waiting when a dropped run aborts it.
             let run = pocketflow::current().and_then(|c| c.flow_name().map(str::to_owned)).unwrap_or_default();
             async move {
+                waiting.notify_one();
+                if dropped {
+                    std::future::pending::<()>().await;
+                }
                 tokio::time::sleep(DOWNLOAD).await;
                 format!("page of {task_marker}")
             }
@@ -75,9 +84,10 @@ impl AsyncParallelBatchNode for Summarize {
     }
 }
 
-fn flow(i: usize) -> AsyncFlow {
+/// Run `i`; odd runs are to be dropped mid-`Fetch`.
+fn flow(i: usize, waiting: Arc<tokio::sync::Notify>) -> AsyncFlow {
     let mut flow = AsyncFlow::named(format!("run-{i}"));
-    let fetch = flow.start(Fetch);
+    let fetch = flow.start(Fetch { waiting, dropped: i % 2 == 1 });
     let summarize = flow.add(Summarize);
     flow.connect(fetch, summarize);
     flow
@@ -103,12 +113,17 @@ async fn a_thousand_flows_with_sub_tasks_half_dropped_export_whole_traces_and_le
     let runs: Vec<_> = (0..FLOWS)
         .map(|i| {
             tokio::spawn(async move {
-                let flow = flow(i);
+                let waiting = Arc::new(tokio::sync::Notify::new());
+                let flow = flow(i, Arc::clone(&waiting));
                 let shared = SharedStore::from_iter([("marker", format!("run-{i}"))]);
                 let run = flow.run(&shared);
                 if i % 2 == 1 {
-                    // Dropped while `Fetch` awaits its timer.
-                    assert!(tokio::time::timeout(DROP_AFTER, run).await.is_err(), "run-{i} finished too soon");
+                    // Dropped while `Fetch` awaits its sub-task, which waits.
+                    tokio::select! {
+                        biased;
+                        () = waiting.notified() => {}
+                        result = run => panic!("run-{i} cannot finish, yet it did: {result:?}"),
+                    }
                 } else {
                     run.await.unwrap();
                     assert_eq!(shared.get::<String>("page").unwrap(), format!("page of run-{i}"));
@@ -154,16 +169,14 @@ async fn a_thousand_flows_with_sub_tasks_half_dropped_export_whole_traces_and_le
                 assert_eq!(marker, name, "{} in the wrong trace:\n{}", span.name, trace.tree());
             }
         }
-        // A dropped run may abort its sub-task before it ever ran.
+        // Every run's sub-task ran (a dropped run's was aborted mid-wait).
         let download = trace.spans.iter().find(|s| s.name == "download");
-        assert!(download.is_some() || i % 2 == 1, "the sub-task's span is missing:\n{}", trace.tree());
-        if let Some(download) = download {
-            assert_eq!(trace.path(download), [name.as_str(), "Fetch", "exec", "download"], "{}", trace.tree());
-        }
+        let download = download.unwrap_or_else(|| panic!("the sub-task's span is missing:\n{}", trace.tree()));
+        assert_eq!(trace.path(download), [name.as_str(), "Fetch", "exec", "download"], "{}", trace.tree());
         let statuses: Vec<&str> = trace.spans.iter().map(|s| s.status.message.as_str()).collect();
         if i % 2 == 1 {
-            // Dropped mid-run (mid-`Fetch`, unless the scheduler was slow):
-            // the root and whatever was running end cancelled, the rest ok.
+            // Dropped mid-`Fetch`: the root, `Fetch` and its `exec` end
+            // cancelled; the rest (`prep`, the user's `download` span) ok.
             assert_eq!(roots[0].status.message, "cancelled", "{}", trace.tree());
             assert!(statuses.iter().all(|m| m.is_empty() || *m == "cancelled"), "{}", trace.tree());
             assert!(statuses.iter().filter(|m| **m == "cancelled").count() >= 3, "{}", trace.tree());

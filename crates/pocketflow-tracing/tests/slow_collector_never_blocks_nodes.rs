@@ -22,14 +22,14 @@ use tracing_subscriber::layer::SubscriberExt as _;
 const RUNS: usize = 60;
 const PRODUCED: u64 = (RUNS * SPANS_PER_RUN) as u64;
 
-/// Runs [`RUNS`] flows exporting to `endpoint` through a queue of 8, and
-/// shuts down.
-fn run_against(endpoint: &str, protocol: Protocol) -> ShutdownReport {
+/// Runs [`RUNS`] flows exporting to `endpoint` through a queue of 8, each
+/// export given up after `export_timeout`, and shuts down.
+fn run_against(endpoint: &str, protocol: Protocol, export_timeout: Duration) -> ShutdownReport {
     let (layer, guard) = otlp(endpoint, protocol)
         .max_queue_size(8)
         .max_export_batch_size(4)
         .scheduled_delay(Duration::from_millis(10))
-        .export_timeout(Duration::from_millis(200))
+        .export_timeout(export_timeout)
         .shutdown_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
@@ -58,15 +58,18 @@ fn assert_accounted(report: &ShutdownReport) {
 #[test]
 fn a_collector_that_never_answers_drops_spans_at_the_queue_instead_of_blocking_nodes() {
     // Accepts connections (the kernel's backlog does) and never reads or
-    // answers: every export waits for its timeout.
+    // answers: the first export waits for its timeout, longer than the flows
+    // can take, so the queue fills however fast or slow the machine is.
+    // Shutdown gives up at its own deadline and does not wait for it.
     let blackhole = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
     for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
-        let report = run_against(&endpoint, protocol);
+        let report = run_against(&endpoint, protocol, Duration::from_secs(600));
         assert_accounted(&report);
         assert_eq!(report.stats.exported, 0, "{protocol:?}: {report}");
         // The exporter was stuck while the flows ran, so the queue filled.
         assert!(report.stats.dropped_queue_full > 0, "{protocol:?}: {report}");
+        assert!(!report.completed, "the stuck export outlived the shutdown deadline: {report}");
     }
     drop(blackhole);
 }
@@ -74,7 +77,7 @@ fn a_collector_that_never_answers_drops_spans_at_the_queue_instead_of_blocking_n
 #[test]
 fn a_collector_answering_503_to_every_batch_fails_them_all_and_the_flows_finish() {
     let receiver = OtlpReceiver::http_responding(503).unwrap();
-    let report = run_against(&receiver.endpoint(), Protocol::HttpProtobuf);
+    let report = run_against(&receiver.endpoint(), Protocol::HttpProtobuf, Duration::from_millis(200));
     assert_accounted(&report);
     assert_eq!(report.stats.exported, 0, "{report}");
     assert!(report.stats.failed_export > 0, "{report}");
@@ -86,7 +89,7 @@ fn a_collector_answering_503_to_every_batch_fails_them_all_and_the_flows_finish(
 fn no_collector_at_all_fails_every_export_and_the_flows_finish() {
     // Port 1 on loopback: nothing listens, connections are refused.
     for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
-        let report = run_against("http://127.0.0.1:1", protocol);
+        let report = run_against("http://127.0.0.1:1", protocol, Duration::from_millis(200));
         assert_accounted(&report);
         assert_eq!(report.stats.exported, 0, "{protocol:?}: {report}");
         assert!(report.stats.failed_export > 0, "{protocol:?}: {report}");
