@@ -10,7 +10,7 @@
     `rt.block_on` is called once per 1,000 nodes.
 
     The benchmark results:
-    cargo bench -p pocketflow --bench engine_overhead
+    cargo bench -p pocketflow-engine --bench engine_overhead
     criterion = "0.8.2", tokio = "1.54.1"
     rustc 1.95.0 (59807616e 2026-04-14), release (bench) profile
     OS: Debian GNU/Linux 12 (bookworm), Linux 6.18 (KVM guest)
