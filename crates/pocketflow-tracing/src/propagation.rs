@@ -5,9 +5,13 @@
 //! `RunOptions::parent` continues a caller's trace (see
 //! `docs/span-schema.md`).
 //!
-//! The context is found through the current `tracing` dispatcher, as
-//! `tracing-opentelemetry` does: the [`PocketflowLayer`] and the registry
-//! are looked up in it by type, so there is no global state of our own.
+//! The context is found through the current `tracing` dispatcher: the
+//! [`PocketflowLayer`] and the registry are looked up in it by type
+//! (`downcast_ref`), and the layer reads the current span's ids from what
+//! it keeps on the registry's span, so there is no global state of our own
+//! and no OpenTelemetry `Context` to attach. (`tracing-opentelemetry`
+//! instead reaches its data through a `WithContext` function pointer it
+//! registers with the dispatcher; we do not need one.)
 
 use pocketflow::TraceParent;
 use tracing::Subscriber as _;

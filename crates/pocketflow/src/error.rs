@@ -202,13 +202,15 @@ impl ErrorType {
     ];
 
     /// The severity a failure of this type has unless a handler says
-    /// otherwise (the guide's defaults where it has them).
+    /// otherwise: Python's default for the types it has (a runtime shutting
+    /// down is its `EVENT_LOOP_CLOSED`, CRITICAL), `High` for a panic and a
+    /// miswired flow, which Python has no type for.
     pub const fn default_severity(self) -> Severity {
         match self {
             Self::TaskException => Severity::Low,
             Self::Cancellation => Severity::Medium,
-            Self::Timeout | Self::Panic | Self::RuntimeShutdown | Self::Configuration => Severity::High,
-            Self::ResourceExhaustion => Severity::Critical,
+            Self::Timeout | Self::Panic | Self::Configuration => Severity::High,
+            Self::ResourceExhaustion | Self::RuntimeShutdown => Severity::Critical,
         }
     }
 }

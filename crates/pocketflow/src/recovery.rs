@@ -157,8 +157,8 @@ impl Backoff {
 
     /// Waits `initial × factor^attempt` after the zero-based `attempt`
     /// failed, never more than `max`. A `factor` below 1 shrinks the wait;
-    /// one that is negative or NaN, or a wait too long for a `Duration`,
-    /// gives `max`.
+    /// one that is negative or NaN (at any attempt), or a wait too long for
+    /// a `Duration`, gives `max`.
     pub const fn exponential(initial: Duration, factor: f64, max: Duration) -> Self {
         Self(BackoffKind::Exponential { initial, factor, max })
     }
@@ -170,6 +170,10 @@ impl Backoff {
             BackoffKind::Linear(step) => {
                 step.saturating_mul(u32::try_from(attempt.saturating_add(1)).unwrap_or(u32::MAX))
             }
+            // `!(factor >= 0.0)` is also true for NaN. A negative factor
+            // would otherwise alternate: max after odd attempts, a real
+            // wait after even ones.
+            BackoffKind::Exponential { factor, max, .. } if !(factor >= 0.0) => max,
             BackoffKind::Exponential { initial, factor, max } => {
                 let power = i32::try_from(attempt).unwrap_or(i32::MAX);
                 let secs = initial.as_secs_f64() * factor.powi(power);
@@ -690,6 +694,8 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(Backoff::exponential(ms(10), f64::NAN, ms(50)).wait(3), ms(50));
         assert_eq!(Backoff::exponential(ms(10), -2.0, ms(50)).wait(1), ms(50));
+        assert_eq!(Backoff::exponential(ms(10), -2.0, ms(50)).wait(2), ms(50), "even attempts too");
+        assert_eq!(Backoff::exponential(ms(10), -0.5, ms(50)).wait(0), ms(50));
         assert_eq!(Backoff::exponential(ms(10), 1e300, ms(50)).wait(usize::MAX), ms(50));
         assert_eq!(Backoff::exponential(ms(40), 0.5, ms(50)).wait(1), ms(20));
         assert_eq!(Backoff::linear(Duration::MAX).wait(usize::MAX), Duration::MAX);

@@ -567,3 +567,24 @@ fn the_handler_leaves_signal_handling_alone() {
     assert_eq!(after & (SIGINT | SIGTERM), 0, "no SIGINT/SIGTERM handler");
     assert_eq!(before & (SIGINT | SIGTERM), after & (SIGINT | SIGTERM));
 }
+
+#[test]
+fn default_severities_are_pythons_where_python_has_the_type() {
+    // Python's AsyncErrorHandler: CancelledError medium, TimeoutError high,
+    // generic exceptions low, MemoryError critical, EVENT_LOOP_CLOSED critical.
+    let python = [
+        (ErrorType::Cancellation, Severity::Medium),
+        (ErrorType::Timeout, Severity::High),
+        (ErrorType::TaskException, Severity::Low),
+        (ErrorType::ResourceExhaustion, Severity::Critical),
+        (ErrorType::RuntimeShutdown, Severity::Critical),
+    ];
+    let handler = ErrorHandler::new();
+    for (error_type, severity) in python {
+        assert_eq!(error_type.default_severity(), severity, "{error_type:?}");
+        assert_eq!(handler.severity(error_type), severity, "{error_type:?}");
+    }
+    // No Python counterpart: a panic and a miswired flow are serious, not fatal.
+    assert_eq!(ErrorType::Panic.default_severity(), Severity::High);
+    assert_eq!(ErrorType::Configuration.default_severity(), Severity::High);
+}
