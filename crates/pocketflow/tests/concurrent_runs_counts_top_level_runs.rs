@@ -87,7 +87,9 @@ async fn only_top_level_runs_count_and_record_the_runs_in_flight() {
     let (a, b, c) = (flow_meeting("A", &barrier), flow_meeting("B", &barrier), flow_meeting("C", &barrier));
     let (store_a, store_b, store_c) = (SharedStore::new(), SharedStore::new(), SharedStore::new());
     let (ra, rb, rc) = tokio::join!(a.run(&store_a), b.run(&store_b), c.run(&store_c));
-    (ra.unwrap(), rb.unwrap(), rc.unwrap());
+    for result in [ra, rb, rc] {
+        result.unwrap();
+    }
 
     // A top-level composition of two flows that wait for each other.
     let both = Arc::new(Barrier::new(2));
