@@ -262,9 +262,7 @@ pub fn lifecycle_states(span: &ReceivedSpan) -> Vec<&str> {
 /// The string values of an array attribute.
 pub fn strings(span: &ReceivedSpan, key: &str) -> Vec<String> {
     match span.attr(key) {
-        Some(AttrValue::Array(items)) => {
-            items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect()
-        }
+        Some(AttrValue::Array(items)) => items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect(),
         other => panic!("{key} is not an array: {other:?}"),
     }
 }
