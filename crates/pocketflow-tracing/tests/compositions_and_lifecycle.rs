@@ -7,51 +7,74 @@
 
 mod common;
 
-use pocketflow_test_support::otlp::{AttrValue, ReceivedSpan, StatusCode};
+use std::borrow::Cow;
+
+use pocketflow::{
+    Action, AsyncBatchNode, AsyncFlow, AsyncNode, BoxError, Composition, Ctx, FlowError, RunOptions, SharedStore,
+};
+use pocketflow_test_support::otlp::{AttrValue, ReceivedSpan, ReceivedTrace, StatusCode};
 use pocketflow_tracing::ObservationType;
-use tracing::field::Empty;
+use serde_json::{Value, json};
 
-use common::{export, lifecycle, span_named};
+use common::{AsyncStep, all_spans, async_step_flow, block_on, export, lifecycle_states, span_named};
 
-/// A composition of `flows` flows, as the engine records it: options at
-/// creation, results when it ends.
-fn composition(name: &str, flows: &[&str], failed: usize) {
-    let span = tracing::info_span!(
-        target: "pocketflow",
-        "composition",
-        name,
-        kind = "parallel",
-        count = flows.len(),
-        limit = 0_usize,
-        failed = Empty,
-        output = Empty,
-        error = Empty,
-        session_id = "composed-session",
-        polls = Empty,
-        suspensions = Empty,
-        running_ms = Empty,
-        suspended_ms = Empty,
-    );
-    span.in_scope(|| {
-        for flow in flows {
-            tracing::info_span!(target: "pocketflow", "flow", name = *flow, kind = "AsyncFlow").in_scope(|| {
-                tracing::info_span!(target: "pocketflow", "node", name = "Step", kind = "AsyncNode").in_scope(|| {});
-            });
-        }
-    });
-    span.record("failed", failed);
-    span.record("output", "[{\"ok\":null},{\"error\":\"boom\"}]");
-    if failed > 0 {
-        span.record("error", "1 of 2 composed flows failed");
+/// `Step`: its `exec` fails with `boom`.
+struct Boom;
+
+impl AsyncNode for Boom {
+    type Prep = ();
+    type Exec = ();
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("Step")
     }
+
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+        Err("boom".into())
+    }
+}
+
+/// A flow named `name` whose one node, `Step`, succeeds or fails.
+fn flow(name: &'static str, fails: bool) -> AsyncFlow {
+    if fails {
+        let mut flow = AsyncFlow::named(name);
+        flow.start(Boom);
+        flow
+    } else {
+        async_step_flow(name)
+    }
+}
+
+/// Runs `flows` (name, whether it fails) in parallel under the composition
+/// `name`, with a session of its own; returns their results.
+async fn composition(name: &'static str, flows: &[(&'static str, bool)]) -> Vec<Result<Action, FlowError>> {
+    let flows: Vec<AsyncFlow> = flows.iter().map(|&(name, fails)| flow(name, fails)).collect();
+    let stores: Vec<SharedStore> = flows.iter().map(|_| SharedStore::new()).collect();
+    Composition::parallel(name)
+        .options(RunOptions::new().session_id("composed-session"))
+        .run(flows.iter().zip(&stores).map(|(flow, shared)| flow.run(shared)))
+        .await
+}
+
+fn json_output(span: &ReceivedSpan) -> Value {
+    serde_json::from_str(span.attr_str("langfuse.observation.output").unwrap()).unwrap()
 }
 
 #[test]
 fn a_root_composition_is_named_after_its_name_and_starts_the_trace_of_its_flows() {
-    let ((), traces) = export(|b| b, || composition("Fanout", &["A", "B"], 1));
+    let (results, traces) = export(|b| b, || block_on(composition("Fanout", &[("A", false), ("B", true)])));
+    let failure = results[1].as_ref().unwrap_err().to_string();
+    assert!(failure.contains("boom"), "{failure}");
     assert_eq!(traces.len(), 1, "one trace");
     let trace = &traces[0];
-    assert_eq!(trace.spans.len(), 5, "{}", trace.tree());
+    // Each flow: the flow, its node, `prep`, `exec`, and `post` or the
+    // fallback that handed the failure back.
+    assert_eq!(trace.spans.len(), 1 + 5 + 5, "{}", trace.tree());
+    assert_eq!(trace.roots().len(), 1, "{}", trace.tree());
     let root = trace.roots()[0];
     assert_eq!(root.name, "Fanout");
     assert_eq!(root.attr_str("pocketflow.span"), Some("composition"));
@@ -62,13 +85,17 @@ fn a_root_composition_is_named_after_its_name_and_starts_the_trace_of_its_flows(
     assert_eq!(root.attr("pocketflow.composition.failed"), Some(&AttrValue::Int(1)));
     assert_eq!(root.attr_str("langfuse.observation.type"), Some("chain"));
     assert_eq!(root.attr_str("openinference.span.kind"), Some("CHAIN"));
-    assert_eq!(root.attr_str("langfuse.observation.output"), Some("[{\"ok\":null},{\"error\":\"boom\"}]"));
+    assert_eq!(json_output(root), json!([{"ok": null}, {"error": failure}]));
     assert_eq!(root.attr_str("output.mime_type"), Some("application/json"));
-    assert_eq!(root.status.code, StatusCode::Error);
-    assert_eq!(root.status.message, "1 of 2 composed flows failed");
-    assert!(root.events.iter().any(|e| e.name == "exception"));
-    let flows: Vec<&str> = trace.children(&root.span_id).iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(flows, ["A", "B"], "{}", trace.tree());
+    // A composition that got some results did its job: only the failed
+    // flow's spans fail.
+    assert_eq!(root.status.code, StatusCode::Unset);
+    assert!(root.events.iter().all(|e| e.name != "exception"));
+    let flows = trace.children(&root.span_id);
+    let names: Vec<&str> = flows.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["A", "B"], "{}", trace.tree());
+    assert_eq!(flows[0].status.code, StatusCode::Unset);
+    assert_eq!(flows[1].status.code, StatusCode::Error);
     for span in &trace.spans {
         assert_eq!(span.attr_str("langfuse.trace.name"), Some("Fanout"), "{}", span.name);
         assert_eq!(span.attr_str("langfuse.session.id"), Some("composed-session"), "{}", span.name);
@@ -76,12 +103,45 @@ fn a_root_composition_is_named_after_its_name_and_starts_the_trace_of_its_flows(
 }
 
 #[test]
+fn a_composition_whose_flows_all_failed_fails_with_the_first_flows_error() {
+    let (results, traces) = export(|b| b, || block_on(composition("Fanout", &[("A", true), ("B", true)])));
+    let first = results[0].as_ref().unwrap_err().to_string();
+    let root = span_named(&traces, "Fanout");
+    assert_eq!(root.attr("pocketflow.composition.failed"), Some(&AttrValue::Int(2)));
+    assert_eq!(root.status.code, StatusCode::Error);
+    assert_eq!(root.status.message, first);
+    let exception = root.events.iter().find(|e| e.name == "exception").unwrap();
+    assert_eq!(exception.attributes.get("exception.message").and_then(AttrValue::as_str), Some(first.as_str()));
+}
+
+#[test]
 fn a_composition_takes_its_observation_type_from_the_config_by_name() {
-    let ((), traces) =
-        export(|b| b.observation_type("Fanout", ObservationType::Agent), || composition("Fanout", &["A"], 0));
+    let (_, traces) = export(
+        |b| b.observation_type("Fanout", ObservationType::Agent),
+        || block_on(composition("Fanout", &[("A", false)])),
+    );
     let root = span_named(&traces, "Fanout");
     assert_eq!(root.attr_str("langfuse.observation.type"), Some("agent"));
     assert_eq!(root.status.code, StatusCode::Unset);
+}
+
+/// Runs the composition `Fanout` of `A` and `B` from its `exec`.
+struct Compose;
+
+impl AsyncNode for Compose {
+    type Prep = ();
+    type Exec = ();
+
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+        for result in composition("Fanout", &[("A", false), ("B", false)]).await {
+            result?;
+        }
+        Ok(())
+    }
 }
 
 #[test]
@@ -89,19 +149,25 @@ fn a_composition_inside_a_flow_hangs_under_it_in_the_flows_trace() {
     let ((), traces) = export(
         |b| b,
         || {
-            tracing::info_span!(target: "pocketflow", "flow", name = "Outer", kind = "AsyncFlow")
-                .in_scope(|| composition("Fanout", &["A", "B"], 0));
+            let mut outer = AsyncFlow::named("Outer");
+            outer.start(Compose);
+            block_on(outer.run(&SharedStore::new())).unwrap();
         },
     );
     assert_eq!(traces.len(), 1);
     let trace = &traces[0];
-    let outer = span_named(&traces, "Outer");
+    let tree = trace.tree();
     let fanout = span_named(&traces, "Fanout");
-    assert_eq!(fanout.parent_span_id.as_deref(), Some(outer.span_id.as_str()), "{}", trace.tree());
+    let path: Vec<String> = trace.path(fanout);
+    assert_eq!(path, ["Outer", "Compose", "exec", "Fanout"], "{tree}");
+    let flows: Vec<&str> = trace.children(&fanout.span_id).iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(flows, ["A", "B"], "{tree}");
     assert_eq!(fanout.attr_str("langfuse.trace.name"), Some("Outer"));
     // Not the root: its session is its own observation metadata.
     assert_eq!(fanout.attr_str("langfuse.observation.metadata.session_id"), Some("composed-session"));
-    assert!(fanout.attr("langfuse.session.id").is_none());
+    for span in &trace.spans {
+        assert!(span.attr("langfuse.session.id").is_none(), "{} in\n{tree}", span.name);
+    }
 }
 
 fn stats(span: &ReceivedSpan) -> (Option<i64>, Option<i64>, Option<&AttrValue>, Option<&AttrValue>) {
@@ -113,124 +179,167 @@ fn stats(span: &ReceivedSpan) -> (Option<i64>, Option<i64>, Option<&AttrValue>, 
     )
 }
 
+/// Makes the task wait `times` times: each is one suspension of every run
+/// it is inside.
+async fn suspend(times: usize) {
+    for _ in 0..times {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// `Pause`: waits once in `exec`.
+struct Pause;
+
+impl AsyncNode for Pause {
+    type Prep = ();
+    type Exec = ();
+
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+        suspend(1).await;
+        Ok(())
+    }
+}
+
+/// `N`: waits once in `prep`, then three times in its one item's `exec`.
+struct Items;
+
+impl AsyncBatchNode for Items {
+    type Item = u32;
+    type Output = ();
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("N")
+    }
+
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<Vec<u32>, BoxError> {
+        suspend(1).await;
+        Ok(vec![0])
+    }
+
+    async fn exec(&self, _: &Ctx<'_>, _: &u32) -> Result<(), BoxError> {
+        suspend(3).await;
+        Ok(())
+    }
+}
+
 #[test]
 fn lifecycle_stats_recorded_at_the_end_become_lifecycle_attributes() {
     let ((), traces) = export(
         |b| b,
         || {
-            let with_stats = |span: tracing::Span, polls: u64| {
-                span.in_scope(|| {});
-                span.record("polls", polls);
-                span.record("suspensions", polls - 1);
-                span.record("running_ms", 1.5_f64);
-                span.record("suspended_ms", 0.25_f64);
-                span
-            };
-            let stat_fields = |name: &'static str| match name {
-                "composition" => {
-                    tracing::info_span!(target: "pocketflow", "composition", name = "C", kind = "nested", count = 1_usize, limit = 1_usize, polls = Empty, suspensions = Empty, running_ms = Empty, suspended_ms = Empty)
-                }
-                "flow" => {
-                    tracing::info_span!(target: "pocketflow", "flow", name = "F", kind = "AsyncFlow", polls = Empty, suspensions = Empty, running_ms = Empty, suspended_ms = Empty)
-                }
-                "node" => {
-                    tracing::info_span!(target: "pocketflow", "node", name = "N", kind = "AsyncBatchNode", polls = Empty, suspensions = Empty, running_ms = Empty, suspended_ms = Empty)
-                }
-                _ => {
-                    tracing::info_span!(target: "pocketflow", "item", index = 0_usize, polls = Empty, suspensions = Empty, running_ms = Empty, suspended_ms = Empty)
-                }
-            };
-            let composition = stat_fields("composition");
-            let _c = composition.enter();
-            let flow = stat_fields("flow");
-            let _f = flow.enter();
-            let node = stat_fields("node");
-            let _n = node.enter();
-            let item = with_stats(stat_fields("item"), 4);
-            drop(item);
-            drop(_n);
-            let _node = with_stats(node, 3);
-            drop(_f);
-            let _flow = with_stats(flow, 2);
-            drop(_c);
-            let _composition = with_stats(composition, 5);
+            // C waits once, then runs F: `Pause` (one wait) >> `N` (four).
+            let mut flow = AsyncFlow::named("F");
+            let pause = flow.start(Pause);
+            let items = flow.add(Items);
+            flow.link(pause >> items);
+            let shared = SharedStore::new();
+            block_on(Composition::nested("C").run(async {
+                suspend(1).await;
+                flow.run(&shared).await
+            }))
+            .unwrap();
         },
     );
-    for (name, polls) in [("C", 5), ("F", 2), ("N", 3), ("item", 4)] {
+    // Every wait suspends each run it is inside once; a run that completed
+    // was polled once more than it was suspended.
+    for (name, suspensions) in [("C", 6), ("F", 5), ("N", 4), ("item", 3), ("Pause", 1)] {
         let span = span_named(&traces, name);
-        let (p, s, running, suspended) = stats(span);
-        assert_eq!((p, s), (Some(polls), Some(polls - 1)), "{name}");
-        assert_eq!(running, Some(&AttrValue::Double(1.5)), "{name}");
-        assert_eq!(suspended, Some(&AttrValue::Double(0.25)), "{name}");
-        assert!(span.attr("polls").is_none(), "{name}: no raw field");
+        let (polls, suspended, running_ms, suspended_ms) = stats(span);
+        assert_eq!((polls, suspended), (Some(suspensions + 1), Some(suspensions)), "{name}");
+        assert!(matches!(running_ms, Some(AttrValue::Double(ms)) if *ms > 0.0), "{name}: {running_ms:?}");
+        assert!(matches!(suspended_ms, Some(AttrValue::Double(ms)) if *ms >= 0.0), "{name}: {suspended_ms:?}");
+        for raw in ["polls", "suspensions", "running_ms", "suspended_ms"] {
+            assert!(span.attr(raw).is_none(), "{name}: no raw {raw}");
+        }
     }
 }
 
-fn lifecycle_states(span: &ReceivedSpan) -> Vec<&str> {
-    span.events
-        .iter()
-        .filter(|e| e.name == "pocketflow.lifecycle")
-        .filter_map(|e| e.attributes.get("state").and_then(AttrValue::as_str))
-        .collect()
+/// `Busy`: its `exec` waits `self.0` times, then fails; its fallback
+/// answers instead, so the node completes.
+struct Busy(usize);
+
+impl AsyncNode for Busy {
+    type Prep = ();
+    type Exec = ();
+
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+        suspend(self.0).await;
+        Err("gave up".into())
+    }
+
+    async fn exec_fallback(&self, _: &Ctx<'_>, (): &(), _: BoxError) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
-/// A node whose future suspends `suspensions` times, with the engine's
-/// lifecycle events, ending `completed`.
+/// A flow `F`: `Quick` (never waits) >> `Busy`, whose future suspends
+/// `suspensions` times.
 fn suspending_node(suspensions: usize) {
-    tracing::info_span!(target: "pocketflow", "flow", name = "F", kind = "AsyncFlow").in_scope(|| {
-        // The flow's own few transitions: under any cap of 3 or more.
-        for state in ["created", "starting", "running"] {
-            lifecycle(state);
-        }
-        tracing::info_span!(target: "pocketflow", "node", name = "Busy", kind = "AsyncNode").in_scope(|| {
-            for state in ["created", "starting", "running"] {
-                lifecycle(state);
-            }
-            for _ in 0..suspensions {
-                for state in ["suspended", "resuming", "running"] {
-                    lifecycle(state);
-                }
-            }
-            tracing::event!(name: "pocketflow.retry", target: "pocketflow", tracing::Level::WARN, attempt = 0, "an ordinary event");
-            lifecycle("completing");
-            lifecycle("completed");
-        });
-    });
+    let mut flow = AsyncFlow::named("F");
+    let quick = flow.start(AsyncStep("Quick"));
+    let busy = flow.add(Busy(suspensions));
+    flow.link(quick >> busy);
+    block_on(flow.run(&SharedStore::new())).unwrap();
+}
+
+fn dropped(span: &ReceivedSpan) -> Option<i64> {
+    span.attr("pocketflow.lifecycle.dropped_events").and_then(AttrValue::as_i64)
+}
+
+fn busy(traces: &[ReceivedTrace]) -> &ReceivedSpan {
+    span_named(traces, "Busy")
 }
 
 #[test]
 fn a_span_whose_future_suspends_a_hundred_thousand_times_keeps_the_first_lifecycle_events_and_its_final_state() {
     const SUSPENSIONS: usize = 100_000;
     let ((), traces) = export(|b| b, || suspending_node(SUSPENSIONS));
-    let node = span_named(&traces, "Busy");
+    let node = busy(&traces);
     let states = lifecycle_states(node);
+    // created, starting, running; suspended, resuming, running per wait;
+    // completing, completed.
     let emitted = 3 + 3 * SUSPENSIONS + 2;
     assert_eq!(states.len(), 33, "the default cap, 32, and the final state");
-    assert_eq!(states[..4], ["created", "starting", "running", "suspended"]);
+    assert_eq!(states[..7], ["created", "starting", "running", "suspended", "resuming", "running", "suspended"]);
     assert_eq!(states.last(), Some(&"completed"));
-    assert_eq!(
-        node.attr("pocketflow.lifecycle.dropped_events").and_then(AttrValue::as_i64),
-        Some(i64::try_from(emitted - 33).unwrap())
-    );
-    assert!(node.events.iter().any(|e| e.name == "pocketflow.retry"), "other events are not affected");
+    assert_eq!(dropped(node), Some(i64::try_from(emitted - 33).unwrap()));
+    assert!(node.events.iter().any(|e| e.name == "pocketflow.fallback"), "other events are not affected");
     assert_eq!(node.dropped_events_count, 0, "within the per-span event cap");
+    let flow = span_named(&traces, "F");
+    assert_eq!(lifecycle_states(flow).len(), 33, "the flow suspended as often: {:?}", dropped(flow));
+    assert_eq!(lifecycle_states(flow).last(), Some(&"completed"));
 }
 
 #[test]
 fn the_lifecycle_cap_is_configurable_and_only_spans_over_it_report_drops() {
-    let ((), traces) = export(|b| b.max_lifecycle_events_per_span(4), || suspending_node(2));
-    let node = span_named(&traces, "Busy");
-    assert_eq!(lifecycle_states(node), ["created", "starting", "running", "suspended", "completed"]);
-    assert_eq!(node.attr("pocketflow.lifecycle.dropped_events").and_then(AttrValue::as_i64), Some(6));
-    let flow = span_named(&traces, "F");
-    assert_eq!(lifecycle_states(flow), ["created", "starting", "running"]);
-    assert!(flow.attr("pocketflow.lifecycle.dropped_events").is_none());
+    let ((), traces) = export(|b| b.max_lifecycle_events_per_span(5), || suspending_node(2));
+    let node = busy(&traces);
+    assert_eq!(lifecycle_states(node), ["created", "starting", "running", "suspended", "resuming", "completed"]);
+    assert_eq!(dropped(node), Some(11 - 6));
+    let quick = span_named(&traces, "Quick");
+    assert_eq!(
+        lifecycle_states(quick),
+        ["created", "starting", "running", "completing", "completed"],
+        "exactly at the cap: all kept"
+    );
+    assert!(quick.attr("pocketflow.lifecycle.dropped_events").is_none());
 }
 
 #[test]
 fn the_per_span_event_cap_still_applies_to_lifecycle_events() {
     let ((), traces) = export(|b| b.max_events_per_span(10), || suspending_node(1_000));
-    let node = span_named(&traces, "Busy");
+    let node = busy(&traces);
     assert_eq!(node.events.len(), 10);
     assert!(node.dropped_events_count > 0);
+    for span in all_spans(&traces) {
+        assert!(span.events.len() <= 10, "{}", span.name);
+    }
 }

@@ -7,21 +7,46 @@
 
 mod common;
 
-use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore, TraceParent};
-use pocketflow_test_support::otlp::AttrValue;
+use pocketflow::{Action, BoxError, Ctx, Flow, Node, RunOptions, SharedStore, TraceParent};
+use pocketflow_test_support::otlp::{AttrValue, ReceivedSpan};
 use pocketflow_tracing::Sampler;
 
-use common::{export, span_named};
+use common::{Step, all_spans, export, span_named};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const NOT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 
-/// A root `flow` span continuing `traceparent`, with one node in it.
-fn run_with_parent(name: &str, traceparent: &str) {
-    tracing::info_span!(target: "pocketflow", "flow", name, kind = "Flow", traceparent)
-        .in_scope(|| tracing::info_span!(target: "pocketflow", "node", name = "Step", kind = "Node").in_scope(|| {}));
+/// Spans of one run of a flow of one node: the flow, the node, `prep`,
+/// `exec`, `post`.
+const SPANS_PER_RUN: usize = 5;
+
+/// A top-level run of a flow named `name`, with one node `Step`, that
+/// continues the caller's `traceparent`.
+fn run_with_parent(name: &'static str, traceparent: &str) {
+    let mut flow = Flow::named(name);
+    flow.start(Step("Step"));
+    let options = RunOptions::new().parent(traceparent.parse().unwrap());
+    flow.run_with(&SharedStore::new(), options).unwrap();
+}
+
+/// A top-level run of a flow named `name`, with one node `Step`.
+fn run(name: &'static str) {
+    let mut flow = Flow::named(name);
+    flow.start(Step("Step"));
+    flow.run(&SharedStore::new()).unwrap();
+}
+
+fn context_events(span: &ReceivedSpan) -> Vec<(Option<&str>, Option<&str>)> {
+    span.events
+        .iter()
+        .filter(|e| e.name == "pocketflow.context")
+        .map(|e| {
+            let field = |key: &str| e.attributes.get(key).and_then(AttrValue::as_str);
+            (field("action"), field("task"))
+        })
+        .collect()
 }
 
 #[test]
@@ -35,9 +60,13 @@ fn a_root_with_a_traceparent_joins_the_callers_trace_under_the_callers_span() {
     assert_eq!(root.attr_str("pocketflow.context.remote_parent"), Some(SAMPLED));
     assert_eq!(root.attr("langfuse.internal.as_root"), Some(&AttrValue::Bool(true)));
     assert!(root.attr("traceparent").is_none(), "not left as a raw attribute");
+    assert_eq!(context_events(root), [(Some("continued"), Some(SAMPLED))]);
+    assert_eq!(trace.spans.len(), SPANS_PER_RUN, "{}", trace.tree());
     let step = span_named(&traces, "Step");
     assert_eq!(step.parent_span_id.as_deref(), Some(root.span_id.as_str()));
-    assert!(step.attr("pocketflow.context.remote_parent").is_none(), "only on the root");
+    for span in trace.spans.iter().filter(|s| s.span_id != root.span_id) {
+        assert!(span.attr("pocketflow.context.remote_parent").is_none(), "only on the root, not on {}", span.name);
+    }
 }
 
 #[test]
@@ -51,8 +80,9 @@ fn a_remote_parent_that_did_not_sample_is_followed_and_nothing_of_the_run_is_rec
     );
     assert_eq!(traces.len(), 1, "only the sampled run");
     let names: Vec<&str> = traces[0].spans.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names.len(), 2, "{}", traces[0].tree());
-    assert!(names.contains(&"Kept") && names.contains(&"Step") && !names.contains(&"Dropped"), "{names:?}");
+    assert_eq!(names.len(), SPANS_PER_RUN, "{}", traces[0].tree());
+    assert_eq!(span_named(&traces, "Kept").parent_span_id.as_deref(), Some(CALLER_SPAN));
+    assert!(!names.contains(&"Dropped"), "{names:?}");
 }
 
 #[test]
@@ -61,19 +91,32 @@ fn a_sampled_remote_parent_is_recorded_even_when_the_local_sampler_drops_everyth
         |b| b.sampler(Sampler::AlwaysOff),
         || {
             run_with_parent("Kept", SAMPLED);
-            tracing::info_span!(target: "pocketflow", "flow", name = "Local", kind = "Flow").in_scope(|| {});
+            run("Local");
         },
     );
     assert_eq!(traces.len(), 1);
     assert_eq!(traces[0].trace_id, CALLER_TRACE);
-    assert_eq!(traces[0].spans.len(), 2, "{}", traces[0].tree());
+    assert_eq!(traces[0].spans.len(), SPANS_PER_RUN, "{}", traces[0].tree());
+    assert!(all_spans(&traces).all(|s| s.name != "Local"));
+}
+
+// The engine records only a parsed `TraceParent`, so it never emits an
+// invalid `traceparent` or link: the two tests below build the root span by
+// hand to pin what the layer does with a value it cannot trust, from any
+// other emitter of the documented schema.
+
+/// A hand-built root `flow` span with `traceparent`, with one node in it.
+fn hand_built_run_with_parent(name: &str, traceparent: &str) {
+    tracing::info_span!(target: "pocketflow", "flow", name, kind = "Flow", traceparent)
+        .in_scope(|| tracing::info_span!(target: "pocketflow", "node", name = "Step", kind = "Node").in_scope(|| {}));
 }
 
 #[test]
 fn an_invalid_traceparent_is_ignored_and_the_run_starts_a_new_trace() {
     // Version ff is forbidden: the caller's ids in it must not be used.
     let invalid = format!("ff-{CALLER_TRACE}-{CALLER_SPAN}-01");
-    let ((), traces) = export(|b| b, || run_with_parent("Fresh", &invalid));
+    assert!(invalid.parse::<TraceParent>().is_err(), "not a value the engine can record");
+    let ((), traces) = export(|b| b, || hand_built_run_with_parent("Fresh", &invalid));
     assert_eq!(traces.len(), 1);
     assert_ne!(traces[0].trace_id, CALLER_TRACE);
     let root = span_named(&traces, "Fresh");
@@ -88,13 +131,46 @@ fn the_remote_parent_attribute_needs_trace_async_context_but_the_parent_is_honou
     assert_eq!(traces[0].trace_id, CALLER_TRACE);
     let root = span_named(&traces, "Continued");
     assert_eq!(root.parent_span_id.as_deref(), Some(CALLER_SPAN));
+    assert_eq!(root.attr("langfuse.internal.as_root"), Some(&AttrValue::Bool(true)));
     assert!(root.attr("pocketflow.context.remote_parent").is_none());
+    assert!(context_events(root).is_empty(), "nor the `continued` event");
+}
+
+const OTHER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn both_links() -> [(String, String); 2] {
+    [
+        (CALLER_TRACE.to_owned(), CALLER_SPAN.to_owned()),
+        ("0af7651916cd43dd8448eb211c80319c".to_owned(), "b7ad6b7169203331".to_owned()),
+    ]
 }
 
 #[test]
-fn links_become_span_links_and_invalid_ones_are_skipped() {
-    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let links = format!("{SAMPLED} not-a-link {other}");
+fn links_become_span_links_of_the_root_only() {
+    let ((), traces) = export(
+        |b| b,
+        || {
+            let mut flow = Flow::named("Linked");
+            flow.start(Step("Step"));
+            let options = RunOptions::new().link(SAMPLED.parse().unwrap()).link(OTHER.parse().unwrap());
+            flow.run_with(&SharedStore::new(), options).unwrap();
+        },
+    );
+    assert_eq!(traces.len(), 1);
+    let root = span_named(&traces, "Linked");
+    assert_eq!(root.links, both_links());
+    assert_ne!(traces[0].trace_id, CALLER_TRACE, "a link is not a parent");
+    assert_eq!(root.parent_span_id, None);
+    assert!(root.attr("links").is_none());
+    for span in all_spans(&traces).filter(|s| s.span_id != root.span_id) {
+        assert!(span.links.is_empty(), "{}", span.name);
+    }
+}
+
+#[test]
+fn invalid_links_are_skipped() {
+    // Hand-built: see `hand_built_run_with_parent`.
+    let links = format!("{SAMPLED} not-a-link {OTHER}");
     let ((), traces) = export(
         |b| b,
         || {
@@ -103,14 +179,7 @@ fn links_become_span_links_and_invalid_ones_are_skipped() {
         },
     );
     let root = span_named(&traces, "Linked");
-    assert_eq!(
-        root.links,
-        [
-            (CALLER_TRACE.to_owned(), CALLER_SPAN.to_owned()),
-            ("0af7651916cd43dd8448eb211c80319c".to_owned(), "b7ad6b7169203331".to_owned()),
-        ]
-    );
-    assert_ne!(traces[0].trace_id, CALLER_TRACE, "a link is not a parent");
+    assert_eq!(root.links, both_links());
     assert!(root.attr("links").is_none());
 }
 
@@ -189,12 +258,15 @@ fn current_traceparent_in_an_unsampled_run_keeps_its_trace_id_and_says_not_sampl
     let (sent, traces) = export(
         |b| b,
         || {
-            tracing::info_span!(target: "pocketflow", "flow", name = "Dropped", kind = "Flow", traceparent = NOT_SAMPLED)
-            .in_scope(pocketflow_tracing::current_traceparent)
+            let mut flow = Flow::named("Dropped");
+            flow.start(CallService);
+            let shared = SharedStore::new();
+            flow.run_with(&shared, RunOptions::new().parent(NOT_SAMPLED.parse().unwrap())).unwrap();
+            shared.get::<String>("traceparent").unwrap()
         },
     );
     assert!(traces.is_empty());
-    let sent = sent.unwrap();
+    let sent: TraceParent = sent.parse().unwrap();
     assert!(!sent.is_sampled());
     assert_eq!(sent.to_string()[3..35], *CALLER_TRACE);
 }

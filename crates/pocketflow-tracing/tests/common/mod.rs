@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use pocketflow::{Action, AsyncFlow, AsyncNode, BoxError, Ctx, Flow, Node, SharedStore};
-use pocketflow_test_support::otlp::{ReceivedSpan, ReceivedTrace};
+use pocketflow_test_support::otlp::{AttrValue, ReceivedSpan, ReceivedTrace};
 use pocketflow_tracing::{ExporterKind, Protocol, TracingConfig, TracingConfigBuilder};
 
 /// The longest a test waits for spans to arrive.
@@ -96,6 +96,56 @@ impl AsyncNode for AsyncMarkerNode {
         shared.set(self.0, out)?;
         Ok(Action::NONE)
     }
+}
+
+/// A node named `self.0` that does nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Step(pub &'static str);
+
+impl Node for Step {
+    type Prep = ();
+    type Exec = ();
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.0)
+    }
+
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// An async node named `self.0` that does nothing and never waits: its
+/// future is ready when first polled.
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncStep(pub &'static str);
+
+impl AsyncNode for AsyncStep {
+    type Prep = ();
+    type Exec = ();
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.0)
+    }
+
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// An async flow named `name` of one [`AsyncStep`] named `Step`.
+pub fn async_step_flow(name: impl Into<Cow<'static, str>>) -> AsyncFlow {
+    let mut flow = AsyncFlow::named(name);
+    flow.start(AsyncStep("Step"));
+    flow
 }
 
 /// A flow named `name`: `Load >> Answer`, both [`MarkerNode`]s.
@@ -188,18 +238,31 @@ pub fn span_named<'a>(traces: &'a [ReceivedTrace], name: &str) -> &'a ReceivedSp
     found[0]
 }
 
-/// Emits a `pocketflow.lifecycle` event with `state` in the current span,
-/// as the engine does.
-pub fn lifecycle(state: &str) {
-    tracing::event!(name: "pocketflow.lifecycle", target: "pocketflow", tracing::Level::DEBUG, state);
+/// Runs `future` on a fresh current-thread runtime (with timers) on this
+/// thread, so the subscriber [`export`] installed for the thread sees every
+/// span of it, including those of tasks it spawns.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(future)
+}
+
+/// Every span of `traces`.
+pub fn all_spans(traces: &[ReceivedTrace]) -> impl Iterator<Item = &ReceivedSpan> {
+    traces.iter().flat_map(|t| &t.spans)
+}
+
+/// The `state`s of `span`'s `pocketflow.lifecycle` events, in order.
+pub fn lifecycle_states(span: &ReceivedSpan) -> Vec<&str> {
+    span.events
+        .iter()
+        .filter(|e| e.name == "pocketflow.lifecycle")
+        .filter_map(|e| e.attributes.get("state").and_then(AttrValue::as_str))
+        .collect()
 }
 
 /// The string values of an array attribute.
 pub fn strings(span: &ReceivedSpan, key: &str) -> Vec<String> {
     match span.attr(key) {
-        Some(pocketflow_test_support::otlp::AttrValue::Array(items)) => {
-            items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect()
-        }
+        Some(AttrValue::Array(items)) => items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect(),
         other => panic!("{key} is not an array: {other:?}"),
     }
 }
