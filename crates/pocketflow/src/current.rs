@@ -88,10 +88,7 @@ impl Run {
     }
 
     pub(crate) fn take_stats(&self) -> RunStats {
-        self.stats
-            .as_ref()
-            .map(|table| table.lock().unwrap_or_else(PoisonError::into_inner).take())
-            .unwrap_or_default()
+        self.stats.as_ref().map(|table| table.lock().unwrap_or_else(PoisonError::into_inner).take()).unwrap_or_default()
     }
 }
 

@@ -280,10 +280,7 @@ mod tests {
         assert_eq!(n.count(NodeState::Running), 4);
         assert_eq!(n.count(NodeState::Resuming), 2);
         assert_eq!(n.count(NodeState::Completing), 1);
-        assert_eq!(
-            (n.count(NodeState::Completed), n.failures(), n.count(NodeState::Cancelled)),
-            (1, 1, 1)
-        );
+        assert_eq!((n.count(NodeState::Completed), n.failures(), n.count(NodeState::Cancelled)), (1, 1, 1));
         assert_eq!(stats.count(NodeState::Completed), 2);
     }
 

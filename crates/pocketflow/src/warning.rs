@@ -228,7 +228,9 @@ mod tests {
         assert_eq!(repr("\u{1}\u{7f}\u{80}\u{9f}"), r"'\x01\x7f\x80\x9f'");
         assert_eq!(repr("é中😀"), "'é中😀'");
         assert_eq!(
-            repr("\u{a0}\u{ad}\u{2028}\u{2029}\u{200b}\u{feff}\u{e000}\u{f0000}\u{3000}\u{1680}\u{180e}\u{e0001}\u{fdd0}\u{ffff}\u{10ffff}"),
+            repr(
+                "\u{a0}\u{ad}\u{2028}\u{2029}\u{200b}\u{feff}\u{e000}\u{f0000}\u{3000}\u{1680}\u{180e}\u{e0001}\u{fdd0}\u{ffff}\u{10ffff}"
+            ),
             r"'\xa0\xad\u2028\u2029\u200b\ufeff\ue000\U000f0000\u3000\u1680\u180e\U000e0001\ufdd0\uffff\U0010ffff'"
         );
     }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pocketflow::{
-    Action, AsyncBatchFlow, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BoxError, Ctx, Flow, Node, NodeState, Params, RunOptions, Scope,
-    SharedStore, TraceFlow, TraceParent,
+    Action, AsyncBatchFlow, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BoxError, Ctx, Flow, Node, NodeState, Params,
+    RunOptions, Scope, SharedStore, TraceFlow, TraceParent,
 };
 use pocketflow_test_support::Capture;
 use tracing_subscriber::layer::SubscriberExt;
