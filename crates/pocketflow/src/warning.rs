@@ -9,13 +9,18 @@ use crate::action::Action;
 /// How many warnings a [`RunReport`](crate::RunReport) keeps: the first
 /// this many of the run, in order. The rest are only counted (in
 /// [`WarningCounts`]), so a loop that warns on every turn keeps the memory
-/// of a short one.
+/// of a short one. The `pocketflow.warning` event is still emitted for
+/// every warning: what a subscriber keeps of them is its own bound (the
+/// tracing layer keeps at most a set number of events per span).
 pub const MAX_KEPT_WARNINGS: usize = 100;
 
 /// A condition PocketFlow reports with `warnings.warn`. Each is emitted as a
 /// `pocketflow.warning` event and also returned to the caller: wiring
 /// warnings by [`Flow::warnings`](crate::Flow::warnings), run warnings in
-/// [`RunReport::warnings`](crate::RunReport).
+/// [`RunReport::warnings`](crate::RunReport) (the first
+/// [`MAX_KEPT_WARNINGS`] of a run, all of them counted in
+/// [`RunReport::warning_counts`](crate::RunReport)). Plain `run` returns
+/// none and keeps none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FlowWarning {
