@@ -300,13 +300,15 @@ async fn main() -> ExitCode {
                 let score = shared.get::<f64>("score").unwrap_or_default();
                 let sources = shared.get::<Vec<String>>("sources").unwrap_or_default();
                 println!("{topic}: score {score:.1}, {} source(s): {sources:?}", sources.len());
+                // One entry per node, however many times it ran.
                 for node in report.stats.entries.iter().filter(|s| s.scope == pocketflow::Scope::Node) {
                     println!(
-                        "  {:<32} running {:>7.2} ms, suspended {:>7.2} ms, {} suspension(s)",
+                        "  {:<32} {} run(s), running {:>7.2} ms, suspended {:>7.2} ms, {} suspension(s)",
                         node.path,
-                        node.lifecycle.running.as_secs_f64() * 1e3,
-                        node.lifecycle.suspended.as_secs_f64() * 1e3,
-                        node.lifecycle.suspensions
+                        node.runs,
+                        node.running.total.as_secs_f64() * 1e3,
+                        node.suspended.total.as_secs_f64() * 1e3,
+                        node.suspensions
                     );
                 }
             }

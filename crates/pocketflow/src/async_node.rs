@@ -49,6 +49,11 @@ use crate::store::SharedStore;
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `AsyncNode`",
+    label = "not an `AsyncNode`",
+    note = "a sync `Node` runs with `.run(&shared)`, and is added to a `Flow` or an `AsyncFlow` as it is"
+)]
 pub trait AsyncNode<S = SharedStore>: Send + Sync + 'static {
     /// What `prep` hands to `exec` and `post`.
     type Prep: Serialize + Send + Sync;
@@ -199,6 +204,11 @@ macro_rules! async_batch_node_trait {
 async_batch_node_trait!(
     /// The async form of [`BatchNode`](crate::BatchNode): items run one after
     /// another, each with its own retries and fallback.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an `AsyncBatchNode`",
+        label = "not an `AsyncBatchNode`",
+        note = "a sync `BatchNode` runs with `.run(&shared)`, and is added to a `Flow` or an `AsyncFlow` as it is"
+    )]
     AsyncBatchNode,
     AsyncBatchOps,
     {}
@@ -214,6 +224,11 @@ async_batch_node_trait!(
     /// items still running are cancelled (their futures dropped, their spans
     /// marked `cancelled`) and the error is returned: no task keeps running
     /// unobserved.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an `AsyncParallelBatchNode`",
+        label = "not an `AsyncParallelBatchNode`",
+        note = "a sync `BatchNode` runs with `.run(&shared)`, and is added to a `Flow` or an `AsyncFlow` as it is"
+    )]
     AsyncParallelBatchNode,
     ParallelBatchOps,
     {

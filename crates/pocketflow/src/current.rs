@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +22,7 @@ use tracing::instrument::WithSubscriber;
 use crate::error::FlowError;
 use crate::lifecycle::{LifecycleStats, NodeState};
 use crate::options::RunOptions;
+use crate::stats::{Ended, RunStats, StatsTable};
 use crate::telemetry;
 
 /// What a frame of the context stands for.
@@ -55,7 +56,7 @@ impl Scope {
 pub(crate) struct Run {
     id: u64,
     options: RunOptions,
-    stats: Option<Mutex<Vec<NodeStats>>>,
+    stats: Option<Mutex<StatsTable>>,
 }
 
 static NEXT_RUN_ID: AtomicU64 = AtomicU64::new(1);
@@ -66,7 +67,7 @@ impl Run {
         Arc::new(Self {
             id: NEXT_RUN_ID.fetch_add(1, Ordering::Relaxed),
             options,
-            stats: collect_stats.then(|| Mutex::new(Vec::new())),
+            stats: collect_stats.then(|| Mutex::new(StatsTable::default())),
         })
     }
 
@@ -78,17 +79,16 @@ impl Run {
         self.stats.is_some()
     }
 
-    pub(crate) fn push_stats(&self, stats: NodeStats) {
-        if let Some(all) = &self.stats {
-            all.lock().unwrap_or_else(PoisonError::into_inner).push(stats);
+    /// Adds a run that ended to the statistics (aggregated per scope and
+    /// path), if this run collects them.
+    pub(crate) fn push_stats(&self, ended: Ended<'_>) {
+        if let Some(table) = &self.stats {
+            table.lock().unwrap_or_else(PoisonError::into_inner).add(ended);
         }
     }
 
-    pub(crate) fn take_stats(&self) -> Vec<NodeStats> {
-        self.stats
-            .as_ref()
-            .map(|all| std::mem::take(&mut *all.lock().unwrap_or_else(PoisonError::into_inner)))
-            .unwrap_or_default()
+    pub(crate) fn take_stats(&self) -> RunStats {
+        self.stats.as_ref().map(|table| table.lock().unwrap_or_else(PoisonError::into_inner).take()).unwrap_or_default()
     }
 }
 
@@ -311,18 +311,10 @@ impl Site {
         };
         // An item is named after its node or batch flow.
         let name = match (self.scope, &self.parent) {
-            (Scope::Item, Some(parent)) => parent.name.as_str().to_owned(),
-            _ => self.name.as_str().to_owned(),
+            (Scope::Item, Some(parent)) => parent.name.as_str(),
+            _ => self.name.as_str(),
         };
-        run.push_stats(NodeStats {
-            scope: self.scope,
-            name,
-            path: frame.path(),
-            index: self.index,
-            outcome,
-            completing,
-            lifecycle,
-        });
+        run.push_stats(Ended { scope: self.scope, name, path: frame.stats_path(), outcome, completing, lifecycle });
     }
 }
 
@@ -338,23 +330,38 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
+    /// Names from the outermost frame in, e.g. `Main/Summarize[2]`.
     fn path(&self) -> String {
-        let mut names = Vec::new();
+        self.format_path(false)
+    }
+
+    /// The path statistics are aggregated under: every item index reads
+    /// `*` (`Main/Summarize[*]`), so the items of a batch share one entry.
+    fn stats_path(&self) -> String {
+        self.format_path(true)
+    }
+
+    fn format_path(&self, any_item: bool) -> String {
+        let mut chain = Vec::new();
         let mut frame = Some(self);
         while let Some(f) = frame {
-            match (f.scope, f.index) {
-                (Scope::Item, Some(index)) => names.push(format!("[{index}]")),
-                _ => names.push(f.name.as_str().to_owned()),
-            }
+            chain.push(f);
             frame = f.parent.as_deref();
         }
-        names.reverse();
         let mut path = String::new();
-        for name in names {
-            if !path.is_empty() && !name.starts_with('[') {
-                path.push('/');
+        for f in chain.iter().rev() {
+            match (f.scope, f.index) {
+                (Scope::Item, _) if any_item => path.push_str("[*]"),
+                (Scope::Item, Some(index)) => {
+                    let _ = write!(path, "[{index}]");
+                }
+                _ => {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(f.name.as_str());
+                }
             }
-            path.push_str(&name);
         }
         path
     }
@@ -616,64 +623,5 @@ impl<T> Drop for Task<T> {
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task").field("name", &self.name).finish_non_exhaustive()
-    }
-}
-
-/// How one flow, node, item or composition of a run went: returned in
-/// [`RunReport::stats`](crate::RunReport).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NodeStats {
-    /// What ran.
-    pub scope: Scope,
-    /// Its name (for an item, the name of its node or batch flow).
-    pub name: String,
-    /// Where it ran, e.g. `Main/Analysis/Summarize[2]`.
-    pub path: String,
-    /// The item's index, for items.
-    pub index: Option<usize>,
-    /// How it ended: [`NodeState::Completed`], [`NodeState::Failed`] or
-    /// [`NodeState::Cancelled`].
-    pub outcome: NodeState,
-    /// Whether it reached `completing` (a node whose exec stage finished).
-    pub completing: bool,
-    /// Polls, suspensions, and time running and suspended.
-    pub lifecycle: LifecycleStats,
-}
-
-impl NodeStats {
-    /// How many times the run entered `state`.
-    pub fn count(&self, state: NodeState) -> u64 {
-        let l = &self.lifecycle;
-        match state {
-            NodeState::Created => 1,
-            NodeState::Starting => u64::from(l.polls > 0),
-            NodeState::Running => l.polls,
-            NodeState::Suspended => l.suspensions,
-            NodeState::Resuming => l.polls.saturating_sub(1),
-            NodeState::Completing => u64::from(self.completing),
-            NodeState::Completed | NodeState::Failed | NodeState::Cancelled => u64::from(self.outcome == state),
-        }
-    }
-}
-
-/// The statistics of a whole run: one [`NodeStats`] per flow, node, item
-/// and composition that ran, in the order they ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RunStats {
-    /// Every run, in the order they ended.
-    pub entries: Vec<NodeStats>,
-}
-
-impl RunStats {
-    /// The entries for runs named `name`.
-    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a NodeStats> + 'a {
-        self.entries.iter().filter(move |s| s.name == name)
-    }
-
-    /// How many times any run of the flow entered `state`.
-    pub fn count(&self, state: NodeState) -> u64 {
-        self.entries.iter().map(|s| s.count(state)).sum()
     }
 }

@@ -14,6 +14,11 @@ use crate::store::SharedStore;
 /// first node; `post` receives its result and the last node's action, and
 /// its return value is the flow's result (and, for a nested flow, the
 /// action the parent routes on). A flow's `exec` is never called.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the hooks of a sync `Flow`",
+    label = "not `FlowHooks`",
+    note = "hooks with async `prep`/`post` implement `AsyncFlowHooks` and go on an `AsyncFlow`: `AsyncFlow::new().with_hooks(..)`"
+)]
 pub trait FlowHooks<S = SharedStore>: Send + Sync + 'static {
     /// What `prep` hands to `post`.
     type Prep: Serialize + Send + Sync;
@@ -39,6 +44,11 @@ pub trait FlowHooks<S = SharedStore>: Send + Sync + 'static {
 }
 
 /// The async `prep`/`post` of an [`AsyncFlow`](crate::AsyncFlow).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the hooks of an `AsyncFlow`",
+    label = "not `AsyncFlowHooks`",
+    note = "hooks with sync `prep`/`post` implement `FlowHooks` and go on a sync `Flow`: `Flow::new().with_hooks(..)`"
+)]
 pub trait AsyncFlowHooks<S = SharedStore>: Send + Sync + 'static {
     /// What `prep` hands to `post`.
     type Prep: Serialize + Send + Sync;
@@ -93,6 +103,12 @@ impl<S: Sync> AsyncFlowHooks<S> for NoHooks {
 ///
 /// A plain closure `|ctx: &Ctx<'_>, shared: &S| -> Result<Vec<Params>, BoxError>`
 /// works as batch hooks.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the hooks of a sync `BatchFlow`",
+    label = "not `BatchFlowHooks`",
+    note = "a closure `|ctx: &Ctx<'_>, shared: &S| -> Result<Vec<Params>, BoxError>` works as batch hooks",
+    note = "hooks with an async `prep` implement `AsyncBatchFlowHooks` and go on an `AsyncBatchFlow` or `AsyncParallelBatchFlow`"
+)]
 pub trait BatchFlowHooks<S = SharedStore>: Send + Sync + 'static {
     /// The parameter sets, one per run.
     ///
@@ -113,6 +129,12 @@ pub trait BatchFlowHooks<S = SharedStore>: Send + Sync + 'static {
 /// The async `prep`/`post` of an [`AsyncBatchFlow`](crate::AsyncBatchFlow)
 /// or [`AsyncParallelBatchFlow`](crate::AsyncParallelBatchFlow); see
 /// [`BatchFlowHooks`]. A plain closure works here too.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the hooks of an async batch flow",
+    label = "not `AsyncBatchFlowHooks`",
+    note = "a closure `|ctx: &Ctx<'_>, shared: &S| -> Result<Vec<Params>, BoxError>` works as batch hooks",
+    note = "hooks with a sync `prep` and `post` implement `BatchFlowHooks`, for a sync `BatchFlow`"
+)]
 pub trait AsyncBatchFlowHooks<S = SharedStore>: Send + Sync + 'static {
     /// The parameter sets, one per run.
     fn prep(&self, ctx: &Ctx<'_>, shared: &S) -> impl Future<Output = Result<Vec<Params>, BoxError>> + Send;

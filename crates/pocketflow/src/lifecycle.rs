@@ -75,20 +75,19 @@ impl NodeState {
 
 /// How one run (of a flow, node, batch item or composition) spent its
 /// time, measured from its real polling: recorded on its span when it ends
-/// and returned to the caller in [`RunReport::stats`](crate::RunReport).
+/// and added to its run's [`RunStats`](crate::RunStats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LifecycleStats {
+pub(crate) struct LifecycleStats {
     /// Times the run's future was polled (1 for a sync run): the number of
     /// `running` states it went through.
-    pub polls: u64,
+    pub(crate) polls: u64,
     /// Times it returned `Pending`: the number of `suspended` (and, unless
     /// it was then dropped, `resuming`) states.
-    pub suspensions: u64,
+    pub(crate) suspensions: u64,
     /// Time spent inside `poll` (or the sync call), children included.
-    pub running: Duration,
+    pub(crate) running: Duration,
     /// Time between returning `Pending` and being polled again.
-    pub suspended: Duration,
+    pub(crate) suspended: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

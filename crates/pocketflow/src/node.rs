@@ -47,6 +47,12 @@ use crate::store::SharedStore;
 /// assert_eq!(shared.get::<String>("greeting")?, "Hello, Ada!");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Node`",
+    label = "not a sync `Node`",
+    note = "an `AsyncNode` runs with `.run(&shared).await` or in an `AsyncFlow`, not where a sync `Node` is needed",
+    note = "a `Node` is implemented for one shared-store type: `impl Node<MyStore> for ..` (`SharedStore` when none is named)"
+)]
 pub trait Node<S = SharedStore>: Send + Sync + 'static {
     /// What `prep` hands to `exec` and `post`.
     type Prep: Serialize + Send + Sync;
@@ -127,6 +133,11 @@ pub trait Node<S = SharedStore>: Send + Sync + 'static {
 /// A node whose `prep` returns a list of items: `exec` runs on each item in
 /// turn, each with its own retries and fallback, and `post` receives all the
 /// results in order. An empty list runs no `exec` at all.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `BatchNode`",
+    label = "not a sync `BatchNode`",
+    note = "an `AsyncBatchNode` or `AsyncParallelBatchNode` runs with `.run(&shared).await` or in an `AsyncFlow`, not where a sync `BatchNode` is needed"
+)]
 pub trait BatchNode<S = SharedStore>: Send + Sync + 'static {
     /// One unit of work.
     type Item: Serialize + Send + Sync;

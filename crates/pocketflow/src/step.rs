@@ -20,6 +20,10 @@ use crate::run::{RunEnv, async_node, sync_node};
 use crate::warning::FlowWarning;
 
 /// A step that can run inside an async flow.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a step of an async flow",
+    note = "steps are made by `AsyncFlow::add`/`start` from a node or a flow; implement one of the node traits instead"
+)]
 pub trait AsyncStep<S>: Send + Sync {
     /// Runs the step under `name` with the enclosing orchestration's params.
     fn run_async<'a>(
@@ -32,6 +36,10 @@ pub trait AsyncStep<S>: Send + Sync {
 }
 
 /// A step that can also run inside a sync flow.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a step of a sync flow",
+    note = "steps are made by `Flow::add`/`start` from a `Node`, `BatchNode` or sync flow; async nodes and flows run in an `AsyncFlow`"
+)]
 pub trait SyncStep<S>: AsyncStep<S> {
     /// Runs the step under `name` with the enclosing orchestration's params.
     fn run_sync(
@@ -54,6 +62,12 @@ pub struct StepParts<T: ?Sized> {
 
 /// Something a sync [`Flow`](crate::Flow) can hold: a [`Node`], a
 /// [`BatchNode`], a `Flow` or a `BatchFlow`. `M` only tells the impls apart.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run in a sync `Flow`",
+    label = "not a `Node`, `BatchNode`, `Flow` or `BatchFlow`",
+    note = "a sync `Flow` holds only sync nodes and flows; an `AsyncNode`, `AsyncBatchNode`, `AsyncParallelBatchNode` or async flow runs in an `AsyncFlow`: use `AsyncFlow::new().start(..)`, which also takes every sync node and flow",
+    note = "a node's shared-store type must be the flow's: `impl Node<MyStore> for ..` for a `Flow<MyStore>`"
+)]
 pub trait IntoSyncStep<S, M> {
     /// The step's name and its boxed form.
     fn into_sync_step(self) -> StepParts<dyn SyncStep<S>>;
@@ -61,6 +75,11 @@ pub trait IntoSyncStep<S, M> {
 
 /// Something an [`AsyncFlow`](crate::AsyncFlow) can hold: every node kind
 /// and every flow kind, sync or async. `M` only tells the impls apart.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run in an `AsyncFlow`",
+    label = "not a node or flow",
+    note = "an `AsyncFlow` holds anything that implements `Node`, `BatchNode`, `AsyncNode`, `AsyncBatchNode` or `AsyncParallelBatchNode` for its shared-store type, and every kind of flow over that store"
+)]
 pub trait IntoAsyncStep<S, M> {
     /// The step's name and its boxed form.
     fn into_async_step(self) -> StepParts<dyn AsyncStep<S>>;

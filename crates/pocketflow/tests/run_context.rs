@@ -4,11 +4,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pocketflow::{
-    Action, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BoxError, Ctx, Flow, Node, NodeState, RunOptions, Scope,
-    SharedStore, TraceFlow, TraceParent,
+    Action, AsyncBatchFlow, AsyncFlow, AsyncNode, AsyncParallelBatchNode, BoxError, Ctx, Flow, Node, NodeState, Params,
+    RunOptions, Scope, SharedStore, TraceFlow, TraceParent,
 };
 use pocketflow_test_support::Capture;
 use tracing_subscriber::layer::SubscriberExt;
@@ -184,27 +185,130 @@ async fn the_report_has_running_and_suspended_time_and_state_counts_per_node() {
     flow.connect(a, b);
     let report = flow.run_report(&SharedStore::new()).await.unwrap();
 
-    let sleeper = report.stats.named("Sleeper").next().expect("stats of Sleeper");
+    let sleeper = report.stats.at("Timed/Sleeper").expect("stats of Sleeper");
     assert_eq!(sleeper.scope, Scope::Node);
-    assert_eq!(sleeper.path, "Timed/Sleeper");
-    assert_eq!(sleeper.outcome, NodeState::Completed);
-    assert_eq!(sleeper.lifecycle.suspensions, 2);
-    assert_eq!(sleeper.lifecycle.polls, 3);
-    assert_eq!(sleeper.lifecycle.suspended, Duration::from_millis(200));
+    assert_eq!(sleeper.name, "Sleeper");
+    assert_eq!(sleeper.runs, 1);
+    assert_eq!(sleeper.count(NodeState::Completed), 1);
+    assert_eq!(sleeper.suspensions, 2);
+    assert_eq!(sleeper.polls, 3);
+    assert_eq!(sleeper.suspended.total, Duration::from_millis(200));
     assert_eq!(sleeper.count(NodeState::Suspended), 2);
     assert_eq!(sleeper.count(NodeState::Resuming), 2);
     assert_eq!(sleeper.count(NodeState::Running), 3);
     assert_eq!(sleeper.count(NodeState::Completing), 1);
-    assert_eq!(sleeper.count(NodeState::Completed), 1);
+    assert_eq!(sleeper.failures(), 0);
 
     let slow = report.stats.named("Slow").next().expect("stats of Slow");
-    assert_eq!(slow.lifecycle.suspended, Duration::from_millis(500));
+    assert_eq!(slow.suspended.total, Duration::from_millis(500));
     let flow_stats = report.stats.named("Timed").next().expect("stats of the flow");
     assert_eq!(flow_stats.scope, Scope::Flow);
-    assert_eq!(flow_stats.lifecycle.suspended, Duration::from_millis(700));
+    assert_eq!(flow_stats.suspended.total, Duration::from_millis(700));
     assert_eq!(report.stats.count(NodeState::Completed), 3);
     // Outside the run, there is no context left behind.
     assert!(pocketflow::current().is_none());
+}
+
+/// Waits 100, 300, then 200 ms, one wait per run, and loops until it ran
+/// three times.
+struct Waits {
+    runs: AtomicUsize,
+}
+
+impl AsyncNode for Waits {
+    type Prep = usize;
+    type Exec = ();
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<usize, BoxError> {
+        Ok(self.runs.fetch_add(1, Ordering::Relaxed))
+    }
+    async fn exec(&self, _: &Ctx<'_>, run: &usize) -> Result<(), BoxError> {
+        let waits = [100, 300, 200];
+        tokio::time::sleep(Duration::from_millis(waits[*run % waits.len()])).await;
+        Ok(())
+    }
+    async fn post(&self, _: &Ctx<'_>, _: &SharedStore, run: usize, _: ()) -> Result<Action, BoxError> {
+        Ok(if run < 2 { "again".into() } else { Action::NONE })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_run_of_a_looping_node_adds_up_in_one_entry_with_its_shortest_and_longest() {
+    let mut flow = AsyncFlow::named("Loop");
+    let waits = flow.start(Waits { runs: AtomicUsize::new(0) });
+    flow.connect_on(waits, "again", waits);
+    let report = flow.run_report(&SharedStore::new()).await.unwrap();
+
+    assert_eq!(report.stats.entries.len(), 2, "{:#?}", report.stats);
+    let node = report.stats.at("Loop/Waits").expect("one entry for the node");
+    assert_eq!((node.runs, node.polls, node.suspensions), (3, 6, 3));
+    assert_eq!(node.suspended.total, Duration::from_millis(600));
+    assert_eq!(node.suspended.min, Duration::from_millis(100));
+    assert_eq!(node.suspended.max, Duration::from_millis(300));
+    assert_eq!(node.suspended.mean(), Duration::from_millis(200));
+    assert_eq!(node.count(NodeState::Created), 3);
+    assert_eq!(node.count(NodeState::Resuming), 3);
+    assert_eq!((node.count(NodeState::Completed), node.failures()), (3, 0));
+    let flow_stats = report.stats.at("Loop").expect("the flow's entry");
+    assert_eq!((flow_stats.scope, flow_stats.runs), (Scope::Flow, 1));
+}
+
+struct Greet;
+
+impl AsyncNode for Greet {
+    type Prep = ();
+    type Exec = ();
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+    async fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+}
+
+struct Squares;
+
+impl AsyncParallelBatchNode for Squares {
+    type Item = u64;
+    type Output = u64;
+    async fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<Vec<u64>, BoxError> {
+        Ok((1..=4).collect())
+    }
+    async fn exec(&self, _: &Ctx<'_>, n: &u64) -> Result<u64, BoxError> {
+        tokio::task::yield_now().await;
+        Ok(n * n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_items_of_a_batch_share_one_entry_with_their_index_as_a_star() {
+    let mut users = AsyncFlow::named("PerUser");
+    let greet = users.start(Greet);
+    let squares = users.add(Squares);
+    users.connect(greet, squares);
+    let per_user = AsyncBatchFlow::new(users, |_: &Ctx<'_>, _: &SharedStore| -> Result<Vec<Params>, BoxError> {
+        Ok((0..3).map(|i| Params::new().with("user", i)).collect())
+    });
+    let mut main = AsyncFlow::named("Main");
+    main.start(per_user);
+    let report = main.run_report(&SharedStore::new()).await.unwrap();
+
+    let entries: Vec<_> = report.stats.entries.iter().map(|s| (s.scope, s.path.as_str(), s.runs)).collect();
+    for expected in [
+        (Scope::Flow, "Main", 1),
+        (Scope::Flow, "Main/PerUser", 1),
+        (Scope::Item, "Main/PerUser[*]", 3),
+        (Scope::Node, "Main/PerUser[*]/Greet", 3),
+        (Scope::Node, "Main/PerUser[*]/Squares", 3),
+        (Scope::Item, "Main/PerUser[*]/Squares[*]", 12),
+    ] {
+        assert!(entries.contains(&expected), "{expected:?} missing from {entries:?}");
+    }
+    assert_eq!(entries.len(), 6, "{entries:?}");
+    let items = report.stats.at("Main/PerUser[*]/Squares[*]").unwrap();
+    assert_eq!(items.name, "Squares");
+    assert_eq!(items.count(NodeState::Completed), 12);
+    assert_eq!(report.stats.at("Main/PerUser[*]").unwrap().name, "PerUser");
 }
 
 #[tokio::test(start_paused = true)]

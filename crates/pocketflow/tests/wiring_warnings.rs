@@ -10,15 +10,20 @@
 //!   and from every run of a batch flow reach the top-level `RunReport`.
 //! - An action with no successors at all ends the flow silently; the empty
 //!   action routes like `None`, to `"default"`.
+//! - A report keeps the first `MAX_KEPT_WARNINGS` warnings of a run and
+//!   counts every one by kind, so a loop that warns on every turn does not
+//!   grow it.
 #![allow(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{AddNode, NumberNode, current};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use pocketflow::{
-    Action, AsyncFlow, AsyncParallelBatchFlow, BatchFlow, BoxError, Ctx, Flow, FlowError, FlowWarning, Node, Params,
-    SharedStore,
+    Action, AsyncFlow, AsyncParallelBatchFlow, BatchFlow, BoxError, Ctx, Flow, FlowError, FlowWarning,
+    MAX_KEPT_WARNINGS, Node, Params, SharedStore,
 };
 
 /// Returns a fixed action.
@@ -300,4 +305,57 @@ fn python_minus_spelling_builds_the_same_edge() {
     assert_eq!((a - "go") >> b, a.on("go") >> b);
     flow.link((a - "go") >> b);
     assert!(flow.warnings().is_empty());
+}
+
+/// Returns `again` until it has run `left` times, then `stop`.
+struct Countdown {
+    left: AtomicUsize,
+}
+
+impl Node for Countdown {
+    type Prep = ();
+    type Exec = ();
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn post(&self, _: &Ctx<'_>, _: &SharedStore, _: (), _: ()) -> Result<Action, BoxError> {
+        Ok(if self.left.fetch_sub(1, Ordering::Relaxed) > 1 { "again".into() } else { "stop".into() })
+    }
+}
+
+#[test]
+fn a_loop_that_warns_every_turn_keeps_the_first_warnings_and_counts_them_all() {
+    const TURNS: usize = 3 * MAX_KEPT_WARNINGS;
+    // Inner: the countdown, whose only successor is for "elsewhere", so each
+    // turn warns; Loop: Inner -again-> Inner, so the last turn ("stop")
+    // warns there too.
+    let mut inner = Flow::named("Inner");
+    let countdown = inner.start(Countdown { left: AtomicUsize::new(TURNS) });
+    let number = inner.add(NumberNode(1));
+    inner.connect_on(countdown, "elsewhere", number);
+    let mut outer = Flow::named("Loop");
+    let inner = outer.start(inner);
+    outer.connect_on(inner, "again", inner);
+
+    let report = outer.run_report(&SharedStore::new()).unwrap();
+    assert_eq!(report.action, "stop");
+    assert_eq!(report.warnings.len(), MAX_KEPT_WARNINGS);
+    assert_eq!(report.warnings[0].to_string(), "Flow ends: 'again' not found in ['elsewhere']");
+    let counts = &report.warning_counts;
+    let total = TURNS as u64 + 1;
+    assert_eq!(counts.total, total);
+    assert_eq!(counts.not_kept, total - MAX_KEPT_WARNINGS as u64);
+    assert_eq!(counts.of_kind("missing_successor"), total);
+    assert_eq!(counts.by_kind.len(), 1, "{counts:?}");
+}
+
+#[test]
+fn a_report_with_few_warnings_keeps_them_all_and_counts_them_by_kind() {
+    let report = Flow::<SharedStore>::named("Empty").run_report(&SharedStore::new()).unwrap();
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!((report.warning_counts.total, report.warning_counts.not_kept), (1, 0));
+    assert_eq!(report.warning_counts.of_kind("no_start_node"), 1);
 }

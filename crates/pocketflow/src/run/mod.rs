@@ -15,12 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::action::Action;
-use crate::current::{InFlight, Run, RunStats};
+use crate::current::{InFlight, Run};
 use crate::error::{BoxError, FlowError, Phase};
 use crate::lifecycle::NodeState;
 use crate::options::RunOptions;
+use crate::stats::RunStats;
 use crate::telemetry;
-use crate::warning::FlowWarning;
+use crate::warning::{FlowWarning, WarningCounts, WarningLog};
 use serde::Serialize;
 use std::any::Any;
 use std::fmt::Display;
@@ -30,7 +31,9 @@ use tracing::Span;
 /// the sealed step traits mention it; it cannot be named outside the crate.
 #[derive(Debug)]
 pub struct RunEnv {
-    warnings: Mutex<Vec<FlowWarning>>,
+    /// Kept only when the caller asked for a report (`run_report`,
+    /// `run_with`): plain `run` keeps nothing it does not return.
+    warnings: Mutex<WarningLog>,
     run: Arc<Run>,
     /// The run's outermost flow span is not created yet.
     outermost: AtomicBool,
@@ -62,9 +65,13 @@ impl RunEnv {
         Self::new(per_run.map_or_else(|| own.clone(), |o| o.over(own)), collect_stats)
     }
 
+    /// Emits the warning's event (every time: subscribers bound what they
+    /// keep) and, for a run that reports, logs it.
     pub(crate) fn warn(&self, warning: FlowWarning) {
         crate::telemetry::warning(&warning);
-        self.warnings.lock().unwrap_or_else(PoisonError::into_inner).push(warning);
+        if self.run.collects_stats() {
+            self.warnings.lock().unwrap_or_else(PoisonError::into_inner).add(warning);
+        }
     }
 
     pub(crate) fn run(&self) -> &Arc<Run> {
@@ -83,8 +90,8 @@ impl RunEnv {
 
     /// The report of the finished run.
     pub(crate) fn report(self, action: Action) -> RunReport {
-        let warnings = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(PoisonError::into_inner));
-        RunReport { action, warnings, stats: RunStats { entries: self.run.take_stats() } }
+        let (warnings, warning_counts) = self.warnings.lock().unwrap_or_else(PoisonError::into_inner).take();
+        RunReport { action, warnings, warning_counts, stats: self.run.take_stats() }
     }
 }
 
@@ -94,10 +101,15 @@ impl RunEnv {
 pub struct RunReport {
     /// The flow's result: its `post`'s action (by default, the last node's).
     pub action: Action,
-    /// Warnings raised during the run, in order.
+    /// The first [`MAX_KEPT_WARNINGS`](crate::MAX_KEPT_WARNINGS) warnings
+    /// raised during the run, in order.
     pub warnings: Vec<FlowWarning>,
-    /// How each flow, node and item of the run spent its time, and how many
-    /// times each entered each lifecycle state.
+    /// How many warnings the run raised, by kind, and how many of them
+    /// [`warnings`](Self::warnings) could not keep.
+    pub warning_counts: WarningCounts,
+    /// How each flow, node and batch node's items of the run spent their
+    /// time, and how many times they entered each lifecycle state: one
+    /// entry per place in the flow, however many times it ran.
     pub stats: RunStats,
 }
 
