@@ -250,8 +250,9 @@ fn stats_summary(stats: &RunStats) -> Vec<String> {
         .collect()
 }
 
-/// Fields that differ between runs for reasons other than the mode: times.
-const TIMED: [&str; 2] = ["running_ms", "suspended_ms"];
+/// Fields that differ between runs for reasons other than the mode: times,
+/// and the count of runs in flight in the process.
+const UNRELATED: [&str; 3] = ["running_ms", "suspended_ms", "concurrent"];
 
 fn spans_summary(captured: &Captured) -> Vec<String> {
     captured
@@ -260,7 +261,7 @@ fn spans_summary(captured: &Captured) -> Vec<String> {
         .enumerate()
         .map(|(index, span)| {
             let mut fields: BTreeMap<&str, &str> =
-                span.fields.iter().filter(|(k, _)| !TIMED.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                span.fields.iter().filter(|(k, _)| !UNRELATED.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v.as_str())).collect();
             // The one intended difference: the outermost flow's kind.
             if span.parent.is_none() && fields.get("kind") == Some(&"AsyncFlow") {
                 fields.insert("kind", "Flow");

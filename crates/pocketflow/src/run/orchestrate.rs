@@ -6,7 +6,8 @@ use tracing::Span;
 
 use super::async_node;
 use super::ops::{BatchHooksOps, Concurrency, FlowHooksOps};
-use super::sync_node::phase;
+use super::attempts::item_start;
+use super::sync_node::{phase, within};
 use super::{RunEnv, fail, record_action};
 use crate::action::Action;
 use crate::context::Ctx;
@@ -14,7 +15,7 @@ use crate::current::{Scope, Site};
 use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
-use crate::lifecycle::{SyncLifecycle, traced};
+use crate::lifecycle::traced;
 use crate::options::RunOptions;
 use crate::params::Params;
 use crate::step::{AsyncStep, SyncStep};
@@ -115,9 +116,7 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
 ) -> Result<Action, FlowError> {
     let name = meta.name;
     let (span, frame) = begin(meta, env, shared);
-    let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span, frame);
-    let result = (|| {
+    within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let prep = if H::NOOP {
             hooks.prep(&ctx, shared).map_err(|e| FlowError::hook(name, Phase::Prep, e))?
@@ -132,9 +131,7 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
         };
         end(&span, &action, shared);
         Ok(action)
-    })();
-    lifecycle.finish(&result);
-    result
+    })
 }
 
 /// An async flow (or a sync flow inside one): `prep`, the walk, `post`.
@@ -184,24 +181,17 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
 ) -> Result<Action, FlowError> {
     let name = meta.name;
     let (span, frame) = begin(meta, env, shared);
-    let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span, frame);
-    let result = (|| {
+    within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
         for (index, batch) in batches.iter().enumerate() {
-            let item_span = telemetry::item_span(index);
-            telemetry::record_json(&item_span, "input", batch);
-            let _in_item = item_span.enter();
-            walk_sync(name, graph, env, &params.merged(batch), shared)
-                .inspect_err(|e| telemetry::record_error(&item_span, e))?;
+            let (span, site) = item_start(index, batch);
+            within(&span, site, || walk_sync(name, graph, env, &params.merged(batch), shared))?;
         }
         let action = phase(telemetry::post_span(), name, Phase::Post, || hooks.post(&ctx, shared, batches))?;
         end(&span, &action, shared);
         Ok(action)
-    })();
-    lifecycle.finish(&result);
-    result
+    })
 }
 
 /// One parameter set of a batch flow, in its own `item` span.
@@ -214,10 +204,8 @@ fn batch_run<'a, S: Sync, T: ?Sized + AsyncStep<S>>(
     batch: &'a Params,
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
-    let span = telemetry::item_span(index);
-    telemetry::record_json(&span, "input", batch);
-    let frame = Site::new(Scope::Item, Cow::Borrowed(""), Some(index), None);
-    traced(span, frame, async move { walk_async(name, graph, env, &params, shared).await })
+    let (span, site) = item_start(index, batch);
+    traced(span, site, async move { walk_async(name, graph, env, &params, shared).await })
 }
 
 /// An async batch flow, sequential or parallel (or a sync one inside an
