@@ -232,6 +232,13 @@ pub(crate) fn is_outermost() -> bool {
     with_stack(|stack| stack.is_empty()).unwrap_or(true)
 }
 
+/// How many flows are running inside one another on this thread's stack:
+/// flows nested in flows, and flows run from a node's hooks.
+pub(crate) fn flows_running_here() -> usize {
+    with_stack(|stack| stack.iter().filter(|entry| matches!(entry, Entry::Local { scope: Scope::Flow, .. })).count())
+        .unwrap_or(0)
+}
+
 /// Notes that the current node's `exec` stage is over and `post` runs next.
 pub(crate) fn mark_completing() {
     with_stack(|stack| {

@@ -29,13 +29,18 @@ use crate::params::Params;
 use crate::telemetry;
 use futures_util::future::BoxFuture;
 
-/// Awaits `hook` inside `span`, catching a panic; a span left by a
-/// dropped future is marked cancelled.
-async fn call<T>(span: &Span, hook: impl Future<Output = Result<T, BoxError>>) -> HookOutcome<T> {
+/// `hook` inside `span`, catching a panic; a span left by a dropped future
+/// is marked cancelled. Not an `async fn`: combinators keep each level of a
+/// deeply nested run's poll chain small.
+fn call<'s, T, F>(span: &'s Span, hook: F) -> impl Future<Output = HookOutcome<T>> + 's
+where
+    F: Future<Output = Result<T, BoxError>> + 's,
+{
     let unfinished = Unfinished::new(span);
-    let outcome = AssertUnwindSafe(hook).catch_unwind().instrument(span.clone()).await;
-    unfinished.done();
-    outcome
+    AssertUnwindSafe(hook).catch_unwind().instrument(span.clone()).map(move |outcome| {
+        unfinished.done();
+        outcome
+    })
 }
 
 /// Awaits `hook` inside `span`, catching a panic, and records its outcome.

@@ -7,9 +7,12 @@
 
 pub(crate) mod async_node;
 pub(crate) mod attempts;
+pub(crate) mod nesting;
 pub(crate) mod ops;
 pub(crate) mod orchestrate;
 pub(crate) mod sync_node;
+
+pub use nesting::MAX_NESTING_DEPTH;
 
 use std::any::type_name;
 use std::borrow::Cow;

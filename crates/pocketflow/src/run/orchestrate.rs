@@ -8,7 +8,7 @@ use super::async_node;
 use super::ops::{BatchHooksOps, Concurrency, FlowHooksOps};
 use super::attempts::item_start;
 use super::sync_node::{phase, within};
-use super::{RunEnv, fail, record_action};
+use super::{RunEnv, fail, nesting, record_action};
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::current::{Scope, Site};
@@ -88,8 +88,10 @@ pub(crate) struct FlowMeta<'a> {
     pub(crate) options: &'a RunOptions,
 }
 
-/// The flow's span and context frame.
-fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, Site) {
+/// The flow's span and context frame; an error when the flow would run
+/// nested too deep.
+fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> Result<(Span, Site), FlowError> {
+    nesting::check(meta.name)?;
     let recorded = env.span_options(meta.options);
     let span = telemetry::flow_span(meta.name, meta.kind, recorded);
     if let Some((options, Some(_))) = recorded {
@@ -97,7 +99,7 @@ fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, S
     }
     telemetry::record_json(&span, "input", shared);
     let frame = Site::new(Scope::Flow, meta.name.clone(), None, Some(env.run()));
-    (span, frame)
+    Ok((span, frame))
 }
 
 fn end<S: Serialize>(span: &Span, action: &Action, shared: &S) {
@@ -115,7 +117,7 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
+    let (span, frame) = begin(meta, env, shared)?;
     within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let prep = if H::NOOP {
@@ -149,7 +151,10 @@ where
     O: FlowHooksOps<S> + Send + 'a,
 {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
+    let (span, frame) = match begin(meta, env, shared) {
+        Ok(started) => started,
+        Err(error) => return Box::pin(std::future::ready(Err(error))),
+    };
     let flow_span = span.clone();
     traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
@@ -180,7 +185,7 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
+    let (span, frame) = begin(meta, env, shared)?;
     within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
@@ -225,7 +230,10 @@ where
     O: BatchHooksOps<S> + Send + 'a,
 {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
+    let (span, frame) = match begin(meta, env, shared) {
+        Ok(started) => started,
+        Err(error) => return Box::pin(std::future::ready(Err(error))),
+    };
     let flow_span = span.clone();
     traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
