@@ -319,9 +319,10 @@ impl FlowError {
             Self::Timeout { .. } => ErrorType::Timeout,
             Self::Panicked { .. } | Self::Task { panicked: true, .. } => ErrorType::Panic,
             Self::Task { panicked: false, .. } => ErrorType::Cancellation,
-            Self::InvalidGraph { .. } | Self::NoAttempts { .. } | Self::NoTimer { .. } | Self::NestingTooDeep { .. } => {
-                ErrorType::Configuration
-            }
+            Self::InvalidGraph { .. }
+            | Self::NoAttempts { .. }
+            | Self::NoTimer { .. }
+            | Self::NestingTooDeep { .. } => ErrorType::Configuration,
             Self::Node { source, .. } | Self::Exhausted { source, .. } => classify(&**source),
         }
     }

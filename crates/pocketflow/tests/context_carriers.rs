@@ -71,7 +71,8 @@ impl Node for ThreadHandOff {
     fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(String, bool), BoxError> {
         let context = pocketflow::current().ok_or("no context")?;
         let here = std::thread::current().id();
-        let thread = std::thread::spawn(move || context.in_scope(|| (seen_here(), std::thread::current().id() != here)));
+        let thread =
+            std::thread::spawn(move || context.in_scope(|| (seen_here(), std::thread::current().id() != here)));
         thread.join().map_err(|_| "the thread panicked".into())
     }
     fn post(&self, _: &Ctx<'_>, shared: &SharedStore, (): (), seen: (String, bool)) -> Result<Action, BoxError> {

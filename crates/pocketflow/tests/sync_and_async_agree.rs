@@ -260,8 +260,12 @@ fn spans_summary(captured: &Captured) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(index, span)| {
-            let mut fields: BTreeMap<&str, &str> =
-                span.fields.iter().filter(|(k, _)| !UNRELATED.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut fields: BTreeMap<&str, &str> = span
+                .fields
+                .iter()
+                .filter(|(k, _)| !UNRELATED.contains(&k.as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             // The one intended difference: the outermost flow's kind.
             if span.parent.is_none() && fields.get("kind") == Some(&"AsyncFlow") {
                 fields.insert("kind", "Flow");
@@ -401,7 +405,10 @@ fn a_batch_node_gives_its_items_scope_context_and_stats_under_both_flows() {
 #[test]
 fn a_batch_item_that_fails_for_good_fails_the_same_under_both_flows() {
     let observed = assert_agree(|g, log| {
-        g.batch(BatchProbe { plan: Plan { attempts: 2, failures: 5, recovers: false, panics: false }, log: log.clone() });
+        g.batch(BatchProbe {
+            plan: Plan { attempts: 2, failures: 5, recovers: false, panics: false },
+            log: log.clone(),
+        });
     });
     assert!(observed.result.as_ref().is_err_and(|e| e.contains("item 11 lost")), "{:?}", observed.result);
 }

@@ -17,9 +17,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tracing::{Instrument, Span};
 
+use super::attempts::{Attempts, Next, item_start, node_ctx, node_start};
 pub(crate) use super::ops::{AsyncBatchOps, AsyncOps, ParallelBatchOps};
 use super::ops::{BatchOps, Concurrency, NodeOps};
-use super::attempts::{Attempts, Next, item_start, node_ctx, node_start};
 use super::{HookOutcome, exec_done, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
@@ -118,9 +118,14 @@ where
     let (span, site) = item_start(index, item);
     let item_span = span.clone();
     traced(span, site, async move {
-        let output =
-            exec_with_retries(ctx.for_item(index), ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e))
-                .await?;
+        let output = exec_with_retries(
+            ctx.for_item(index),
+            ops.wait(),
+            item,
+            |c| ops.exec(c, item),
+            |c, e| ops.fallback(c, item, e),
+        )
+        .await?;
         telemetry::record_json(&item_span, "output", &output);
         Ok(output)
     })

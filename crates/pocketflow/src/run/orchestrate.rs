@@ -5,8 +5,8 @@ use serde::Serialize;
 use tracing::Span;
 
 use super::async_node;
-use super::ops::{BatchHooksOps, Concurrency, FlowHooksOps};
 use super::attempts::item_start;
+use super::ops::{BatchHooksOps, Concurrency, FlowHooksOps};
 use super::sync_node::{phase, within};
 use super::{RunEnv, fail, nesting, record_action};
 use crate::action::Action;
