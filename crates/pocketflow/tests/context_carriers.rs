@@ -163,18 +163,33 @@ fn in_scope_leaves_the_threads_own_context_and_subscriber_as_they_were() {
         flow.run(&SharedStore::new()).unwrap();
     });
     let context = kept.lock().unwrap().take().expect("exec saw a context");
+    // Whether the thread's current subscriber is the test's (a registry
+    // with the capture layer) or none at all. (`Span::is_disabled` cannot
+    // tell: a callsite other tests made always-interesting creates spans
+    // even with no subscriber.)
+    let subscriber = || {
+        tracing::dispatcher::get_default(|d| {
+            if d.downcast_ref::<tracing_subscriber::Registry>().is_some() {
+                "the test's"
+            } else if d.is::<tracing::subscriber::NoSubscriber>() {
+                "none"
+            } else {
+                "another"
+            }
+        })
+    };
     let (inside, after) = std::thread::spawn(move || {
         let inside = context.in_scope(|| {
-            let span = tracing::info_span!("inside");
-            (pocketflow::current().map(|c| c.path()), span.is_disabled())
+            let _span = tracing::info_span!("inside").entered();
+            (pocketflow::current().map(|c| c.path()), subscriber())
         });
-        let after = (pocketflow::current().is_none(), tracing::info_span!("after").is_disabled());
+        let after = (pocketflow::current().map(|c| c.path()), subscriber());
         (inside, after)
     })
     .join()
     .unwrap();
-    assert_eq!(inside, (Some("Main/Keep".to_owned()), false), "the run's context and subscriber inside");
-    assert_eq!(after, (true, true), "neither is left behind on the thread");
+    assert_eq!(inside, (Some("Main/Keep".to_owned()), "the test's"), "the run's context and subscriber inside");
+    assert_eq!(after, (None, "none"), "neither is left behind on the thread");
     let captured = capture.snapshot();
     let (_, span) = captured.spans_named("inside").next().expect("recorded by the carried subscriber");
     assert_eq!(span.parent.map(|p| captured.spans[p].name), Some("exec"));
