@@ -25,7 +25,9 @@ use crate::warning::FlowWarning;
 /// and sync nodes and sync flows too, so a flow can move to async one node
 /// at a time. Sync nodes run on the calling task; their retry waits use
 /// tokio's timer, so they never block the runtime (Python blocks the event
-/// loop with `time.sleep`).
+/// loop with `time.sleep`). Flows nest at most
+/// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) deep on one thread;
+/// past that, a run returns [`FlowError::NestingTooDeep`].
 ///
 /// ```
 /// use pocketflow::{Action, AsyncFlow, AsyncNode, BoxError, Ctx, SharedStore};

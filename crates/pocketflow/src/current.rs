@@ -242,6 +242,13 @@ pub(crate) fn is_outermost() -> bool {
     with_stack(|stack| stack.is_empty()).unwrap_or(true)
 }
 
+/// How many flows are running inside one another on this thread's stack:
+/// flows nested in flows, and flows run from a node's hooks.
+pub(crate) fn flows_running_here() -> usize {
+    with_stack(|stack| stack.iter().filter(|entry| matches!(entry, Entry::Local { scope: Scope::Flow, .. })).count())
+        .unwrap_or(0)
+}
+
 /// Notes that the current node's `exec` stage is over and `post` runs next.
 pub(crate) fn mark_completing() {
     with_stack(|stack| {
@@ -412,63 +419,84 @@ impl Frame {
 /// # Ok(()) }
 /// ```
 pub fn current() -> Option<RunContext> {
-    current_frame().map(RunContext)
+    current_frame().map(|frame| RunContext {
+        frame,
+        span: tracing::Span::current(),
+        dispatch: tracing::dispatcher::get_default(tracing::Dispatch::clone),
+    })
 }
 
-/// A handle on the context of a run (see [`current`]). Cheap to clone; it
-/// keeps nothing of the run alive but names and options.
+/// A handle on the context of a run (see [`current`]): the run's frames,
+/// and the span and subscriber that were current where it was taken, which
+/// [`scope_future`](Self::scope_future) and [`in_scope`](Self::in_scope)
+/// carry along. Cheap to clone. It keeps nothing of the run alive but
+/// names, options and that span: like any span handle, it keeps the span
+/// (and those around it) open until the last clone is dropped, so drop the
+/// context when the work it was taken for is done.
 #[derive(Clone)]
-pub struct RunContext(Arc<Frame>);
+pub struct RunContext {
+    frame: Arc<Frame>,
+    span: tracing::Span,
+    dispatch: tracing::Dispatch,
+}
 
 impl RunContext {
     /// The id of the top-level run, unique in this process. Nested flows
     /// share their parent's; a flow run started from inside a node gets its
     /// own.
     pub fn run_id(&self) -> u64 {
-        self.0.run.id
+        self.frame.run.id
     }
 
     /// What the innermost frame is: a flow, a node, an item, a composition.
     pub fn scope(&self) -> Scope {
-        self.0.scope
+        self.frame.scope
     }
 
     /// The innermost flow's name.
     pub fn flow_name(&self) -> Option<&str> {
-        self.0.find(Scope::Flow).map(|f| f.name.as_str())
+        self.frame.find(Scope::Flow).map(|f| f.name.as_str())
     }
 
     /// The innermost node's name.
     pub fn node_name(&self) -> Option<&str> {
-        self.0.find(Scope::Node).map(|f| f.name.as_str())
+        self.frame.find(Scope::Node).map(|f| f.name.as_str())
     }
 
     /// The index of the innermost batch item.
     pub fn item_index(&self) -> Option<usize> {
-        self.0.find(Scope::Item).and_then(|f| f.index)
+        self.frame.find(Scope::Item).and_then(|f| f.index)
     }
 
     /// Names from the outermost frame in, e.g. `Main/Analysis/Summarize[2]`.
     pub fn path(&self) -> String {
-        self.0.path()
+        self.frame.path()
     }
 
     /// The run's options: session, user, tags, metadata.
     pub fn options(&self) -> &RunOptions {
-        self.0.run.options()
+        self.frame.run.options()
     }
 
-    /// Runs `future` with this context current (on every poll), for
-    /// executors other than tokio or tasks not started with [`spawn`].
+    /// Runs `future` with this context current on every poll, inside the
+    /// span and with the subscriber that were current where the context was
+    /// taken: what it records lands there, as if it ran in place. For
+    /// executors other than tokio, or tasks not started with [`spawn`]
+    /// (`tokio::spawn(context.scope_future(work))`); Python's
+    /// `async with context:`.
     pub fn scope_future<F: Future>(&self, future: F) -> InContext<F> {
-        InContext { frame: Arc::clone(&self.0), future: Box::pin(future) }
+        InContext { context: self.clone(), future: Box::pin(future) }
     }
 
-    /// Runs `f` with this context current, e.g. in a `spawn_blocking`
-    /// closure.
+    /// Runs `f` with this context current, inside the span and with the
+    /// subscriber that were current where the context was taken, e.g. in a
+    /// `spawn_blocking` closure or on a thread of your own.
     pub fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _pushed = push(Entry::Captured(Arc::clone(&self.0)));
-        f()
+        tracing::dispatcher::with_default(&self.dispatch, || {
+            let _entered = self.span.enter();
+            let _pushed = push(Entry::Captured(Arc::clone(&self.frame)));
+            f()
+        })
     }
 }
 
@@ -478,11 +506,11 @@ impl fmt::Debug for RunContext {
     }
 }
 
-/// A future polled with a run context current. See
-/// [`RunContext::scope_future`].
+/// A future polled with a run context, its span and its subscriber
+/// current. See [`RunContext::scope_future`].
 #[must_use = "futures do nothing unless polled"]
 pub struct InContext<F> {
-    frame: Arc<Frame>,
+    context: RunContext,
     future: Pin<Box<F>>,
 }
 
@@ -491,14 +519,14 @@ impl<F: Future> Future for InContext<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        let _pushed = push(Entry::Captured(Arc::clone(&this.frame)));
-        this.future.as_mut().poll(cx)
+        let future = this.future.as_mut();
+        this.context.in_scope(|| future.poll(cx))
     }
 }
 
 impl<F> fmt::Debug for InContext<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InContext").field("context", &RunContext(Arc::clone(&self.frame))).finish_non_exhaustive()
+        f.debug_struct("InContext").field("context", &self.context).finish_non_exhaustive()
     }
 }
 
@@ -527,19 +555,15 @@ where
     F::Output: Send + 'static,
 {
     let name = name.into();
-    let span = tracing::Span::current();
-    let frame = current_frame();
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Task { name, state: TaskState::NoRuntime };
     };
-    span.in_scope(|| telemetry::context("spawned", &name));
+    tracing::Span::current().in_scope(|| telemetry::context("spawned", &name));
     // The subscriber goes along too, for callers that installed theirs
     // with `set_default` (scoped to a thread) rather than globally.
-    let handle = match frame {
-        Some(frame) => {
-            runtime.spawn(InContext { frame, future: Box::pin(future) }.instrument(span).with_current_subscriber())
-        }
-        None => runtime.spawn(future.instrument(span).with_current_subscriber()),
+    let handle = match current() {
+        Some(context) => runtime.spawn(context.scope_future(future)),
+        None => runtime.spawn(future.in_current_span().with_current_subscriber()),
     };
     Task { name, state: TaskState::Running(handle) }
 }

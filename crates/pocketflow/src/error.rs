@@ -116,6 +116,23 @@ pub enum FlowError {
         /// `safe_execute`.
         name: String,
     },
+    /// The flow would have run nested deeper than
+    /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) flows inside one
+    /// another on one thread (flows nested in flows, and flows run from a
+    /// node's hooks), where the thread's stack could run out, which aborts
+    /// the process. It did not start. Python raises `RecursionError` here.
+    #[error(
+        "flow `{flow}` would run {depth} flows deep, past the limit of {limit} flows running inside one another on one thread (pocketflow::MAX_NESTING_DEPTH)"
+    )]
+    NestingTooDeep {
+        /// The flow that did not start.
+        flow: String,
+        /// How deep it would have run: the flows already running on the
+        /// thread, plus itself.
+        depth: usize,
+        /// The limit, [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH).
+        limit: usize,
+    },
     /// Every attempt of [`safe_execute`](crate::safe_execute) failed; `source`
     /// is the last attempt's error (a [`FlowError::Timeout`] when its
     /// per-attempt deadline passed). It stays reachable through
@@ -151,7 +168,8 @@ pub enum ErrorType {
     ResourceExhaustion,
     /// The runtime was shutting down (Python's `event_loop_closed`).
     RuntimeShutdown,
-    /// The flow itself is wrong: wiring from another flow, zero attempts.
+    /// The flow itself is wrong: wiring from another flow, zero attempts,
+    /// flows nested past [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH).
     Configuration,
 }
 
@@ -270,7 +288,7 @@ impl FlowError {
     pub fn node(&self) -> &str {
         match self {
             Self::Node { node, .. } | Self::Panicked { node, .. } | Self::NoAttempts { node } => node,
-            Self::InvalidGraph { flow, .. } => flow,
+            Self::InvalidGraph { flow, .. } | Self::NestingTooDeep { flow, .. } => flow,
             Self::Timeout { name, .. }
             | Self::Task { name, .. }
             | Self::NoTimer { name }
@@ -284,6 +302,7 @@ impl FlowError {
             Self::Node { phase, .. } | Self::Panicked { phase, .. } => Some(*phase),
             Self::NoAttempts { .. }
             | Self::InvalidGraph { .. }
+            | Self::NestingTooDeep { .. }
             | Self::Timeout { .. }
             | Self::Task { .. }
             | Self::NoTimer { .. }
@@ -295,13 +314,17 @@ impl FlowError {
     /// [`safe_execute`](crate::safe_execute)) is classified by what it wraps
     /// (a timeout, an exhausted resource…), else it is a
     /// [`ErrorType::TaskException`]. A missing timer is a
-    /// [`ErrorType::Configuration`] error: the runtime is set up wrongly.
+    /// [`ErrorType::Configuration`] error (the runtime is set up wrongly),
+    /// and so is nesting past the limit (the flow is built wrongly).
     pub fn error_type(&self) -> ErrorType {
         match self {
             Self::Timeout { .. } => ErrorType::Timeout,
             Self::Panicked { .. } | Self::Task { panicked: true, .. } => ErrorType::Panic,
             Self::Task { panicked: false, .. } => ErrorType::Cancellation,
-            Self::InvalidGraph { .. } | Self::NoAttempts { .. } | Self::NoTimer { .. } => ErrorType::Configuration,
+            Self::InvalidGraph { .. }
+            | Self::NoAttempts { .. }
+            | Self::NoTimer { .. }
+            | Self::NestingTooDeep { .. } => ErrorType::Configuration,
             Self::Node { source, .. } | Self::Exhausted { source, .. } => classify(&**source),
         }
     }

@@ -113,6 +113,8 @@ pub(crate) use wiring_methods;
 /// A graph of nodes run one after another, each picking the next by the
 /// action its `post` returns. A flow is itself a node: add it to another
 /// flow and it runs as one step, its result choosing the parent's next step.
+/// Flows nest at most [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) deep
+/// on one thread; past that, a run returns [`FlowError::NestingTooDeep`].
 ///
 /// ```
 /// use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};

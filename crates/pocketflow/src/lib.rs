@@ -88,7 +88,7 @@ pub use pocketflow_macros::trace_flow;
 pub use recovery::{
     AsyncErrorEvent, Backoff, ErrorHandler, ErrorStats, Recovery, RetryPolicy, safe_execute, with_timeout,
 };
-pub use run::RunReport;
+pub use run::{MAX_NESTING_DEPTH, RunReport};
 pub use stats::{NodeStats, RunStats, TimeStats};
 pub use step::{IntoAsyncStep, IntoSyncStep, StepParts, kinds};
 pub use store::SharedStore;

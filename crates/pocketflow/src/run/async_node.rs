@@ -1,5 +1,7 @@
-//! Nodes run from async flows: every node kind, sync ones included, through
-//! [`NodeOps`] and [`BatchOps`].
+//! The async runner: every node kind inside async flows (sync ones
+//! included, through [`NodeOps`] and [`BatchOps`]), hooks awaited and retry
+//! waits on tokio's timer. What is called when, and what is recorded, comes
+//! from [`super::attempts`], shared with the sync runner.
 #![allow(
     clippy::ptr_arg,
     reason = "node names are passed as `&Cow` because the run context clones them, which is free for a static name"
@@ -15,33 +17,45 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tracing::{Instrument, Span};
 
+use super::attempts::{Attempts, Next, item_start, node_ctx, node_start};
 pub(crate) use super::ops::{AsyncBatchOps, AsyncOps, ParallelBatchOps};
 use super::ops::{BatchOps, Concurrency, NodeOps};
-use super::{error_address, exec_done, fail, fallback_phase, record_action, settle};
+use super::{HookOutcome, exec_done, record_action, settle};
 use crate::action::Action;
 use crate::context::Ctx;
-use crate::current::{Scope, Site};
 use crate::error::{BoxError, FlowError, Phase};
 use crate::lifecycle::{Unfinished, traced};
 use crate::params::Params;
 use crate::telemetry;
 use futures_util::future::BoxFuture;
 
-/// Awaits `hook` inside `span`, catching a panic.
+/// `hook` inside `span`, catching a panic; a span left by a dropped future
+/// is marked cancelled. Not an `async fn`: combinators keep each level of a
+/// deeply nested run's poll chain small.
+fn call<'s, T, F>(span: &'s Span, hook: F) -> impl Future<Output = HookOutcome<T>> + 's
+where
+    F: Future<Output = Result<T, BoxError>> + 's,
+{
+    let unfinished = Unfinished::new(span);
+    AssertUnwindSafe(hook).catch_unwind().instrument(span.clone()).map(move |outcome| {
+        unfinished.done();
+        outcome
+    })
+}
+
+/// Awaits `hook` inside `span`, catching a panic, and records its outcome.
 pub(crate) async fn phase<T: Serialize>(
     span: Span,
     node: &str,
     phase: Phase,
     hook: impl Future<Output = Result<T, BoxError>>,
 ) -> Result<T, FlowError> {
-    let unfinished = Unfinished::new(&span);
-    let outcome = AssertUnwindSafe(hook).catch_unwind().instrument(span.clone()).await;
-    unfinished.done();
+    let outcome = call(&span, hook).await;
     settle(&span, node, phase, outcome)
 }
 
-/// The async form of [`super::sync_node::exec_with_retries`].
-pub(crate) async fn exec_with_retries<'p, P, T, Fut, FFut>(
+/// PocketFlow's `_exec`, driving [`Attempts`] with awaited calls.
+async fn exec_with_retries<'p, P, T, Fut, FFut>(
     ctx: Ctx<'p>,
     wait: Duration,
     input: &'p P,
@@ -54,40 +68,19 @@ where
     Fut: Future<Output = Result<T, BoxError>>,
     FFut: Future<Output = Result<T, BoxError>>,
 {
-    let mut attempt = 0;
+    let mut attempts = Attempts::new(ctx, wait, input);
     loop {
-        let attempt_ctx = ctx.for_attempt(attempt);
-        let span = telemetry::exec_span(attempt);
-        telemetry::record_json(&span, "input", input);
-        let unfinished = Unfinished::new(&span);
-        let outcome = AssertUnwindSafe(exec(attempt_ctx)).catch_unwind().instrument(span.clone()).await;
-        unfinished.done();
-        let error = match outcome {
-            Ok(Err(error)) => error,
-            other => return settle(&span, ctx.node, Phase::Exec, other),
-        };
-        telemetry::record_error(&span, &error);
-        if attempt + 1 >= ctx.max_retries {
-            drop(span);
-            let span = telemetry::fallback_span(attempt);
-            telemetry::record_json(&span, "input", input);
-            let received = error_address(&error);
-            let unfinished = Unfinished::new(&span);
-            let outcome = AssertUnwindSafe(fallback(attempt_ctx, error)).catch_unwind().instrument(span.clone()).await;
-            unfinished.done();
-            return settle(&span, ctx.node, fallback_phase(received, &outcome), outcome);
+        let exec_call = attempts.exec_call();
+        let outcome = call(&exec_call.span, exec(exec_call.ctx)).await;
+        match attempts.exec_ended(exec_call, outcome) {
+            Next::Done(result) => return result,
+            Next::Wait(wait) => crate::recovery::pause(wait).await,
+            Next::Fallback(fallback_call, error) => {
+                let outcome = call(&fallback_call.span, fallback(fallback_call.ctx, error)).await;
+                return attempts.fallback_ended(&fallback_call.span, outcome);
+            }
         }
-        span.in_scope(|| telemetry::retry(attempt, ctx.max_retries, wait, &error));
-        drop(span);
-        crate::recovery::pause(wait).await;
-        attempt += 1;
     }
-}
-
-fn no_attempts(span: &Span, node: &str) -> FlowError {
-    let error = FlowError::NoAttempts { node: node.to_owned() };
-    fail(span, &error);
-    error
 }
 
 pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
@@ -97,14 +90,10 @@ pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
-    let span = telemetry::node_span(name, O::KIND, max_retries);
+    let (span, site) = node_start(name, O::KIND, max_retries);
     let node_span = span.clone();
-    let frame = Site::new(Scope::Node, name.clone(), None, None);
-    traced(span, frame, async move {
-        if max_retries == 0 {
-            return Err(no_attempts(&node_span, name));
-        }
-        let ctx = Ctx::new(name, params, max_retries);
+    traced(span, site, async move {
+        let ctx = node_ctx(&node_span, name, params, max_retries)?;
         let prep = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
         telemetry::record_json(&node_span, "input", &prep);
         let exec =
@@ -116,22 +105,27 @@ pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
     })
 }
 
-/// One batch item: its own span, attempts and fallback.
+/// One batch item: its own span, context site, attempts and fallback.
 fn run_item<'p, S: Sync, O: BatchOps<S>>(
     ops: &'p O,
     ctx: Ctx<'p>,
+    index: usize,
     item: &'p O::Item,
 ) -> BoxFuture<'p, Result<O::Output, FlowError>>
 where
     O::Output: 'p,
 {
-    let span = telemetry::item_span(ctx.item.unwrap_or_default());
-    telemetry::record_json(&span, "input", item);
+    let (span, site) = item_start(index, item);
     let item_span = span.clone();
-    let frame = Site::new(Scope::Item, Cow::Borrowed(""), ctx.item, None);
-    traced(span, frame, async move {
-        let output =
-            exec_with_retries(ctx, ops.wait(), item, |c| ops.exec(c, item), |c, e| ops.fallback(c, item, e)).await?;
+    traced(span, site, async move {
+        let output = exec_with_retries(
+            ctx.for_item(index),
+            ops.wait(),
+            item,
+            |c| ops.exec(c, item),
+            |c, e| ops.fallback(c, item, e),
+        )
+        .await?;
         telemetry::record_json(&item_span, "output", &output);
         Ok(output)
     })
@@ -144,28 +138,24 @@ pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S> + Send + 'a>(
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
-    let span = telemetry::node_span(name, O::KIND, max_retries);
+    let (span, site) = node_start(name, O::KIND, max_retries);
     let node_span = span.clone();
-    let frame = Site::new(Scope::Node, name.clone(), None, None);
-    traced(span, frame, async move {
-        if max_retries == 0 {
-            return Err(no_attempts(&node_span, name));
-        }
-        let ctx = Ctx::new(name, params, max_retries);
+    traced(span, site, async move {
+        let ctx = node_ctx(&node_span, name, params, max_retries)?;
         let items = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
         telemetry::record_json(&node_span, "input", &items);
         let outputs = match ops.concurrency() {
             Concurrency::Sequential => {
                 let mut outputs = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
-                    outputs.push(run_item(&ops, ctx.for_item(index), item).await?);
+                    outputs.push(run_item(&ops, ctx, index, item).await?);
                 }
                 outputs
             }
             Concurrency::Parallel(limit) => {
                 let mut runs = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
-                    runs.push(run_item(&ops, ctx.for_item(index), item));
+                    runs.push(run_item(&ops, ctx, index, item));
                 }
                 match limit {
                     None => try_join_all(runs).await?,

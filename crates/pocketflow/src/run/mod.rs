@@ -2,12 +2,17 @@
 //!
 //! The sync runners call hooks directly and sleep with the thread; the async
 //! runners serve every node kind inside async flows (sync nodes included, so
-//! their retry waits never block the runtime).
+//! their retry waits never block the runtime). Both make the calls
+//! [`attempts`] decides, so a node behaves the same under either.
 
 pub(crate) mod async_node;
+pub(crate) mod attempts;
+pub(crate) mod nesting;
 pub(crate) mod ops;
 pub(crate) mod orchestrate;
 pub(crate) mod sync_node;
+
+pub use nesting::MAX_NESTING_DEPTH;
 
 use std::any::type_name;
 use std::borrow::Cow;
@@ -142,23 +147,6 @@ pub(crate) fn settle<T: Serialize>(
         Err(error) => fail(span, error),
     }
     result
-}
-
-/// Where a fallback's error comes from. A fallback that hands back the very
-/// error it received (as the default one does) re-raises exec's failure, so
-/// that is reported as a failure in `exec`; any other error is the
-/// fallback's own. Zero-sized errors share one address, so they are always
-/// taken as the fallback's own.
-pub(crate) fn fallback_phase<T>(received: usize, outcome: &HookOutcome<T>) -> Phase {
-    match outcome {
-        Ok(Err(error)) if std::mem::size_of_val(&**error) != 0 && error_address(error) == received => Phase::Exec,
-        _ => Phase::Fallback,
-    }
-}
-
-/// The address of the error's allocation: compared, never dereferenced.
-pub(crate) fn error_address(error: &BoxError) -> usize {
-    std::ptr::from_ref(&**error).cast::<()>().addr()
 }
 
 /// Records a failure that starts in `span`.

@@ -5,16 +5,17 @@ use serde::Serialize;
 use tracing::Span;
 
 use super::async_node;
+use super::attempts::item_start;
 use super::ops::{BatchHooksOps, Concurrency, FlowHooksOps};
-use super::sync_node::phase;
-use super::{RunEnv, fail, record_action};
+use super::sync_node::{phase, within};
+use super::{RunEnv, fail, nesting, record_action};
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::current::{Scope, Site};
 use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
-use crate::lifecycle::{SyncLifecycle, traced};
+use crate::lifecycle::traced;
 use crate::options::RunOptions;
 use crate::params::Params;
 use crate::step::{AsyncStep, SyncStep};
@@ -87,8 +88,10 @@ pub(crate) struct FlowMeta<'a> {
     pub(crate) options: &'a RunOptions,
 }
 
-/// The flow's span and context frame.
-fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, Site) {
+/// The flow's span and context frame; an error when the flow would run
+/// nested too deep.
+fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> Result<(Span, Site), FlowError> {
+    nesting::check(meta.name)?;
     let recorded = env.span_options(meta.options);
     let span = telemetry::flow_span(meta.name, meta.kind, recorded);
     if let Some((options, Some(_))) = recorded {
@@ -96,7 +99,7 @@ fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> (Span, S
     }
     telemetry::record_json(&span, "input", shared);
     let frame = Site::new(Scope::Flow, meta.name.clone(), None, Some(env.run()));
-    (span, frame)
+    Ok((span, frame))
 }
 
 fn end<S: Serialize>(span: &Span, action: &Action, shared: &S) {
@@ -114,10 +117,8 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
-    let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span, frame);
-    let result = (|| {
+    let (span, frame) = begin(meta, env, shared)?;
+    within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let prep = if H::NOOP {
             hooks.prep(&ctx, shared).map_err(|e| FlowError::hook(name, Phase::Prep, e))?
@@ -132,9 +133,7 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
         };
         end(&span, &action, shared);
         Ok(action)
-    })();
-    lifecycle.finish(&result);
-    result
+    })
 }
 
 /// An async flow (or a sync flow inside one): `prep`, the walk, `post`.
@@ -152,7 +151,10 @@ where
     O: FlowHooksOps<S> + Send + 'a,
 {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
+    let (span, frame) = match begin(meta, env, shared) {
+        Ok(started) => started,
+        Err(error) => return Box::pin(std::future::ready(Err(error))),
+    };
     let flow_span = span.clone();
     traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
@@ -183,25 +185,18 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
-    let _entered = span.enter();
-    let lifecycle = SyncLifecycle::start(&span, frame);
-    let result = (|| {
+    let (span, frame) = begin(meta, env, shared)?;
+    within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
         for (index, batch) in batches.iter().enumerate() {
-            let item_span = telemetry::item_span(index);
-            telemetry::record_json(&item_span, "input", batch);
-            let _in_item = item_span.enter();
-            walk_sync(name, graph, env, &params.merged(batch), shared)
-                .inspect_err(|e| telemetry::record_error(&item_span, e))?;
+            let (span, site) = item_start(index, batch);
+            within(&span, site, || walk_sync(name, graph, env, &params.merged(batch), shared))?;
         }
         let action = phase(telemetry::post_span(), name, Phase::Post, || hooks.post(&ctx, shared, batches))?;
         end(&span, &action, shared);
         Ok(action)
-    })();
-    lifecycle.finish(&result);
-    result
+    })
 }
 
 /// One parameter set of a batch flow, in its own `item` span.
@@ -214,10 +209,8 @@ fn batch_run<'a, S: Sync, T: ?Sized + AsyncStep<S>>(
     batch: &'a Params,
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
-    let span = telemetry::item_span(index);
-    telemetry::record_json(&span, "input", batch);
-    let frame = Site::new(Scope::Item, Cow::Borrowed(""), Some(index), None);
-    traced(span, frame, async move { walk_async(name, graph, env, &params, shared).await })
+    let (span, site) = item_start(index, batch);
+    traced(span, site, async move { walk_async(name, graph, env, &params, shared).await })
 }
 
 /// An async batch flow, sequential or parallel (or a sync one inside an
@@ -237,7 +230,10 @@ where
     O: BatchHooksOps<S> + Send + 'a,
 {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared);
+    let (span, frame) = match begin(meta, env, shared) {
+        Ok(started) => started,
+        Err(error) => return Box::pin(std::future::ready(Err(error))),
+    };
     let flow_span = span.clone();
     traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
