@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::BatchSettings;
 use crate::diagnostics;
+use crate::endpoint::mask_credentials;
 use crate::error::TracingError;
 use crate::exporter::ExporterSet;
 use crate::mapping::Mapper;
@@ -320,7 +321,9 @@ impl Worker {
         let _ = ready.send(Ok(()));
 
         let batch = self.queue.batch;
-        let mut spare = Vec::with_capacity(batch);
+        // Grown as spans arrive, never sized from the configured numbers: a
+        // queue or batch size must not turn into an allocation up front.
+        let mut spare = Vec::new();
         let mut deadline = deadline_after(self.delay);
         loop {
             let (mut spans, control) = {
@@ -381,7 +384,9 @@ impl Worker {
             Err(error) => {
                 let previous = counters.failed.fetch_add(count, Ordering::Relaxed);
                 if previous == 0 || self.debug {
-                    diagnostics::report("export_failed", &format!("{count} spans lost: {error}"));
+                    // Transport errors quote the endpoint, password included.
+                    let message = format!("{count} spans lost: {error}");
+                    diagnostics::report("export_failed", &mask_credentials(&message));
                 }
             }
         }
