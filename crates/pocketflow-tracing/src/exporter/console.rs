@@ -368,3 +368,107 @@ fn duration(start: SystemTime, end: SystemTime) -> String {
         format!("{:.2} s", d.as_secs_f64())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::TracingConfig;
+
+    /// What the exporter printed.
+    #[derive(Clone, Default)]
+    struct Printed(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Printed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The console exporter, noting the most spans it held after a batch.
+    #[derive(Debug)]
+    struct Watched {
+        console: Arc<ConsoleExporter>,
+        most_pending: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for Watched {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            let result = self.console.export(batch).await;
+            let pending = self.console.state.lock().unwrap().pending_spans;
+            self.most_pending.fetch_max(pending, Ordering::Relaxed);
+            result
+        }
+
+        fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+            self.console.shutdown_with_timeout(timeout)
+        }
+    }
+
+    struct Step(&'static str);
+
+    impl Node for Step {
+        type Prep = ();
+        type Exec = ();
+
+        fn name(&self) -> std::borrow::Cow<'static, str> {
+            self.0.into()
+        }
+
+        fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        fn post(&self, _: &Ctx<'_>, _: &SharedStore, (): (), (): ()) -> Result<Action, BoxError> {
+            Ok(Action::NONE)
+        }
+    }
+
+    /// A flow of three nodes: 13 spans, its root closing last.
+    #[test]
+    fn pending_spans_stay_within_the_bound_and_the_oldest_trace_is_printed_early() {
+        const MAX: usize = 4;
+        let printed = Printed::default();
+        let console = Arc::new(ConsoleExporter::new(printed.clone()).with_max_pending_spans(MAX));
+        let most_pending = Arc::new(AtomicUsize::new(0));
+        let exporter = Watched { console: Arc::clone(&console), most_pending: Arc::clone(&most_pending) };
+        // Batches of two spans: the flow's spans arrive over several exports.
+        let config = TracingConfig::builder().max_export_batch_size(2).build().unwrap();
+        let (layer, guard) = config.layer_with_exporter(exporter).unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let mut flow = Flow::named("Long");
+            let a = flow.start(Step("A"));
+            let b = flow.add(Step("B"));
+            let c = flow.add(Step("C"));
+            flow.link(a >> b);
+            flow.link(b >> c);
+            flow.run(&SharedStore::new()).unwrap();
+        });
+        assert!(guard.flush());
+
+        assert!(most_pending.load(Ordering::Relaxed) <= MAX, "held {} spans", most_pending.load(Ordering::Relaxed));
+        assert_eq!(console.state.lock().unwrap().pending_spans, 0, "the root printed the rest");
+        let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("(incomplete: printed before its root finished"), "{text}");
+        let spans = text.lines().filter(|line| !line.starts_with("trace ") && line.contains(" ms")).count();
+        assert_eq!(spans, 13, "every span printed once:\n{text}");
+        assert!(text.lines().any(|line| line.starts_with("trace ") && line.contains("· Long ·")), "{text}");
+        let report = guard.shutdown();
+        assert!(report.completed, "{report}");
+    }
+}
