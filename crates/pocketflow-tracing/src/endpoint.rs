@@ -71,7 +71,8 @@ pub(crate) fn mask_credentials(text: &str) -> Cow<'_, str> {
         let authority_start = start + 3;
         out.push_str(&rest[..authority_start]);
         let after = &rest[authority_start..];
-        let end = after.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"' | ')' | '>' | '<') || c.is_whitespace());
+        let end =
+            after.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"' | ')' | '>' | '<') || c.is_whitespace());
         let authority = &after[..end.unwrap_or(after.len())];
         match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
             Some((colon, at)) => {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::config::{
     BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, ExporterKind, LANGFUSE_DEFAULT_HOST,
-    LangfuseSettings, MAX_QUEUE_SIZE, OtlpSettings, Protocol, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig,
-    TracingConfigBuilder,
+    LangfuseSettings, MAX_QUEUE_SIZE, OtlpSettings, Protocol, RecordSettings, Sampler, Secret, TraceAttributes,
+    TracingConfig, TracingConfigBuilder,
 };
 use crate::endpoint;
 use crate::error::ConfigError;
@@ -325,7 +325,11 @@ fn otlp_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<OtlpSettin
     let endpoint = otlp_endpoint(b, vars, protocol)?;
     let headers = match &b.otlp_headers {
         Some(headers) => {
-            check_headers("otlp_headers", headers.iter().map(|(name, value)| (name.as_str(), value.expose())), protocol)?;
+            check_headers(
+                "otlp_headers",
+                headers.iter().map(|(name, value)| (name.as_str(), value.expose())),
+                protocol,
+            )?;
             headers.clone()
         }
         None => headers(vars, protocol)?.unwrap_or_default(),
@@ -469,8 +473,8 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
     const QUEUE_VAR: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
     const BATCH_VAR: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
     let d = BatchSettings::default();
-    let max_queue_size =
-        bounded_setting(b.max_queue_size, "max_queue_size", vars, QUEUE_VAR, MAX_QUEUE_SIZE)?.unwrap_or(d.max_queue_size);
+    let max_queue_size = bounded_setting(b.max_queue_size, "max_queue_size", vars, QUEUE_VAR, MAX_QUEUE_SIZE)?
+        .unwrap_or(d.max_queue_size);
     let batch = bounded_setting(b.max_export_batch_size, "max_export_batch_size", vars, BATCH_VAR, MAX_QUEUE_SIZE)?;
     let max_export_batch_size = match batch {
         Some(batch) if batch > max_queue_size => {

@@ -426,8 +426,11 @@ mod tests {
     /// allocated: a few spans' worth, not the configured sizes.
     #[test]
     fn the_largest_queue_and_batch_are_never_allocated_up_front_and_export_works() {
-        let config =
-            TracingConfig::builder().max_queue_size(MAX_QUEUE_SIZE).max_export_batch_size(MAX_QUEUE_SIZE).build().unwrap();
+        let config = TracingConfig::builder()
+            .max_queue_size(MAX_QUEUE_SIZE)
+            .max_export_batch_size(MAX_QUEUE_SIZE)
+            .build()
+            .unwrap();
         let (layer, guard) = config.layer_with_exporter(ConsoleExporter::new(std::io::sink())).unwrap();
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             let mut flow = Flow::named("Sized");

@@ -39,7 +39,8 @@ fn assert_invalid_endpoint(err: &ConfigError, name: &str, url: &str) {
 fn endpoints_with_a_port_out_of_range_or_not_a_number_are_refused_for_every_variable_and_transport() {
     for protocol in PROTOCOLS {
         for var in ENDPOINT_VARS {
-            for url in ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://collector:0", "https://host:65536/x"] {
+            for url in ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://collector:0", "https://host:65536/x"]
+            {
                 let err = error(TracingConfig::builder(), &[("OTEL_EXPORTER_OTLP_PROTOCOL", protocol), (var, url)]);
                 assert_invalid_endpoint(&err, var, url);
                 assert!(err.to_string().contains("1 to 65535"), "{err}");
@@ -95,9 +96,13 @@ fn a_password_in_an_endpoint_is_masked_in_errors_and_debug() {
     assert!(!shown.contains("s3cr3t") && !shown.contains("hunter2"), "{shown}");
     assert_eq!(config.otlp_endpoint(), Some("http://ada:s3cr3t@collector:4317"), "the URL itself is kept");
 
-    let exporter =
-        LangfuseExporter::new("pk", Secret::new("sk"), "https://bob:hunter2@langfuse.example.com", Duration::from_secs(1))
-            .unwrap();
+    let exporter = LangfuseExporter::new(
+        "pk",
+        Secret::new("sk"),
+        "https://bob:hunter2@langfuse.example.com",
+        Duration::from_secs(1),
+    )
+    .unwrap();
     let shown = format!("{exporter:?}");
     assert!(shown.contains("bob:***@") && !shown.contains("hunter2"), "{shown}");
 }
@@ -175,7 +180,9 @@ fn invalid_headers_are_refused_for_http_as_for_grpc_naming_the_header_never_its_
             .otlp_headers(vec![("x-token".to_owned(), Secret::new("line\nbreak-s3cr3t"))])
             .build()
             .unwrap_err();
-        assert!(matches!(&err, ConfigError::InvalidHeader { name, header, .. } if name == "otlp_headers" && header == "x-token"));
+        assert!(
+            matches!(&err, ConfigError::InvalidHeader { name, header, .. } if name == "otlp_headers" && header == "x-token")
+        );
         assert!(!format!("{err} {err:?}").contains("s3cr3t"), "{err:?}");
     }
     // gRPC keeps names ending in -bin for binary metadata; HTTP can send them.

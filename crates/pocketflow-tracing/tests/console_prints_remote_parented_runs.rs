@@ -74,11 +74,7 @@ fn a_run_continuing_a_remote_parent_is_printed_when_it_ends_not_at_shutdown() {
     });
     assert!(guard.flush());
     let text = printed.text();
-    assert_eq!(
-        printed.headers().len(),
-        1,
-        "printed once the run ended, before shutdown:\n{text}"
-    );
+    assert_eq!(printed.headers().len(), 1, "printed once the run ended, before shutdown:\n{text}");
     let header = &printed.headers()[0];
     assert!(header.starts_with("trace 4bf92f3577b34da6a3ce929d0e0e4736 · Continued ·"), "{header}");
     assert!(header.ends_with("(continues remote span 00f067aa0ba902b7)"), "{header}");

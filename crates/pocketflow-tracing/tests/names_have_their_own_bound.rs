@@ -49,7 +49,8 @@ fn a_tiny_payload_cap_cuts_inputs_but_not_names_or_run_identifiers() {
             let classify = flow.start(MarkerNode("ClassifyTicket"));
             let answer = flow.add(MarkerNode("AnswerCustomer"));
             flow.link(classify >> answer);
-            let options = RunOptions::new().session_id("session-0123456789").parent(CALLER.parse::<TraceParent>().unwrap());
+            let options =
+                RunOptions::new().session_id("session-0123456789").parent(CALLER.parse::<TraceParent>().unwrap());
             flow.run_with(&store("a-long-marker"), options).unwrap();
         },
     );
