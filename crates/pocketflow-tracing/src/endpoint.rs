@@ -38,6 +38,10 @@ pub(crate) fn problem(url: &str) -> Option<&'static str> {
     if url.contains(char::is_whitespace) {
         return Some("it contains whitespace");
     }
+    // The transports take ASCII only.
+    if !url.is_ascii() {
+        return Some("it is not ASCII (write an international host name in its xn-- form, other text percent-encoded)");
+    }
     // The parser would read `http:///host` as `http://host`.
     if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
         return Some("there is no host after the scheme");
@@ -45,6 +49,8 @@ pub(crate) fn problem(url: &str) -> Option<&'static str> {
     match url::Url::parse(url) {
         Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => Some("there is no host after the scheme"),
         Ok(parsed) if parsed.port() == Some(0) => Some("the port must be a number from 1 to 65535"),
+        // What the transports parse it with must take it too.
+        Ok(_) if url.parse::<http::Uri>().is_err() => Some("it is not a valid URL"),
         Ok(_) => None,
         Err(url::ParseError::InvalidPort) => Some("the port must be a number from 1 to 65535"),
         Err(url::ParseError::EmptyHost) => Some("there is no host after the scheme"),
@@ -121,6 +127,8 @@ mod tests {
             assert_eq!(problem(url), Some("the scheme must be http:// or https://"), "{url}");
         }
         assert_eq!(problem("http://coll ector:4317"), Some("it contains whitespace"));
+        assert!(problem("http://bücher.example:4318").is_some_and(|p| p.contains("ASCII")));
+        assert_eq!(problem("http://host:4317/a<b"), Some("it is not a valid URL"), "http::Uri refuses <");
         assert!(problem("http://300.1.1.1:4317").is_some());
         assert!(problem("http://[::1:4317").is_some());
     }
