@@ -273,7 +273,12 @@ impl<'a> FieldRecorder<'a> {
 
     /// Records a text value by its kind; `text` makes it, if it is needed.
     fn put_text(&mut self, field: &Field, text: impl FnOnce() -> String) {
-        let value = match self.text_kind(field) {
+        let kind = self.text_kind(field);
+        self.put_text_of_kind(field, kind, text);
+    }
+
+    fn put_text_of_kind(&mut self, field: &Field, kind: TextKind, text: impl FnOnce() -> String) {
+        let value = match kind {
             TextKind::Skip => return,
             TextKind::Withheld => FieldValue::Static(""),
             TextKind::Name => FieldValue::Str(bounded_name(&text())),
@@ -307,11 +312,10 @@ impl Visit for FieldRecorder<'_> {
             self.put("kind", FieldValue::Static(kind));
             return;
         }
-        if self.text_kind(field) == TextKind::Name {
+        match self.text_kind(field) {
             // Only the part kept is copied.
-            self.put(field.name(), FieldValue::Str(bounded_name(value)));
-        } else {
-            self.put_text(field, || value.to_owned());
+            TextKind::Name => self.put(field.name(), FieldValue::Str(bounded_name(value))),
+            kind => self.put_text_of_kind(field, kind, || value.to_owned()),
         }
     }
 
