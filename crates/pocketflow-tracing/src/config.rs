@@ -258,7 +258,7 @@ pub(crate) struct TraceAttributes {
     pub(crate) resource: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct OtlpSettings {
     /// The full traces URL (already with `/v1/traces` for HTTP).
     pub(crate) endpoint: Option<String>,
@@ -268,11 +268,34 @@ pub(crate) struct OtlpSettings {
     pub(crate) gzip: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct LangfuseSettings {
     pub(crate) public_key: Option<String>,
     pub(crate) secret_key: Option<Secret>,
     pub(crate) host: String,
+}
+
+// By hand, so that a password in an endpoint URL is never shown.
+impl fmt::Debug for OtlpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpSettings")
+            .field("endpoint", &self.endpoint.as_deref().map(crate::endpoint::mask_credentials))
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers)
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LangfuseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LangfuseSettings")
+            .field("public_key", &self.public_key)
+            .field("secret_key", &self.secret_key)
+            .field("host", &crate::endpoint::mask_credentials(&self.host))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -415,6 +438,17 @@ pub const DEFAULT_MAX_EVENTS_PER_SPAN: usize = 128;
 /// that suspends a million times would otherwise hold a million events; the
 /// final state (`completed`, `failed`, `cancelled`) is kept beyond the cap.
 pub const DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN: usize = 32;
+/// Largest span queue accepted (`OTEL_BSP_MAX_QUEUE_SIZE`,
+/// `max_queue_size`): 1,048,576 spans. The queue grows as spans wait and is
+/// never allocated up front, but a bigger number would only let a stalled
+/// collector hold gigabytes of spans. The export batch size must not exceed
+/// the queue size.
+pub const MAX_QUEUE_SIZE: usize = 1 << 20;
+/// Longest span, node, flow or trace name recorded, in bytes; a longer one
+/// is cut on a character boundary and ends with `…`. Names are bounded on
+/// their own, whatever the payload cap: they identify spans in every
+/// backend, and a name of kilobytes is a mistake, not data.
+pub const MAX_NAME_BYTES: usize = 256;
 /// Default duration from which a `flow` or `node` run counts as slow when
 /// performance monitoring is on.
 pub const DEFAULT_SLOW_NODE_THRESHOLD: Duration = Duration::from_millis(5000);
@@ -500,8 +534,12 @@ impl TracingConfigBuilder {
         trace_inputs: bool;
         /// Record outputs. Default on; `POCKETFLOW_TRACE_OUTPUTS`.
         trace_outputs: bool;
-        /// Record error messages and `exception` events. A failed span keeps
-        /// its ERROR status either way. Default on; `POCKETFLOW_TRACE_ERRORS`.
+        /// Record error messages (the status description, the `error`
+        /// field of spans and events) and `exception` events. Off, a failed
+        /// span still has the OpenTelemetry status ERROR, with no
+        /// description; `error.type` (a category, not a message) follows
+        /// [`async_error_recovery`](Self::async_error_recovery). Default on;
+        /// `POCKETFLOW_TRACE_ERRORS`.
         trace_errors: bool;
         /// Record `prep` spans. Default on; `POCKETFLOW_TRACE_PREP`.
         trace_prep: bool;
@@ -549,8 +587,10 @@ impl TracingConfigBuilder {
         resource: Vec<(String, String)>;
         /// Which traces to keep. `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`.
         sampler: Sampler;
-        /// Cap on a recorded input or output, in bytes; longer values are cut
-        /// and marked. Default 64 KiB; `POCKETFLOW_MAX_PAYLOAD_BYTES`.
+        /// Cap on a recorded input, output, error message or other text
+        /// field, in bytes; longer values are cut and marked. Names have
+        /// their own bound, [`MAX_NAME_BYTES`]. Default 64 KiB;
+        /// `POCKETFLOW_MAX_PAYLOAD_BYTES`.
         max_payload_bytes: usize;
         /// JSON keys whose values are redacted in inputs and outputs
         /// (case-insensitive). Default [`DEFAULT_REDACT_KEYS`];
@@ -572,7 +612,9 @@ impl TracingConfigBuilder {
         exporters: Vec<ExporterKind>;
         /// OTLP protocol. Default gRPC; `OTEL_EXPORTER_OTLP_PROTOCOL`.
         protocol: Protocol;
-        /// Headers sent with every OTLP export. `OTEL_EXPORTER_OTLP_HEADERS`.
+        /// Headers sent with every OTLP export: valid HTTP header names
+        /// (not ending in `-bin` for gRPC) with printable ASCII values.
+        /// `OTEL_EXPORTER_OTLP_HEADERS`.
         otlp_headers: Vec<(String, Secret)>;
         /// Deadline of one export, retries included. Default 10 s;
         /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms).
@@ -582,9 +624,12 @@ impl TracingConfigBuilder {
         otlp_gzip: bool;
         /// Langfuse secret key. `LANGFUSE_SECRET_KEY`.
         langfuse_secret_key: Secret;
-        /// Spans buffered before new ones are dropped. Default 2048; `OTEL_BSP_MAX_QUEUE_SIZE`.
+        /// Spans buffered before new ones are dropped. Default 2048, at most
+        /// [`MAX_QUEUE_SIZE`]; `OTEL_BSP_MAX_QUEUE_SIZE`.
         max_queue_size: usize;
-        /// Spans per export. Default 512; `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
+        /// Spans per export. Default 512 (lowered to the queue size when
+        /// the queue is smaller); a value set larger than the queue size is
+        /// an error. `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
         max_export_batch_size: usize;
         /// Longest wait before a partial batch is exported. Default 1 s;
         /// `OTEL_BSP_SCHEDULE_DELAY` (ms).
@@ -612,10 +657,13 @@ impl TracingConfigBuilder {
         release;
         /// Version (`langfuse.version`, `service.version`). `POCKETFLOW_VERSION`.
         version;
-        /// OTLP base endpoint; `/v1/traces` is appended for HTTP.
-        /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+        /// OTLP base endpoint; `/v1/traces` is appended for HTTP. An
+        /// `http://` or `https://` URL with a host and, if any, a port from 1
+        /// to 65535. `OTEL_EXPORTER_OTLP_ENDPOINT`.
         otlp_endpoint;
-        /// OTLP traces endpoint, used as given. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+        /// OTLP traces endpoint, used as given (checked as
+        /// [`otlp_endpoint`](Self::otlp_endpoint) is).
+        /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
         otlp_traces_endpoint;
         /// Langfuse public key. `LANGFUSE_PUBLIC_KEY`.
         langfuse_public_key;
@@ -649,7 +697,8 @@ impl TracingConfigBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] when a value set in code is invalid (a sampling
-    /// ratio outside 0..=1, an endpoint that is not a URL, a zero queue size).
+    /// ratio outside 0..=1, an endpoint that is not a URL, a zero queue size,
+    /// a queue size above [`MAX_QUEUE_SIZE`], a header that cannot be sent).
     pub fn build(self) -> Result<TracingConfig, ConfigError> {
         self.resolve(&|_| None)
     }

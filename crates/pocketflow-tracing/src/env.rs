@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use crate::config::{
     BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, ExporterKind, LANGFUSE_DEFAULT_HOST,
-    LangfuseSettings, OtlpSettings, Protocol, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig,
-    TracingConfigBuilder,
+    LangfuseSettings, MAX_QUEUE_SIZE, OtlpSettings, Protocol, RecordSettings, Sampler, Secret, TraceAttributes,
+    TracingConfig, TracingConfigBuilder,
 };
+use crate::endpoint;
 use crate::error::ConfigError;
 
 /// The service name when neither code nor the environment names one.
@@ -28,7 +29,6 @@ const HIDDEN: &str = "***";
 const EXPECTED_BOOL: &str = "true or false";
 const EXPECTED_POSITIVE: &str = "a positive integer";
 const EXPECTED_MILLIS: &str = "a positive integer (milliseconds)";
-const EXPECTED_URL: &str = "an http:// or https:// URL";
 const EXPECTED_PAIRS: &str = "comma-separated key=value pairs with percent-encoded values (%2C for a comma)";
 const EXPECTED_METADATA: &str = "comma-separated key=value pairs";
 const EXPECTED_EXPORTERS: &str =
@@ -107,6 +107,24 @@ impl Vars<'_> {
             .transpose()
     }
 
+    /// A `usize` from 1 to `max`. A larger number, even one too large for
+    /// any integer type, is [`ConfigError::TooLarge`] (naming the bound);
+    /// anything but a positive integer is [`ConfigError::InvalidVar`].
+    fn count(&self, var: &str, max: usize) -> Result<Option<usize>, ConfigError> {
+        self.get(var)
+            .map(|value| {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid(var, &value, EXPECTED_POSITIVE));
+                }
+                match value.parse::<usize>() {
+                    Ok(0) => Err(invalid(var, &value, EXPECTED_POSITIVE)),
+                    Ok(n) if n <= max => Ok(n),
+                    _ => Err(ConfigError::TooLarge { name: var.to_owned(), value, max }),
+                }
+            })
+            .transpose()
+    }
+
     /// A positive number of milliseconds, from the first of `vars` that is set.
     fn millis(&self, vars: &[&'static str]) -> Result<Option<Duration>, ConfigError> {
         self.first(vars)
@@ -122,11 +140,9 @@ impl Vars<'_> {
         self.get(var).map(|value| split_list(&value))
     }
 
-    /// An `http://` or `https://` URL.
+    /// An endpoint URL (see [`endpoint::problem`]).
     fn url(&self, var: &str) -> Result<Option<String>, ConfigError> {
-        self.get(var)
-            .map(|value| if is_http_url(&value) { Ok(value) } else { Err(invalid(var, &value, EXPECTED_URL)) })
-            .transpose()
+        self.get(var).map(|value| check_url(var, &value)).transpose()
     }
 
     /// `k=v,k2=v2` with percent-encoded values; `secret` hides the value in
@@ -307,7 +323,17 @@ fn is_ratio(ratio: f64) -> bool {
 fn otlp_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<OtlpSettings, ConfigError> {
     let protocol = or_env(b.protocol, || protocol(vars))?.unwrap_or_default();
     let endpoint = otlp_endpoint(b, vars, protocol)?;
-    let headers = or_env(b.otlp_headers.clone(), || headers(vars))?.unwrap_or_default();
+    let headers = match &b.otlp_headers {
+        Some(headers) => {
+            check_headers(
+                "otlp_headers",
+                headers.iter().map(|(name, value)| (name.as_str(), value.expose())),
+                protocol,
+            )?;
+            headers.clone()
+        }
+        None => headers(vars, protocol)?.unwrap_or_default(),
+    };
     let timeout = duration_setting(
         b.export_timeout,
         "export_timeout",
@@ -362,9 +388,16 @@ pub(crate) fn default_endpoint(protocol: Protocol) -> &'static str {
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS`,
 /// which wins per header name (compared case-insensitively).
-fn headers(vars: &Vars<'_>) -> Result<Option<Vec<(String, Secret)>>, ConfigError> {
-    let general = vars.pairs("OTEL_EXPORTER_OTLP_HEADERS", true)?;
-    let traces = vars.pairs("OTEL_EXPORTER_OTLP_TRACES_HEADERS", true)?;
+fn headers(vars: &Vars<'_>, protocol: Protocol) -> Result<Option<Vec<(String, Secret)>>, ConfigError> {
+    let read = |var: &str| -> Result<Option<Vec<(String, String)>>, ConfigError> {
+        let pairs = vars.pairs(var, true)?;
+        if let Some(pairs) = &pairs {
+            check_headers(var, pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())), protocol)?;
+        }
+        Ok(pairs)
+    };
+    let general = read("OTEL_EXPORTER_OTLP_HEADERS")?;
+    let traces = read("OTEL_EXPORTER_OTLP_TRACES_HEADERS")?;
     if general.is_none() && traces.is_none() {
         return Ok(None);
     }
@@ -376,6 +409,37 @@ fn headers(vars: &Vars<'_>) -> Result<Option<Vec<(String, Secret)>>, ConfigError
         }
     }
     Ok(Some(headers))
+}
+
+/// Checks that every header can be sent, by gRPC and HTTP alike: the OTLP
+/// library would drop a bad one silently over HTTP. The error names the
+/// header, never its value.
+fn check_headers<'h>(
+    source: &str,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    protocol: Protocol,
+) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        let problem = if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            Some("the name is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+        } else if protocol == Protocol::Grpc && name.to_ascii_lowercase().ends_with("-bin") {
+            Some("gRPC reserves names ending in -bin for binary metadata")
+        } else if !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            // gRPC's ASCII metadata; HTTP would take other bytes, but
+            // servers read them differently.
+            Some("the value holds a character other than printable ASCII, space or tab")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(ConfigError::InvalidHeader {
+                name: source.to_owned(),
+                header: name.to_owned(),
+                problem: problem.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn compression(vars: &Vars<'_>) -> Result<Option<bool>, ConfigError> {
@@ -402,17 +466,28 @@ fn langfuse_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<Langfu
     Ok(LangfuseSettings { public_key, secret_key, host })
 }
 
+/// The queue and batch sizes, both at most [`MAX_QUEUE_SIZE`]. A batch
+/// size that was asked for must fit in the queue; the default one is
+/// lowered to a smaller queue (only the queue size was asked for).
 fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSettings, ConfigError> {
+    const QUEUE_VAR: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+    const BATCH_VAR: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
     let d = BatchSettings::default();
-    let max_queue_size = positive_setting(b.max_queue_size, "max_queue_size", vars, "OTEL_BSP_MAX_QUEUE_SIZE")?
+    let max_queue_size = bounded_setting(b.max_queue_size, "max_queue_size", vars, QUEUE_VAR, MAX_QUEUE_SIZE)?
         .unwrap_or(d.max_queue_size);
-    let max_export_batch_size =
-        positive_setting(b.max_export_batch_size, "max_export_batch_size", vars, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")?
-            .unwrap_or(d.max_export_batch_size);
+    let batch = bounded_setting(b.max_export_batch_size, "max_export_batch_size", vars, BATCH_VAR, MAX_QUEUE_SIZE)?;
+    let max_export_batch_size = match batch {
+        Some(batch) if batch > max_queue_size => {
+            let name = if b.max_export_batch_size.is_some() { "max_export_batch_size" } else { BATCH_VAR };
+            return Err(ConfigError::BatchLargerThanQueue { name: name.to_owned(), batch, queue: max_queue_size });
+        }
+        Some(batch) => batch,
+        None => d.max_export_batch_size.min(max_queue_size),
+    };
     let scheduled_delay = duration_setting(b.scheduled_delay, "scheduled_delay", vars, &["OTEL_BSP_SCHEDULE_DELAY"])?;
     Ok(BatchSettings {
         max_queue_size,
-        max_export_batch_size: max_export_batch_size.min(max_queue_size),
+        max_export_batch_size,
         scheduled_delay: scheduled_delay.unwrap_or(d.scheduled_delay),
         shutdown_timeout: b.shutdown_timeout.unwrap_or(d.shutdown_timeout),
     })
@@ -432,6 +507,22 @@ fn positive_setting(
     }
 }
 
+/// A count set in code or read from `var`, from 1 to `max`.
+fn bounded_setting(
+    code: Option<usize>,
+    setting: &'static str,
+    vars: &Vars<'_>,
+    var: &str,
+    max: usize,
+) -> Result<Option<usize>, ConfigError> {
+    match code {
+        Some(0) => Err(invalid_setting(setting, "must be greater than zero")),
+        Some(n) if n > max => Err(ConfigError::TooLarge { name: setting.to_owned(), value: n.to_string(), max }),
+        Some(n) => Ok(Some(n)),
+        None => vars.count(var, max),
+    }
+}
+
 /// A duration set in code (which must not be zero), else the first of
 /// `names` set in the environment, in milliseconds.
 fn duration_setting(
@@ -447,12 +538,10 @@ fn duration_setting(
     }
 }
 
-fn check_url(setting: &'static str, url: &str) -> Result<String, ConfigError> {
-    if is_http_url(url) {
-        Ok(url.to_owned())
-    } else {
-        Err(invalid_setting(setting, format!("{url:?} is not an http:// or https:// URL")))
-    }
+/// `url` if it can be an endpoint; else an error naming `name` (a variable
+/// or a setting) and the URL without its password.
+fn check_url(name: &str, url: &str) -> Result<String, ConfigError> {
+    endpoint::check(name, url).map(|()| url.to_owned())
 }
 
 /// The exporters asked for in code or `POCKETFLOW_TRACING_EXPORTER`; `None`
@@ -600,16 +689,6 @@ fn hex_digit(byte: u8) -> Option<u8> {
     char::from(byte).to_digit(16).and_then(|digit| u8::try_from(digit).ok())
 }
 
-/// Whether `url` starts with `http://` or `https://` (any case) followed by
-/// a host.
-fn is_http_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    ["http://", "https://"]
-        .iter()
-        .filter_map(|scheme| lower.strip_prefix(scheme))
-        .any(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace))
-}
-
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
@@ -673,7 +752,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
-            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "500"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50"),
             ("OTEL_BSP_SCHEDULE_DELAY", "250"),
         ]);
         let c = config.expect("valid variables");
@@ -689,7 +768,7 @@ mod tests {
         let headers: Vec<(&str, &str)> = c.otlp.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         assert_eq!(headers, [("authorization", "Basic abc"), ("x-a", "2")]);
         assert_eq!((c.otlp.timeout, c.otlp.gzip), (Duration::from_millis(2500), true));
-        assert_eq!((c.batch.max_queue_size, c.batch.max_export_batch_size), (100, 100));
+        assert_eq!((c.batch.max_queue_size, c.batch.max_export_batch_size), (100, 50));
         assert_eq!(c.batch.scheduled_delay, Duration::from_millis(250));
     }
 

@@ -27,6 +27,52 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// An endpoint URL cannot be used: not `http://` or `https://`, no
+    /// host, a port that is not a number from 1 to 65535, or not a URL at
+    /// all.
+    #[error("{name} has an invalid endpoint {url:?}: {problem}")]
+    InvalidEndpoint {
+        /// The variable, or the setting (the builder method's name).
+        name: String,
+        /// The URL as given, with any password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A number is above its documented maximum.
+    #[error("{name} is {value}, above its maximum of {max}")]
+    TooLarge {
+        /// The variable, or the setting (the builder method's name).
+        name: String,
+        /// The value as given.
+        value: String,
+        /// The largest value accepted.
+        max: usize,
+    },
+    /// The export batch size is larger than the queue it is taken from.
+    #[error(
+        "{name} is {batch}, larger than the span queue ({queue}, OTEL_BSP_MAX_QUEUE_SIZE or max_queue_size): \
+         a batch is taken from the queue, so lower the batch size or raise the queue size"
+    )]
+    BatchLargerThanQueue {
+        /// The variable, or the setting, that set the batch size.
+        name: String,
+        /// The batch size asked for.
+        batch: usize,
+        /// The queue size.
+        queue: usize,
+    },
+    /// A header for OTLP exports cannot be sent. The message names the
+    /// header, never its value (it usually carries a credential).
+    #[error("{name} has a header {header:?} that cannot be sent: {problem}")]
+    InvalidHeader {
+        /// The variable, or the setting (`otlp_headers`).
+        name: String,
+        /// The header's name.
+        header: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The Langfuse exporter was asked for but a key is missing.
     #[error(
         "the langfuse exporter needs {missing} (set it in code or in the environment; \

@@ -539,6 +539,11 @@ where
         let mut recorder = state.recorder(meta.fields().len());
         event.record(&mut recorder);
         let mut fields = recorder.finish();
+        if !state.policy.errors {
+            // The empty marker a withheld error leaves says a span failed;
+            // an event has nothing to say with it.
+            fields.0.retain(|(name, _)| *name != "error");
+        }
         let name = if engine_event {
             Cow::Borrowed(meta.name())
         } else {

@@ -88,6 +88,7 @@
 
 mod config;
 mod diagnostics;
+mod endpoint;
 mod env;
 mod error;
 mod exporter;
@@ -105,8 +106,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 pub use config::{
     DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_EVENTS_PER_SPAN,
     DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REDACT_KEYS, DEFAULT_SLOW_NODE_THRESHOLD,
-    ExporterKind, LANGFUSE_DEFAULT_HOST, ObservationType, Protocol, Sampler, Secret, TracingConfig,
-    TracingConfigBuilder,
+    ExporterKind, LANGFUSE_DEFAULT_HOST, MAX_NAME_BYTES, MAX_QUEUE_SIZE, ObservationType, Protocol, Sampler, Secret,
+    TracingConfig, TracingConfigBuilder,
 };
 pub use error::{ConfigError, TracingError};
 pub use exporter::{ConsoleExporter, LangfuseExporter};

@@ -51,6 +51,9 @@ pub(crate) struct Mapper {
     base: TraceAttributes,
     observation_types: BTreeMap<String, ObservationType>,
     redact_keys: Vec<String>,
+    /// Error messages and `exception` events (`trace_errors`); off, a
+    /// failed span keeps its ERROR status without a description.
+    errors: bool,
     context: bool,
     concurrent: bool,
     performance: bool,
@@ -92,6 +95,7 @@ impl Mapper {
             base: t.clone(),
             observation_types: config.observation_types.clone(),
             redact_keys: config.record.redact_keys.iter().map(|k| k.to_lowercase()).collect(),
+            errors: config.record.errors,
             context: config.record.async_context,
             concurrent: config.record.concurrent_flows,
             performance: config.record.performance_monitoring,
@@ -223,7 +227,7 @@ impl Mapper {
         // Lifecycle transitions and other events, in the order they happened.
         events.events.sort_by_key(|event| event.timestamp);
         let status = match error {
-            Some(message) => {
+            Some(message) if self.errors => {
                 events.events.push(Event::new(
                     "exception",
                     end,
@@ -232,6 +236,7 @@ impl Mapper {
                 ));
                 Status::Error { description: Cow::Owned(message) }
             }
+            Some(_) => Status::Error { description: Cow::Borrowed("") },
             None => Status::Unset,
         };
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::BatchSettings;
 use crate::diagnostics;
+use crate::endpoint::mask_credentials;
 use crate::error::TracingError;
 use crate::exporter::ExporterSet;
 use crate::mapping::Mapper;
@@ -320,7 +321,9 @@ impl Worker {
         let _ = ready.send(Ok(()));
 
         let batch = self.queue.batch;
-        let mut spare = Vec::with_capacity(batch);
+        // Grown as spans arrive, never sized from the configured numbers: a
+        // queue or batch size must not turn into an allocation up front.
+        let mut spare = Vec::new();
         let mut deadline = deadline_after(self.delay);
         loop {
             let (mut spans, control) = {
@@ -381,9 +384,64 @@ impl Worker {
             Err(error) => {
                 let previous = counters.failed.fetch_add(count, Ordering::Relaxed);
                 if previous == 0 || self.debug {
-                    diagnostics::report("export_failed", &format!("{count} spans lost: {error}"));
+                    // Transport errors quote the endpoint, password included.
+                    let message = format!("{count} spans lost: {error}");
+                    diagnostics::report("export_failed", &mask_credentials(&message));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use crate::config::MAX_QUEUE_SIZE;
+    use crate::{ConsoleExporter, TracingConfig};
+
+    struct Step;
+
+    impl Node for Step {
+        type Prep = ();
+        type Exec = ();
+
+        fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        fn post(&self, _: &Ctx<'_>, _: &SharedStore, (): (), (): ()) -> Result<Action, BoxError> {
+            Ok(Action::NONE)
+        }
+    }
+
+    /// The export thread swaps its own buffer into the queue on every
+    /// cycle, so the queue's capacity after a flush shows what the thread
+    /// allocated: a few spans' worth, not the configured sizes.
+    #[test]
+    fn the_largest_queue_and_batch_are_never_allocated_up_front_and_export_works() {
+        let config = TracingConfig::builder()
+            .max_queue_size(MAX_QUEUE_SIZE)
+            .max_export_batch_size(MAX_QUEUE_SIZE)
+            .build()
+            .unwrap();
+        let (layer, guard) = config.layer_with_exporter(ConsoleExporter::new(std::io::sink())).unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let mut flow = Flow::named("Sized");
+            flow.start(Step);
+            flow.run(&SharedStore::new()).unwrap();
+        });
+        assert!(guard.flush(), "the export thread answered");
+        let capacity = guard.queue.as_ref().expect("running").lock().spans.capacity();
+        assert!(capacity < 1024, "the queue holds room for {capacity} spans");
+        let report = guard.shutdown();
+        assert!(report.completed, "{report}");
+        assert_eq!((report.stats.exported, report.stats.dropped), (5, 0), "{report}");
     }
 }

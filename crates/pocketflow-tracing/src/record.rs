@@ -15,6 +15,8 @@ use tracing::{Level, Metadata};
 
 use pocketflow::telemetry::span_names;
 
+use crate::config::MAX_NAME_BYTES;
+
 /// The trace a span belongs to, shared by all its spans: what is set once
 /// at the root reaches every span through this one `Arc`, which children
 /// clone anyway.
@@ -202,6 +204,9 @@ impl Fields {
 /// Which fields to keep and how big they may be: the recording half of the
 /// config, applied on the application's thread so that nothing is
 /// serialized that would be thrown away.
+///
+/// With `errors` off, an `error` field is kept as an empty string: the
+/// span still failed (its status stays ERROR), only the message is gone.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldPolicy {
     pub(crate) inputs: bool,
@@ -252,13 +257,35 @@ impl<'a> FieldRecorder<'a> {
         self.fields
     }
 
-    fn keep(&self, field: &Field) -> bool {
+    /// How the text of `field` is recorded.
+    fn text_kind(&self, field: &Field) -> TextKind {
         match field.name() {
-            "input" => self.policy.inputs,
-            "output" => self.policy.outputs,
-            "error" => self.policy.errors,
-            _ => true,
+            "input" if !self.policy.inputs => TextKind::Skip,
+            "output" if !self.policy.outputs => TextKind::Skip,
+            "error" if !self.policy.errors => TextKind::Withheld,
+            // Span, node, flow, task names: bounded on their own.
+            "name" | "otel.name" | "node" | "flow" | "task" => TextKind::Name,
+            // Identifiers that a cut would change or break.
+            "traceparent" | "links" | "session_id" | "user_id" => TextKind::Whole,
+            _ => TextKind::Payload,
         }
+    }
+
+    /// Records a text value by its kind; `text` makes it, if it is needed.
+    fn put_text(&mut self, field: &Field, text: impl FnOnce() -> String) {
+        let kind = self.text_kind(field);
+        self.put_text_of_kind(field, kind, text);
+    }
+
+    fn put_text_of_kind(&mut self, field: &Field, kind: TextKind, text: impl FnOnce() -> String) {
+        let value = match kind {
+            TextKind::Skip => return,
+            TextKind::Withheld => FieldValue::Static(""),
+            TextKind::Name => FieldValue::Str(bounded_name(&text())),
+            TextKind::Whole => FieldValue::Str(text()),
+            TextKind::Payload => FieldValue::Str(self.cap(text())),
+        };
+        self.put(field.name(), value);
     }
 
     fn cap(&self, mut text: String) -> String {
@@ -285,21 +312,21 @@ impl Visit for FieldRecorder<'_> {
             self.put("kind", FieldValue::Static(kind));
             return;
         }
-        if self.keep(field) {
-            let value = self.cap(value.to_owned());
-            self.put(field.name(), FieldValue::Str(value));
+        match self.text_kind(field) {
+            // Only the part kept is copied.
+            TextKind::Name => self.put(field.name(), FieldValue::Str(bounded_name(value))),
+            kind => self.put_text_of_kind(field, kind, || value.to_owned()),
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.keep(field) {
+        self.put_text(field, || {
             // `format!` would start from an empty buffer and grow it several
             // times for a typical JSON value.
             let mut text = String::with_capacity(128);
             let _ = write!(text, "{value:?}");
-            let value = self.cap(text);
-            self.put(field.name(), FieldValue::Str(value));
-        }
+            text
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -319,11 +346,44 @@ impl Visit for FieldRecorder<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.keep(field) {
-            let value = self.cap(value.to_string());
-            self.put(field.name(), FieldValue::Str(value));
-        }
+        self.put_text(field, || value.to_string());
     }
+}
+
+/// How a text field is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextKind {
+    /// Not recorded (inputs or outputs switched off).
+    Skip,
+    /// An error message while error details are off: an empty string, so
+    /// that the span is still known to have failed.
+    Withheld,
+    /// A name: cut at [`MAX_NAME_BYTES`].
+    Name,
+    /// Kept whole.
+    Whole,
+    /// Cut at the payload cap.
+    Payload,
+}
+
+/// What marks a name that was cut.
+const NAME_CUT: &str = "…";
+
+/// `name`, or when it is longer than [`MAX_NAME_BYTES`] bytes its start,
+/// cut on a character boundary and marked with `…`, in at most
+/// [`MAX_NAME_BYTES`] bytes.
+fn bounded_name(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let mut cut = MAX_NAME_BYTES - NAME_CUT.len();
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut bounded = String::with_capacity(MAX_NAME_BYTES);
+    bounded.push_str(&name[..cut]);
+    bounded.push_str(NAME_CUT);
+    bounded
 }
 
 /// An event recorded on a span.

@@ -28,6 +28,15 @@ fn assert_invalid_var(vars: &[(&str, &str)], var: &str) -> String {
     message
 }
 
+/// The error is an `InvalidEndpoint` naming `var`.
+fn assert_invalid_endpoint(vars: &[(&str, &str)], var: &str) -> String {
+    let err = error(vars);
+    assert!(matches!(&err, ConfigError::InvalidEndpoint { name, .. } if name == var), "{vars:?}: {err:?}");
+    let message = err.to_string();
+    assert!(message.contains(var), "{message}");
+    message
+}
+
 const BOOL_VARS: [&str; 13] = [
     "POCKETFLOW_TRACE_INPUTS",
     "POCKETFLOW_TRACE_OUTPUTS",
@@ -217,11 +226,11 @@ fn langfuse_host() {
     let c = TracingConfig::builder().langfuse_host("https://jp.cloud.langfuse.com").from_vars(with(&[])).unwrap();
     assert_eq!(c.langfuse_endpoint(), "https://jp.cloud.langfuse.com/api/public/otel/v1/traces");
 
-    let message = assert_invalid_var(&with(&[("LANGFUSE_HOST", "cloud.langfuse.com")]), "LANGFUSE_HOST");
+    let message = assert_invalid_endpoint(&with(&[("LANGFUSE_HOST", "cloud.langfuse.com")]), "LANGFUSE_HOST");
     assert!(message.contains("http://"), "{message}");
-    assert_invalid_var(&[("LANGFUSE_BASE_URL", "ftp://langfuse")], "LANGFUSE_BASE_URL");
+    assert_invalid_endpoint(&[("LANGFUSE_BASE_URL", "ftp://langfuse")], "LANGFUSE_BASE_URL");
     let err = TracingConfig::builder().langfuse_host("cloud.langfuse.com").build().unwrap_err();
-    assert!(matches!(err, ConfigError::Invalid { setting: "langfuse_host", .. }), "{err:?}");
+    assert!(matches!(&err, ConfigError::InvalidEndpoint { name, .. } if name == "langfuse_host"), "{err:?}");
 }
 
 #[test]
@@ -260,10 +269,10 @@ fn otlp_endpoints() {
         .unwrap();
     assert_eq!(c.otlp_endpoint(), Some("http://code:4318/traces"));
 
-    assert_invalid_var(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT");
-    assert_invalid_var(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://")], "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    assert_invalid_endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT");
+    assert_invalid_endpoint(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://")], "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     let err = TracingConfig::builder().otlp_endpoint("localhost:4317").build().unwrap_err();
-    assert!(matches!(err, ConfigError::Invalid { setting: "otlp_endpoint", .. }), "{err:?}");
+    assert!(matches!(&err, ConfigError::InvalidEndpoint { name, .. } if name == "otlp_endpoint"), "{err:?}");
 }
 
 #[test]
@@ -363,8 +372,9 @@ fn numbers() {
         assert_invalid_var(&[(var, "1.5s")], var);
         assert_invalid_var(&[(var, "0")], var);
     }
-    // A batch larger than the queue is clamped, not an error.
-    config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512")]);
+    // The default batch (512) is lowered to a smaller queue; a batch asked
+    // for must fit (config_rejects_bad_values.rs).
+    config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10")]);
 
     for (builder, setting) in [
         (TracingConfig::builder().max_queue_size(0), "max_queue_size"),
@@ -375,7 +385,7 @@ fn numbers() {
         let err = builder.build().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { setting: s, .. } if s == setting), "{err:?}");
     }
-    TracingConfig::builder().max_queue_size(10).max_export_batch_size(100).build().unwrap();
+    TracingConfig::builder().max_queue_size(100).max_export_batch_size(10).build().unwrap();
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! when nothing else is configured.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::sync::Mutex;
@@ -15,6 +16,13 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 /// Prints each trace, once its root span has finished, as a tree: names,
 /// observation types, durations, status, actions, and the key events
 /// (retries, fallbacks, warnings, errors).
+///
+/// A trace's root is its local root: a span without a parent, or one whose
+/// parent is remote (a run that continues a caller's `traceparent`). The
+/// spans of unfinished traces wait in a buffer of at most 10,000 spans
+/// ([`with_max_pending_spans`](Self::with_max_pending_spans)); when it is
+/// full, the oldest unfinished trace is printed as it is, marked
+/// `(incomplete: …)`, and the rest of it follows when its root finishes.
 ///
 /// ```text
 /// trace 5b8aa5a2d2c872e8321cf37308d69df2 · TicketTriage · 162.4 ms
@@ -32,10 +40,24 @@ pub struct ConsoleExporter {
     state: Mutex<ConsoleState>,
 }
 
+/// Spans of unfinished traces held at most, by default.
+const DEFAULT_MAX_PENDING_SPANS: usize = 10_000;
+
 struct ConsoleState {
     out: Box<dyn Write + Send>,
-    pending: HashMap<TraceId, Vec<SpanData>>,
+    /// Spans of traces whose local root has not finished yet.
+    pending: HashMap<TraceId, PendingTrace>,
+    /// Spans in `pending`, across traces.
+    pending_spans: usize,
+    max_pending_spans: usize,
+    /// Numbers traces as they first arrive, to find the oldest.
+    next_arrival: u64,
     show_lifecycle: bool,
+}
+
+struct PendingTrace {
+    arrival: u64,
+    spans: Vec<SpanData>,
 }
 
 impl fmt::Debug for ConsoleExporter {
@@ -52,7 +74,27 @@ impl ConsoleExporter {
 
     /// Prints to `out`.
     pub fn new(out: impl Write + Send + 'static) -> Self {
-        Self { state: Mutex::new(ConsoleState { out: Box::new(out), pending: HashMap::new(), show_lifecycle: false }) }
+        Self {
+            state: Mutex::new(ConsoleState {
+                out: Box::new(out),
+                pending: HashMap::new(),
+                pending_spans: 0,
+                max_pending_spans: DEFAULT_MAX_PENDING_SPANS,
+                next_arrival: 0,
+                show_lifecycle: false,
+            }),
+        }
+    }
+
+    /// Holds at most `max` spans of unfinished traces (at least one);
+    /// beyond that the oldest unfinished trace is printed early. Default
+    /// 10,000.
+    #[must_use]
+    pub fn with_max_pending_spans(self, max: usize) -> Self {
+        if let Ok(mut state) = self.state.lock() {
+            state.max_pending_spans = max.max(1);
+        }
+        self
     }
 
     /// Also prints lifecycle events (`running`, `suspended`, `resuming`, …).
@@ -74,19 +116,16 @@ impl ConsoleExporter {
 impl SpanExporter for ConsoleExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         self.with_state(|state| {
-            let mut finished = Vec::new();
             for span in batch {
                 let trace_id = span.span_context.trace_id();
-                let is_root = span.parent_span_id == SpanId::INVALID;
-                state.pending.entry(trace_id).or_default().push(span);
-                if is_root {
-                    finished.push(trace_id);
+                let span_id = span.span_context.span_id();
+                let local_root = span.parent_span_id == SpanId::INVALID || span.parent_span_is_remote;
+                state.hold(span);
+                if local_root {
+                    state.print_finished(trace_id, span_id)?;
                 }
-            }
-            for trace_id in finished {
-                if let Some(spans) = state.pending.remove(&trace_id) {
-                    let text = render(&spans, state.show_lifecycle);
-                    state.out.write_all(text.as_bytes())?;
+                while state.pending_spans > state.max_pending_spans {
+                    state.print_oldest_early()?;
                 }
             }
             state.out.flush()
@@ -101,9 +140,11 @@ impl SpanExporter for ConsoleExporter {
         // Traces whose root never closed (a span held past the run) are
         // printed as they are rather than lost.
         self.with_state(|state| {
-            let pending: Vec<_> = state.pending.drain().collect();
-            for (_, spans) in pending {
-                let text = render(&spans, state.show_lifecycle);
+            let mut pending: Vec<_> = state.pending.drain().map(|(_, trace)| trace).collect();
+            state.pending_spans = 0;
+            pending.sort_by_key(|trace| trace.arrival);
+            for trace in pending {
+                let text = render(&trace.spans, state.show_lifecycle, "");
                 state.out.write_all(text.as_bytes())?;
             }
             state.out.flush()
@@ -111,8 +152,75 @@ impl SpanExporter for ConsoleExporter {
     }
 }
 
-/// Renders one trace (or what arrived of it) as a tree.
-fn render(spans: &[SpanData], show_lifecycle: bool) -> String {
+impl ConsoleState {
+    fn hold(&mut self, span: SpanData) {
+        let trace = match self.pending.entry(span.span_context.trace_id()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let arrival = self.next_arrival;
+                self.next_arrival += 1;
+                entry.insert(PendingTrace { arrival, spans: Vec::new() })
+            }
+        };
+        trace.spans.push(span);
+        self.pending_spans += 1;
+    }
+
+    /// Prints the local root `root` of `trace_id` with what arrived under
+    /// it. Other spans of the trace (another run continuing the same
+    /// remote trace) stay.
+    fn print_finished(&mut self, trace_id: TraceId, root: SpanId) -> std::io::Result<()> {
+        let Some(trace) = self.pending.get_mut(&trace_id) else { return Ok(()) };
+        let (tree, rest) = split_subtree(std::mem::take(&mut trace.spans), root);
+        self.pending_spans = self.pending_spans.saturating_sub(tree.len());
+        if rest.is_empty() {
+            self.pending.remove(&trace_id);
+        } else {
+            trace.spans = rest;
+        }
+        let text = render(&tree, self.show_lifecycle, "");
+        self.out.write_all(text.as_bytes())
+    }
+
+    /// Prints the unfinished trace that arrived first, as it is: the
+    /// buffer is full.
+    fn print_oldest_early(&mut self) -> std::io::Result<()> {
+        let oldest = self.pending.iter().min_by_key(|(_, trace)| trace.arrival).map(|(id, _)| *id);
+        let Some(trace) = oldest.and_then(|id| self.pending.remove(&id)) else {
+            self.pending_spans = 0;
+            return Ok(());
+        };
+        self.pending_spans = self.pending_spans.saturating_sub(trace.spans.len());
+        let note = format!(
+            " (incomplete: printed before its root finished, the console holds at most {} spans of unfinished traces)",
+            self.max_pending_spans
+        );
+        let text = render(&trace.spans, self.show_lifecycle, &note);
+        self.out.write_all(text.as_bytes())
+    }
+}
+
+/// Splits `spans` into `root` with the spans under it, and the others.
+fn split_subtree(spans: Vec<SpanData>, root: SpanId) -> (Vec<SpanData>, Vec<SpanData>) {
+    let mut children: HashMap<SpanId, Vec<SpanId>> = HashMap::new();
+    for span in &spans {
+        children.entry(span.parent_span_id).or_default().push(span.span_context.span_id());
+    }
+    let mut inside = std::collections::HashSet::from([root]);
+    let mut next = vec![root];
+    while let Some(id) = next.pop() {
+        for child in children.get(&id).into_iter().flatten() {
+            if inside.insert(*child) {
+                next.push(*child);
+            }
+        }
+    }
+    spans.into_iter().partition(|span| inside.contains(&span.span_context.span_id()))
+}
+
+/// Renders one trace (or what arrived of it) as a tree; `note` ends each
+/// tree's header line.
+fn render(spans: &[SpanData], show_lifecycle: bool, note: &str) -> String {
     let ids: std::collections::HashSet<SpanId> = spans.iter().map(|s| s.span_context.span_id()).collect();
     let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::new();
     let mut tops = Vec::new();
@@ -130,10 +238,16 @@ fn render(spans: &[SpanData], show_lifecycle: bool) -> String {
 
     let mut out = String::new();
     for top in tops {
-        let partial = if top.parent_span_id == SpanId::INVALID { "" } else { " (partial: parent not recorded)" };
+        let parent = if top.parent_span_id == SpanId::INVALID {
+            String::new()
+        } else if top.parent_span_is_remote {
+            format!(" (continues remote span {})", top.parent_span_id)
+        } else {
+            " (partial: parent not recorded)".to_owned()
+        };
         let _ = writeln!(
             out,
-            "trace {} · {} · {}{partial}",
+            "trace {} · {} · {}{parent}{note}",
             top.span_context.trace_id(),
             top.name,
             duration(top.start_time, top.end_time)
@@ -191,7 +305,8 @@ fn headline(span: &SpanData) -> String {
         let _ = write!(line, " → {action:?}");
     }
     if let Status::Error { description } = &span.status {
-        let _ = write!(line, " ✗ {description}");
+        // An empty description: error messages are not recorded.
+        let _ = if description.is_empty() { write!(line, " ✗") } else { write!(line, " ✗ {description}") };
     }
     line
 }
@@ -251,5 +366,109 @@ fn duration(start: SystemTime, end: SystemTime) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1000.0)
     } else {
         format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::TracingConfig;
+
+    /// What the exporter printed.
+    #[derive(Clone, Default)]
+    struct Printed(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Printed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The console exporter, noting the most spans it held after a batch.
+    #[derive(Debug)]
+    struct Watched {
+        console: Arc<ConsoleExporter>,
+        most_pending: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for Watched {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            let result = self.console.export(batch).await;
+            let pending = self.console.state.lock().unwrap().pending_spans;
+            self.most_pending.fetch_max(pending, Ordering::Relaxed);
+            result
+        }
+
+        fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+            self.console.shutdown_with_timeout(timeout)
+        }
+    }
+
+    struct Step(&'static str);
+
+    impl Node for Step {
+        type Prep = ();
+        type Exec = ();
+
+        fn name(&self) -> std::borrow::Cow<'static, str> {
+            self.0.into()
+        }
+
+        fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        fn exec(&self, _: &Ctx<'_>, (): &()) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        fn post(&self, _: &Ctx<'_>, _: &SharedStore, (): (), (): ()) -> Result<Action, BoxError> {
+            Ok(Action::NONE)
+        }
+    }
+
+    /// A flow of three nodes: 13 spans, its root closing last.
+    #[test]
+    fn pending_spans_stay_within_the_bound_and_the_oldest_trace_is_printed_early() {
+        const MAX: usize = 4;
+        let printed = Printed::default();
+        let console = Arc::new(ConsoleExporter::new(printed.clone()).with_max_pending_spans(MAX));
+        let most_pending = Arc::new(AtomicUsize::new(0));
+        let exporter = Watched { console: Arc::clone(&console), most_pending: Arc::clone(&most_pending) };
+        // Batches of two spans: the flow's spans arrive over several exports.
+        let config = TracingConfig::builder().max_export_batch_size(2).build().unwrap();
+        let (layer, guard) = config.layer_with_exporter(exporter).unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let mut flow = Flow::named("Long");
+            let a = flow.start(Step("A"));
+            let b = flow.add(Step("B"));
+            let c = flow.add(Step("C"));
+            flow.link(a >> b);
+            flow.link(b >> c);
+            flow.run(&SharedStore::new()).unwrap();
+        });
+        assert!(guard.flush());
+
+        assert!(most_pending.load(Ordering::Relaxed) <= MAX, "held {} spans", most_pending.load(Ordering::Relaxed));
+        assert_eq!(console.state.lock().unwrap().pending_spans, 0, "the root printed the rest");
+        let text = String::from_utf8(printed.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("(incomplete: printed before its root finished"), "{text}");
+        let spans = text.lines().filter(|line| !line.starts_with("trace ") && line.contains(" ms")).count();
+        assert_eq!(spans, 13, "every span printed once:\n{text}");
+        assert!(text.lines().any(|line| line.starts_with("trace ") && line.contains("· Long ·")), "{text}");
+        let report = guard.shutdown();
+        assert!(report.completed, "{report}");
     }
 }

@@ -36,7 +36,7 @@ pub struct LangfuseExporter {
 impl fmt::Debug for LangfuseExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LangfuseExporter")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &crate::endpoint::mask_credentials(&self.endpoint))
             .field("public_key", &self.public_key)
             .finish_non_exhaustive()
     }
@@ -47,17 +47,24 @@ impl LangfuseExporter {
     /// `https://us.cloud.langfuse.com`, or a self-hosted `http://host:3000`).
     ///
     /// # Errors
-    /// [`TracingError::Exporter`] when the HTTP client cannot be built.
+    /// [`ConfigError::InvalidEndpoint`] (in [`TracingError::Config`]) when
+    /// `host` is not an `http://` or `https://` URL with a host and a valid
+    /// port; [`TracingError::Exporter`] when the HTTP client cannot be built.
     pub fn new(
         public_key: impl Into<String>,
         secret_key: impl Into<Secret>,
         host: &str,
         timeout: Duration,
     ) -> Result<Self, TracingError> {
+        crate::endpoint::check("LangfuseExporter::new host", host)?;
         let public_key = public_key.into();
         let secret_key = secret_key.into();
         let endpoint = format!("{}/api/public/otel/v1/traces", host.trim_end_matches('/'));
-        let failed = |reason: String| TracingError::Exporter { exporter: ExporterKind::Langfuse, reason };
+        // The OTLP library's errors quote the endpoint, password included.
+        let failed = |reason: String| TracingError::Exporter {
+            exporter: ExporterKind::Langfuse,
+            reason: crate::endpoint::mask_credentials(&reason).into_owned(),
+        };
         let credentials = STANDARD.encode(format!("{public_key}:{}", secret_key.expose()));
         let mut authorization = HeaderValue::try_from(format!("Basic {credentials}"))
             .map_err(|_| failed("the Langfuse keys contain characters not allowed in an HTTP header".to_owned()))?;

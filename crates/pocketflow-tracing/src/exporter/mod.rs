@@ -101,7 +101,8 @@ impl ExporterSet {
     pub(crate) fn force_flush(&self) {
         for (label, exporter) in &self.exporters {
             if let Err(error) = exporter.force_flush() {
-                crate::diagnostics::report("flush_failed", &format!("{label}: {error}"));
+                let message = format!("{label}: {error}");
+                crate::diagnostics::report("flush_failed", &crate::endpoint::mask_credentials(&message));
             }
         }
     }
@@ -109,7 +110,8 @@ impl ExporterSet {
     pub(crate) fn shutdown(&self) {
         for (label, exporter) in &self.exporters {
             if let Err(error) = exporter.shutdown() {
-                crate::diagnostics::report("shutdown_failed", &format!("{label}: {error}"));
+                let message = format!("{label}: {error}");
+                crate::diagnostics::report("shutdown_failed", &crate::endpoint::mask_credentials(&message));
             }
         }
     }

@@ -14,7 +14,11 @@ use crate::error::TracingError;
 /// Builds the OTLP exporter `config` describes. Runs inside a tokio runtime.
 pub(crate) fn otlp_exporter(config: &TracingConfig) -> Result<opentelemetry_otlp::SpanExporter, TracingError> {
     let settings = &config.otlp;
-    let failed = |reason: String| TracingError::Exporter { exporter: ExporterKind::Otlp, reason };
+    // The OTLP library's errors quote the endpoint, password included.
+    let failed = |reason: String| TracingError::Exporter {
+        exporter: ExporterKind::Otlp,
+        reason: crate::endpoint::mask_credentials(&reason).into_owned(),
+    };
     let endpoint =
         settings.endpoint.clone().unwrap_or_else(|| crate::env::default_endpoint(settings.protocol).to_owned());
     let builder = opentelemetry_otlp::SpanExporter::builder();
@@ -34,7 +38,7 @@ pub(crate) fn otlp_exporter(config: &TracingConfig) -> Result<opentelemetry_otlp
                 .with_endpoint(endpoint.clone())
                 .with_timeout(settings.timeout)
                 .with_metadata(metadata);
-            if endpoint.starts_with("https://") {
+            if endpoint.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")) {
                 builder = builder.with_tls_config(ClientTlsConfig::new().with_enabled_roots());
             }
             if settings.gzip {
