@@ -17,7 +17,7 @@ use crate::params::Params;
 use crate::run::ops::{AsyncBatchHooksOps, AsyncFlowHooksOps, Concurrency};
 use crate::run::orchestrate::{FlowMeta, run_batch_flow_async, run_flow_async};
 use crate::run::{RunEnv, RunReport};
-use crate::step::{AsyncStep, IntoAsyncStep, StepParts, kinds};
+use crate::step::{AsyncStep, IntoAsyncStep, StepParts, drop_nested, kinds};
 use crate::store::SharedStore;
 use crate::warning::FlowWarning;
 
@@ -97,8 +97,15 @@ impl<S, H> AsyncFlow<S, H> {
     }
 
     /// The flow with its own async `prep`/`post`.
-    pub fn with_hooks<H2: AsyncFlowHooks<S>>(self, hooks: H2) -> AsyncFlow<S, H2> {
-        AsyncFlow { name: self.name, graph: self.graph, params: self.params, options: self.options, hooks }
+    pub fn with_hooks<H2: AsyncFlowHooks<S>>(mut self, hooks: H2) -> AsyncFlow<S, H2> {
+        // `AsyncFlow` has a `Drop`, so its fields are taken, not moved out.
+        AsyncFlow {
+            name: std::mem::take(&mut self.name),
+            graph: std::mem::replace(&mut self.graph, Graph::new()),
+            params: std::mem::take(&mut self.params),
+            options: std::mem::take(&mut self.options),
+            hooks,
+        }
     }
 }
 
@@ -150,6 +157,17 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> fo
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
         run_flow_async(self.meta("AsyncFlow"), &self.graph, AsyncFlowHooksOps(&self.hooks), env, params, shared)
+    }
+
+    fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
+        out.extend(self.graph.drain_steps());
+    }
+}
+
+/// A nest of flows is dropped in a loop, not by recursion (see `Flow`'s).
+impl<S, H> Drop for AsyncFlow<S, H> {
+    fn drop(&mut self) {
+        drop_nested(self.graph.drain_steps().collect());
     }
 }
 
@@ -256,6 +274,10 @@ macro_rules! async_batch_flow {
                     params,
                     shared,
                 )
+            }
+
+            fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
+                self.flow.take_steps(out);
             }
         }
 

@@ -15,7 +15,7 @@ use crate::params::Params;
 use crate::run::ops::{Concurrency, SyncBatchHooksOps, SyncFlowHooksOps};
 use crate::run::orchestrate::{FlowMeta, run_batch_flow_async, run_batch_flow_sync, run_flow_async, run_flow_sync};
 use crate::run::{RunEnv, RunReport};
-use crate::step::{AsyncStep, IntoSyncStep, StepParts, SyncStep, kinds};
+use crate::step::{AsyncStep, IntoSyncStep, StepParts, SyncStep, drop_nested, kinds};
 use crate::store::SharedStore;
 use crate::warning::FlowWarning;
 
@@ -192,8 +192,15 @@ impl<S, H> Flow<S, H> {
     }
 
     /// The flow with its own `prep`/`post`.
-    pub fn with_hooks<H2: FlowHooks<S>>(self, hooks: H2) -> Flow<S, H2> {
-        Flow { name: self.name, graph: self.graph, params: self.params, options: self.options, hooks }
+    pub fn with_hooks<H2: FlowHooks<S>>(mut self, hooks: H2) -> Flow<S, H2> {
+        // `Flow` has a `Drop`, so its fields are taken, not moved out.
+        Flow {
+            name: std::mem::take(&mut self.name),
+            graph: std::mem::replace(&mut self.graph, Graph::new()),
+            params: std::mem::take(&mut self.params),
+            options: std::mem::take(&mut self.options),
+            hooks,
+        }
     }
 }
 
@@ -242,6 +249,19 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flo
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
         run_flow_async(self.meta("Flow"), &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared)
+    }
+
+    fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
+        out.extend(self.graph.drain_steps().map(|step| step as Box<dyn AsyncStep<S>>));
+    }
+}
+
+/// A nest of flows is dropped in a loop, not by recursion: a flow nested
+/// thousands deep would otherwise overflow the stack on its way out.
+impl<S, H> Drop for Flow<S, H> {
+    fn drop(&mut self) {
+        let steps = self.graph.drain_steps().map(|step| step as Box<dyn AsyncStep<S>>).collect();
+        drop_nested(steps);
     }
 }
 
@@ -386,6 +406,10 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
             params,
             shared,
         )
+    }
+
+    fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
+        self.flow.take_steps(out);
     }
 }
 

@@ -103,6 +103,11 @@ pub(crate) struct Graph<T: ?Sized> {
 static NEXT_GRAPH_ID: AtomicU32 = AtomicU32::new(0);
 
 impl<T: ?Sized> Graph<T> {
+    /// Removes every step, for the flow's teardown (`step::drop_nested`).
+    pub(crate) fn drain_steps(&mut self) -> impl Iterator<Item = Box<T>> + '_ {
+        self.entries.drain(..).map(|entry| entry.step)
+    }
+
     pub(crate) fn new() -> Self {
         Self {
             id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),

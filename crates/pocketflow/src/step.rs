@@ -33,6 +33,23 @@ pub trait AsyncStep<S>: Send + Sync {
         params: &'a Params,
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>>;
+
+    /// Moves the steps this one holds (a nested flow's nodes) into `out`;
+    /// a node holds none. Dropping a flow takes its nest apart with this in
+    /// a loop ([`drop_nested`]), so a nest of any depth is dropped without
+    /// a stack frame per level.
+    fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
+        let _ = out;
+    }
+}
+
+/// Drops `steps` and every step nested in them, breadth first, in a loop:
+/// each step gives up the steps it holds before it is dropped, so no drop
+/// recurses into another flow.
+pub(crate) fn drop_nested<S>(mut steps: Vec<Box<dyn AsyncStep<S>>>) {
+    while let Some(mut step) = steps.pop() {
+        step.take_steps(&mut steps);
+    }
 }
 
 /// A step that can also run inside a sync flow.

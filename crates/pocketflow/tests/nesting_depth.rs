@@ -226,3 +226,19 @@ fn the_nesting_error_names_the_flow_the_depth_and_the_limit() {
     assert!(message.contains(&format!("{} flows deep", MAX_NESTING_DEPTH + 1)), "{message}");
     assert!(message.contains(&format!("limit of {MAX_NESTING_DEPTH}")), "{message}");
 }
+
+/// The case: 50,000 flows deep. Running stops at the limit, and
+/// dropping the nest afterwards takes it apart in a loop (a recursive drop
+/// overflowed a 2 MiB stack from about 20,000 levels in debug).
+#[test]
+fn a_nest_fifty_thousand_deep_fails_at_the_limit_and_drops_without_overflowing() {
+    let (result, leaf_ran) = on_small_stack(|| run_sync(nested_sync(50_000)));
+    assert_eq!(too_deep(&result.unwrap_err()).1, MAX_NESTING_DEPTH + 1);
+    assert!(!leaf_ran);
+    let (result, leaf_ran) = on_small_stack_async(run_async(nested_async(50_000)));
+    assert_eq!(too_deep(&result.unwrap_err()).1, MAX_NESTING_DEPTH + 1);
+    assert!(!leaf_ran);
+    // Built and dropped without running, too.
+    on_small_stack(|| drop(nested_sync(50_000)));
+    on_small_stack(|| drop(nested_async(50_000)));
+}
