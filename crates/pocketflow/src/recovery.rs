@@ -170,10 +170,9 @@ impl Backoff {
             BackoffKind::Linear(step) => {
                 step.saturating_mul(u32::try_from(attempt.saturating_add(1)).unwrap_or(u32::MAX))
             }
-            // `!(factor >= 0.0)` is also true for NaN. A negative factor
-            // would otherwise alternate: max after odd attempts, a real
-            // wait after even ones.
-            BackoffKind::Exponential { factor, max, .. } if !(factor >= 0.0) => max,
+            // NaN or negative. A negative factor would otherwise alternate:
+            // max after odd attempts, a real wait after even ones.
+            BackoffKind::Exponential { factor, max, .. } if factor.is_nan() || factor < 0.0 => max,
             BackoffKind::Exponential { initial, factor, max } => {
                 let power = i32::try_from(attempt).unwrap_or(i32::MAX);
                 let secs = initial.as_secs_f64() * factor.powi(power);
