@@ -30,6 +30,7 @@ use pocketflow::{NodeState, TraceParent};
 use crate::config::{Sampler, TracingConfig};
 use crate::diagnostics;
 use crate::pipeline::SpanSink;
+use crate::redact::Redactor;
 use crate::record::{FieldPolicy, FieldRecorder, Fields, RecordedEvent, RunInfo, SpanRecord, SpanRole, TraceInfo};
 
 /// Numbers layer instances, so that two of them on one registry keep
@@ -196,6 +197,7 @@ impl PocketflowLayer {
                     outputs: record.outputs,
                     errors: record.errors,
                     max_payload_bytes: record.max_payload_bytes,
+                    redactor: Redactor::new(&record.redact_keys),
                 },
                 prep: record.prep,
                 exec: record.exec,

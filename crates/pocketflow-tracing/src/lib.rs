@@ -97,6 +97,7 @@ mod mapping;
 mod pipeline;
 mod propagation;
 mod record;
+mod redact;
 
 use opentelemetry_sdk::trace::SpanExporter;
 use tracing_subscriber::layer::SubscriberExt as _;

@@ -15,6 +15,8 @@ use tracing::{Level, Metadata};
 
 use pocketflow::telemetry::span_names;
 
+use crate::redact::{Redactor, TRUNCATION_MARK_END, TRUNCATION_MARK_START};
+
 /// The trace a span belongs to, shared by all its spans: what is set once
 /// at the root reaches every span through this one `Arc`, which children
 /// clone anyway.
@@ -208,6 +210,8 @@ pub(crate) struct FieldPolicy {
     pub(crate) outputs: bool,
     pub(crate) errors: bool,
     pub(crate) max_payload_bytes: usize,
+    /// Makes a value safe before the cap cuts it.
+    pub(crate) redactor: Redactor,
 }
 
 /// Visits a span's or an event's fields into [`Fields`].
@@ -261,16 +265,22 @@ impl<'a> FieldRecorder<'a> {
         }
     }
 
-    fn cap(&self, mut text: String) -> String {
+    fn cap(&self, field: &Field, mut text: String) -> String {
         let max = self.policy.max_payload_bytes;
         if text.len() > max {
             let total = text.len();
+            // Redacted before it is cut: a cut can leave a secret without
+            // what marks it (its closing quote, the `@` after a password).
+            text = self.policy.redactor.before_cut(field.name(), text);
+            if text.len() <= max {
+                return text;
+            }
             let mut cut = max;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
             text.truncate(cut);
-            let _ = write!(text, "…[truncated: {total} bytes]");
+            let _ = write!(text, "{TRUNCATION_MARK_START}{total}{TRUNCATION_MARK_END}");
         }
         text
     }
@@ -286,7 +296,7 @@ impl Visit for FieldRecorder<'_> {
             return;
         }
         if self.keep(field) {
-            let value = self.cap(value.to_owned());
+            let value = self.cap(field, value.to_owned());
             self.put(field.name(), FieldValue::Str(value));
         }
     }
@@ -297,7 +307,7 @@ impl Visit for FieldRecorder<'_> {
             // times for a typical JSON value.
             let mut text = String::with_capacity(128);
             let _ = write!(text, "{value:?}");
-            let value = self.cap(text);
+            let value = self.cap(field, text);
             self.put(field.name(), FieldValue::Str(value));
         }
     }
@@ -320,7 +330,7 @@ impl Visit for FieldRecorder<'_> {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if self.keep(field) {
-            let value = self.cap(value.to_string());
+            let value = self.cap(field, value.to_string());
             self.put(field.name(), FieldValue::Str(value));
         }
     }
