@@ -470,7 +470,6 @@ fn to_value(value: FieldValue) -> Value {
     }
 }
 
-
 /// Phoenix reads OpenInference's names for model and token counts.
 fn add_openinference_llm(attributes: &mut Vec<KeyValue>) {
     let find = |key: &str| attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.clone());

@@ -45,8 +45,7 @@ pub(crate) struct Redactor {
 
 impl Redactor {
     pub(crate) fn new(keys: &[String]) -> Self {
-        let mut normalized: Vec<String> =
-            keys.iter().map(|key| normalize(key)).filter(|key| !key.is_empty()).collect();
+        let mut normalized: Vec<String> = keys.iter().map(|key| normalize(key)).filter(|key| !key.is_empty()).collect();
         normalized.sort_unstable();
         normalized.dedup();
         Self { keys: normalized }
@@ -55,9 +54,14 @@ impl Redactor {
     /// Whether a JSON object key (or a `key=` in text) is sensitive: its
     /// normalized form ends with a configured key's.
     pub(crate) fn is_sensitive(&self, key: &str) -> bool {
+        let tail = || key.chars().rev().filter(|c| !is_separator(*c)).flat_map(|c| c.to_lowercase().rev());
+        // Most keys end in a letter no configured key ends in.
+        let Some(last) = tail().next() else { return false };
         self.keys.iter().any(|wanted| {
-            let mut tail = key.chars().rev().filter(|c| !is_separator(*c)).flat_map(|c| c.to_lowercase().rev());
-            wanted.chars().rev().all(|w| tail.next() == Some(w))
+            wanted.ends_with(last) && {
+                let mut tail = tail();
+                wanted.chars().rev().all(|w| tail.next() == Some(w))
+            }
         })
     }
 
@@ -442,7 +446,8 @@ fn key_before(text: &str, separator: usize) -> (&str, bool) {
     let mut start = end;
     // Non-ASCII bytes belong to whole characters, so `start` stays on a
     // character boundary.
-    while start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || matches!(bytes[start - 1], b'_' | b'-' | b'.' | 0x80..))
+    while start > 0
+        && (bytes[start - 1].is_ascii_alphanumeric() || matches!(bytes[start - 1], b'_' | b'-' | b'.' | 0x80..))
     {
         start -= 1;
     }
@@ -520,9 +525,9 @@ fn mask_auth_schemes(text: &str) -> Cow<'_, str> {
     let mut at = 0;
     while at < bytes.len() {
         let word_start = at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
-        let scheme = SCHEMES
-            .iter()
-            .find(|scheme| word_start && bytes[at..].get(..scheme.len()).is_some_and(|w| w.eq_ignore_ascii_case(scheme)));
+        let scheme = SCHEMES.iter().find(|scheme| {
+            word_start && bytes[at..].get(..scheme.len()).is_some_and(|w| w.eq_ignore_ascii_case(scheme))
+        });
         let Some(scheme) = scheme else {
             at += 1;
             continue;

@@ -13,9 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pocketflow::{
-    Action, AsyncFlow, AsyncNode, BoxError, Ctx, ErrorHandler, Flow, Node, SharedStore, with_timeout,
-};
+use pocketflow::{Action, AsyncFlow, AsyncNode, BoxError, Ctx, ErrorHandler, Flow, Node, SharedStore, with_timeout};
 use pocketflow_test_support::otlp::{ReceivedSpan, ReceivedTrace};
 use pocketflow_tracing::{ConsoleExporter, TracingConfig};
 use serde_json::{Value, json};
@@ -130,11 +128,14 @@ fn json_attr(span: &ReceivedSpan, key: &str) -> Value {
 
 #[test]
 fn secrets_in_node_inputs_and_the_shared_store_are_redacted() {
-    let (result, traces) = export(|config| config, || {
-        let mut flow = Flow::named("Secrets");
-        flow.start(Login);
-        flow.run(&shared_store())
-    });
+    let (result, traces) = export(
+        |config| config,
+        || {
+            let mut flow = Flow::named("Secrets");
+            flow.start(Login);
+            flow.run(&shared_store())
+        },
+    );
     result.unwrap();
     assert_no_leak(&traces);
 
@@ -193,11 +194,14 @@ impl Node for Failing {
 
 #[test]
 fn credentials_in_error_messages_are_masked_everywhere_they_are_recorded() {
-    let (result, traces) = export(|config| config, || {
-        let mut flow = Flow::named("Failing");
-        flow.start(CallUpstream);
-        flow.run(&SharedStore::new())
-    });
+    let (result, traces) = export(
+        |config| config,
+        || {
+            let mut flow = Flow::named("Failing");
+            flow.start(CallUpstream);
+            flow.run(&SharedStore::new())
+        },
+    );
     assert!(result.is_err());
     assert_no_leak(&traces);
 
@@ -225,12 +229,15 @@ fn credentials_in_error_messages_are_masked_everywhere_they_are_recorded() {
 
 #[test]
 fn a_timeout_named_after_a_url_with_a_password_is_masked() {
-    let (result, traces) = export(|config| config, || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let mut flow = AsyncFlow::named("Slow");
-        flow.start(SlowFetch);
-        runtime.block_on(flow.run(&SharedStore::new()))
-    });
+    let (result, traces) = export(
+        |config| config,
+        || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let mut flow = AsyncFlow::named("Slow");
+            flow.start(SlowFetch);
+            runtime.block_on(flow.run(&SharedStore::new()))
+        },
+    );
     assert!(result.is_err(), "{result:?}");
     assert_no_leak(&traces);
 

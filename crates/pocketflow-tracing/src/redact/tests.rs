@@ -147,7 +147,10 @@ fn nesting_deeper_than_a_parser_allows_is_still_redacted() {
 fn a_payload_cut_inside_a_secret_keeps_nothing_of_it() {
     let cut = format!(r#"{{"note":"he said \"hi","api_key":"sk-li{TRUNCATION_MARK_START}512{TRUNCATION_MARK_END}"#);
     let redacted = redact(&cut);
-    assert_eq!(redacted, format!(r#"{{"note":"he said \"hi","api_key":"[REDACTED]"{TRUNCATION_MARK_START}512{TRUNCATION_MARK_END}"#));
+    assert_eq!(
+        redacted,
+        format!(r#"{{"note":"he said \"hi","api_key":"[REDACTED]"{TRUNCATION_MARK_START}512{TRUNCATION_MARK_END}"#)
+    );
 
     let object = r#"{"a":1,"token":{"x":"}","y":"sk-"#;
     assert_eq!(redact(object), r#"{"a":1,"token":"[REDACTED]""#);
