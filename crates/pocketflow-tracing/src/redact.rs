@@ -37,10 +37,13 @@ pub(crate) const TRUNCATION_MARK_END: &str = " bytes]";
 
 /// Redacts payloads and masks credentials in free text, for one set of
 /// sensitive keys. With no keys, it changes nothing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Redactor {
     /// The configured keys, normalized ([`normalize`]), none empty.
     keys: Vec<String>,
+    /// Which ASCII characters end a configured key, one bit each: most keys
+    /// in a payload end in none of them and are passed over at once.
+    last_bytes: u128,
 }
 
 impl Redactor {
@@ -48,32 +51,54 @@ impl Redactor {
         let mut normalized: Vec<String> = keys.iter().map(|key| normalize(key)).filter(|key| !key.is_empty()).collect();
         normalized.sort_unstable();
         normalized.dedup();
-        Self { keys: normalized }
+        let mut last_bytes = 0u128;
+        for key in &normalized {
+            if let Some(&last) = key.as_bytes().last()
+                && last.is_ascii()
+            {
+                last_bytes |= 1 << last;
+            }
+        }
+        Self { keys: normalized, last_bytes }
     }
 
     /// Whether a JSON object key (or a `key=` in text) is sensitive: its
     /// normalized form ends with a configured key's.
     pub(crate) fn is_sensitive(&self, key: &str) -> bool {
-        let tail = || key.chars().rev().filter(|c| !is_separator(*c)).flat_map(|c| c.to_lowercase().rev());
-        // Most keys end in a letter no configured key ends in.
-        let Some(last) = tail().next() else { return false };
+        if !key.is_ascii() {
+            return self.is_sensitive_unicode(key);
+        }
+        let bytes = key.as_bytes();
+        let end = bytes.len() - bytes.iter().rev().take_while(|b| is_separator(char::from(**b))).count();
+        let Some(last) = end.checked_sub(1).map(|i| bytes[i].to_ascii_lowercase()) else { return false };
+        if self.last_bytes & (1 << last) == 0 {
+            return false;
+        }
         self.keys.iter().any(|wanted| {
-            wanted.ends_with(last) && {
-                let mut tail = tail();
-                wanted.chars().rev().all(|w| tail.next() == Some(w))
-            }
+            let mut tail = bytes[..end].iter().rev().filter(|b| !is_separator(char::from(**b)));
+            wanted.bytes().rev().all(|w| tail.next().map(u8::to_ascii_lowercase) == Some(w))
+        })
+    }
+
+    /// [`Self::is_sensitive`] for a key with non-ASCII characters, which
+    /// may lowercase to ASCII ones (the Kelvin sign to `k`).
+    fn is_sensitive_unicode(&self, key: &str) -> bool {
+        self.keys.iter().any(|wanted| {
+            let mut tail = key.chars().rev().filter(|c| !is_separator(*c)).flat_map(|c| c.to_lowercase().rev());
+            wanted.chars().rev().all(|w| tail.next() == Some(w))
         })
     }
 
     /// `text` (a recorded `input` or `output`) with the value of every
-    /// sensitive key replaced. A payload that is not valid JSON (cut by the
-    /// size cap, or plain text) is also masked as free text is.
+    /// sensitive key replaced. A payload that is not JSON (plain text, a
+    /// `Debug` string) is also masked as free text is; a JSON payload cut by
+    /// the size cap still reads as JSON.
     pub(crate) fn redact_payload(&self, text: String) -> String {
         if self.keys.is_empty() {
             return text;
         }
         let (body, mark) = split_truncation_mark(&text);
-        match self.redact_document(body, !mark.is_empty(), 0) {
+        match self.redact_document(body, 0) {
             Some(mut redacted) => {
                 redacted.push_str(mark);
                 redacted
@@ -103,29 +128,37 @@ impl Redactor {
         }
     }
 
-    /// Redacts a payload; masks it too when it is not valid JSON (`cut`
-    /// says it is known not to be). `None` when nothing changed.
-    fn redact_document(&self, text: &str, cut: bool, depth: usize) -> Option<String> {
-        let redacted = self.redact_json(text, depth);
-        let current = redacted.as_deref().unwrap_or(text);
-        match self.mask(current) {
-            Cow::Owned(masked) if cut || serde_json::from_str::<serde::de::IgnoredAny>(current).is_err() => {
-                Some(masked)
-            }
-            _ => redacted,
+    /// Redacts a payload; masks it too when it is not JSON. `None` when
+    /// nothing changed.
+    fn redact_document(&self, text: &str, depth: usize) -> Option<String> {
+        let (redacted, json) = self.redact_json(text, depth);
+        if json {
+            return redacted;
+        }
+        match self.mask(redacted.as_deref().unwrap_or(text)) {
+            Cow::Owned(masked) => Some(masked),
+            Cow::Borrowed(_) => redacted,
         }
     }
 
     /// Replaces the value after every sensitive key in JSON text (whole or a
     /// prefix of it). A key is a string followed by `:`, which in JSON only
-    /// a key is. `None` when nothing changed.
-    fn redact_json(&self, text: &str, depth: usize) -> Option<String> {
+    /// a key is. Returns the new text (`None` when nothing changed) and
+    /// whether the text is shaped as JSON: between its strings, nothing
+    /// but what JSON allows there (see [`json_gap`]). Valid JSON, whole or
+    /// cut, always is; text that is not has nothing that masking as free
+    /// text would find outside its strings.
+    fn redact_json(&self, text: &str, depth: usize) -> (Option<String>, bool) {
         let bytes = text.as_bytes();
         let mut out: Option<String> = None;
         let mut copied = 0;
         let mut at = 0;
-        while let Some(offset) = bytes[at..].iter().position(|&b| b == b'"') {
+        let mut json = true;
+        let mut after_string = false;
+        while let Some(offset) = text[at..].find('"') {
             let start = at + offset;
+            json = json && json_gap(&bytes[at..start], after_string);
+            after_string = true;
             let (end, closed) = string_end(bytes, start);
             let content = &text[start + 1..if closed { end - 1 } else { end }];
             let after = skip_whitespace(bytes, end);
@@ -139,6 +172,7 @@ impl Redactor {
                     out.push_str(QUOTED_REDACTED);
                     copied = value_end;
                     at = value_end;
+                    after_string = false;
                 } else {
                     at = end;
                 }
@@ -152,10 +186,12 @@ impl Redactor {
             }
             at = end;
         }
-        out.map(|mut out| {
+        json = json && json_gap(&bytes[at..], after_string);
+        let out = out.map(|mut out| {
             out.push_str(&text[copied..]);
             out
-        })
+        });
+        (out, json)
     }
 
     /// A string value's content (still escaped) redacted as a payload of its
@@ -170,7 +206,7 @@ impl Redactor {
             return Some(REDACTED.to_owned());
         }
         let content: String = Unescape::new(escaped).collect();
-        self.redact_document(&content, false, depth + 1)
+        self.redact_document(&content, depth + 1)
     }
 
     /// Masks credentials in free text.
@@ -215,6 +251,13 @@ impl Redactor {
             if text[value_start..].starts_with(REDACTED) {
                 continue;
             }
+            let header = bytes[separator] == b':' && !quoted;
+            if value_start < copied {
+                // The key sits inside a value already masked (`a=xb: y`):
+                // that mask grows over this value too.
+                copied = copied.max(if header { line_end(bytes, copied) } else { token_end(bytes, copied) });
+                continue;
+            }
             let (start, end) = match (bytes.get(value_start), bytes.get(value_start + 1)) {
                 (Some(b'\\'), Some(b'"')) => {
                     let start = value_start + 2;
@@ -224,7 +267,7 @@ impl Redactor {
                     let start = value_start + 1;
                     (start, quoted_end(bytes, start, quote))
                 }
-                _ if bytes[separator] == b':' && !quoted => (value_start, line_end(bytes, value_start)),
+                _ if header => (value_start, line_end(bytes, value_start)),
                 _ => (value_start, token_end(bytes, value_start)),
             };
             if end > start && &text[start..end] != REDACTED {
@@ -232,7 +275,6 @@ impl Redactor {
                 out.push_str(&text[copied..start]);
                 out.push_str(REDACTED);
                 copied = end;
-                at = end;
             }
         }
         match out {
@@ -266,6 +308,35 @@ fn split_truncation_mark(text: &str) -> (&str, &str) {
         return (text, "");
     }
     text.split_at(start)
+}
+
+/// Whether `gap`, text between JSON strings (or before the first, or after
+/// the last), holds only what JSON allows there: whitespace, brackets,
+/// commas, numbers, `true`, `false`, `null`, and a `:` only straight after
+/// a string (`after_string`), as a key's. Anything else (a bare word, `=`)
+/// means the text is not JSON.
+fn json_gap(gap: &[u8], after_string: bool) -> bool {
+    let mut colon_allowed = after_string;
+    let mut at = 0;
+    while at < gap.len() {
+        match gap[at] {
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b':' if colon_allowed => colon_allowed = false,
+            b'{' | b'}' | b'[' | b']' | b',' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' => colon_allowed = false,
+            b't' | b'f' | b'n' => {
+                let Some(word) = [&b"true"[..], b"false", b"null"].into_iter().find(|word| gap[at..].starts_with(word))
+                else {
+                    return false;
+                };
+                at += word.len();
+                colon_allowed = false;
+                continue;
+            }
+            _ => return false,
+        }
+        at += 1;
+    }
+    true
 }
 
 /// The end of the JSON string opening at `start` (just past its closing
@@ -444,10 +515,12 @@ fn key_before(text: &str, separator: usize) -> (&str, bool) {
         }
     }
     let mut start = end;
-    // Non-ASCII bytes belong to whole characters, so `start` stays on a
-    // character boundary.
+    // Blanks are part of a key (`API Key: …`): matching ignores them and
+    // looks at the end only. Non-ASCII bytes belong to whole characters, so
+    // `start` stays on a character boundary.
     while start > 0
-        && (bytes[start - 1].is_ascii_alphanumeric() || matches!(bytes[start - 1], b'_' | b'-' | b'.' | 0x80..))
+        && (bytes[start - 1].is_ascii_alphanumeric()
+            || matches!(bytes[start - 1], b'_' | b'-' | b'.' | b' ' | b'\t' | 0x80..))
     {
         start -= 1;
     }
@@ -493,7 +566,8 @@ fn mask_url_passwords(text: &str) -> Cow<'_, str> {
             .iter()
             .position(|&b| b.is_ascii_whitespace() || b"/?#\"'<>".contains(&b))
             .map_or(bytes.len(), |end| authority + end);
-        at = end.max(authority);
+        // The next URL may start inside this run (`…@hosthttps://…`).
+        at = authority;
         let Some(user_end) = text[authority..end].rfind('@').map(|at_sign| authority + at_sign) else { continue };
         let secret_start = text[authority..user_end].find(':').map_or(authority, |colon| authority + colon + 1);
         let secret = &text[secret_start..user_end];
@@ -523,7 +597,8 @@ fn mask_auth_schemes(text: &str) -> Cow<'_, str> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut at = 0;
-    while at < bytes.len() {
+    while let Some(offset) = text[at..].find(['b', 'B']) {
+        at += offset;
         let word_start = at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
         let scheme = SCHEMES.iter().find(|scheme| {
             word_start && bytes[at..].get(..scheme.len()).is_some_and(|w| w.eq_ignore_ascii_case(scheme))

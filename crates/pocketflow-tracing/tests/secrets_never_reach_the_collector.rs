@@ -281,3 +281,24 @@ fn the_console_tree_prints_masked_errors() {
     assert!(!text.contains(LEAK), "the console leaks a secret:\n{text}");
     assert!(text.contains("Bearer [REDACTED]") && text.contains("app:[REDACTED]@"), "{text}");
 }
+
+#[test]
+fn a_configured_key_list_replaces_the_defaults() {
+    let (result, traces) = export(
+        |config| config.redact_keys(vec!["Customer-SSN".to_owned()]),
+        || {
+            let shared = SharedStore::from_iter([("customer_ssn", "zz-secret-10"), ("password", "shown")]);
+            let mut flow = Flow::named("Replaced");
+            flow.start(Failing("failed for customerSsn=zz-secret-11, password=shown".to_owned()));
+            flow.run(&shared)
+        },
+    );
+    assert!(result.is_err());
+    assert_no_leak(&traces);
+    let flow = span(&traces, "Replaced");
+    assert_eq!(
+        json_attr(flow, "langfuse.observation.input"),
+        json!({"customer_ssn": "[REDACTED]", "password": "shown"})
+    );
+    assert!(flow.status.message.contains("customerSsn=[REDACTED], password=shown"), "{}", flow.status.message);
+}

@@ -197,6 +197,8 @@ fn credentials_in_error_text_are_masked() {
         (r#"body {"token":"abc","n":1}"#, r#"body {"token":"[REDACTED]","n":1}"#),
         (r#"body "{\"password\":\"hunter2\",\"n\":1}""#, r#"body "{\"password\":\"[REDACTED]\",\"n\":1}""#),
         ("Cookie: session=abc; csrf=def", "Cookie: [REDACTED]"),
+        ("Invalid API Key: sk-123", "Invalid API Key: [REDACTED]"),
+        ("a https://u:p1@hhttps://v:p2@h", "a https://u:[REDACTED]@hhttps://v:[REDACTED]@h"),
     ];
     for (text, expected) in cases {
         assert_eq!(mask(text), expected, "masking {text:?}");
@@ -386,4 +388,35 @@ proptest! {
     fn text_without_credentials_is_never_masked(text in ordinary_string()) {
         prop_assert_eq!(mask(&text), text);
     }
+
+    #[test]
+    fn no_credential_planted_in_text_survives(pieces in prop::collection::vec(text_piece(), 1..8)) {
+        let text = pieces.concat();
+        let masked = mask(&text);
+        prop_assert!(!masked.contains(SECRET_PREFIX), "a secret survived: {} from {}", masked, text);
+    }
+}
+
+/// A piece of error text: ordinary text, or a credential in one of the
+/// forms masked.
+fn text_piece() -> impl Strategy<Value = String> {
+    let secret = || "[0-9a-z]{1,8}".prop_map(|tail| format!("{SECRET_PREFIX}{tail}"));
+    prop_oneof![
+        3 => ordinary_string(),
+        2 => (
+            sensitive_key(),
+            prop::sample::select(&["=", " = ", ": ", ":"][..]),
+            prop::sample::select(&["", "\"", "'"][..]),
+            secret(),
+        )
+            .prop_map(|(key, separator, quote, secret)| format!("{key}{separator}{quote}{secret}{quote}")),
+        1 => (sensitive_key(), secret(), any::<bool>()).prop_map(|(key, secret, escaped)| {
+            let q = if escaped { "\\\"" } else { "\"" };
+            format!("{{{q}{key}{q}:{q}{secret}{q}}}")
+        }),
+        1 => (prop::sample::select(&["Bearer", "bearer", "BASIC", "Basic"][..]), secret())
+            .prop_map(|(scheme, secret)| format!(" {scheme} {secret}")),
+        1 => (prop::sample::select(&["https://user:", "postgres://", "redis://:"][..]), secret())
+            .prop_map(|(start, secret)| format!(" {start}{secret}@host.example:5432/db")),
+    ]
 }
