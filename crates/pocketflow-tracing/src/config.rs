@@ -195,9 +195,27 @@ impl ObservationType {
 pub const LANGFUSE_DEFAULT_HOST: &str = "https://cloud.langfuse.com";
 
 /// Keys whose values are replaced by `"[REDACTED]"` in recorded inputs and
-/// outputs unless the config says otherwise. Matched case-insensitively
-/// against JSON object keys.
-pub const DEFAULT_REDACT_KEYS: [&str; 6] = ["api_key", "apikey", "authorization", "password", "secret", "token"];
+/// outputs, and whose `key=value` / `key: value` is masked in error text,
+/// unless the config says otherwise. A key matches when, with `-`, `_`, `.`
+/// and whitespace removed and letters lowercased, it ends with one of these:
+/// `API-Key`, `apiKey` and `openai_api_key` all match `api_key`. The rules
+/// are in `docs/configuration.md` ("Redaction").
+pub const DEFAULT_REDACT_KEYS: [&str; 14] = [
+    "api_key",
+    "apikey",
+    "x-api-key",
+    "authorization",
+    "password",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "secret_key",
+    "client_secret",
+    "private_key",
+    "cookie",
+    "set-cookie",
+];
 
 /// Targets whose spans and events are never recorded: the exporter's own
 /// transport stack. Recording them would feed the exporter's traffic back
@@ -592,9 +610,13 @@ impl TracingConfigBuilder {
         /// their own bound, [`MAX_NAME_BYTES`]. Default 64 KiB;
         /// `POCKETFLOW_MAX_PAYLOAD_BYTES`.
         max_payload_bytes: usize;
-        /// JSON keys whose values are redacted in inputs and outputs
-        /// (case-insensitive). Default [`DEFAULT_REDACT_KEYS`];
-        /// `POCKETFLOW_REDACT_KEYS` (comma list, empty for none).
+        /// Sensitive keys: their values are redacted in inputs and outputs
+        /// (at any depth, also in JSON held in a string), and their
+        /// `key=value` / `key: value` masked in error text. A key matches
+        /// when, with `-`, `_`, `.` and whitespace removed and letters
+        /// lowercased, it ends with one of these. Replaces the default
+        /// [`DEFAULT_REDACT_KEYS`]; an empty list turns redaction and
+        /// masking off. `POCKETFLOW_REDACT_KEYS` (comma list, empty for none).
         redact_keys: Vec<String>;
         /// Cap on events kept per span. Default 128; `POCKETFLOW_MAX_EVENTS_PER_SPAN`.
         max_events_per_span: usize;

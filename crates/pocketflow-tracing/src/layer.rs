@@ -4,7 +4,8 @@
 //! The work done on the application's thread is kept small: ids, a
 //! timestamp, the field values as they are recorded, and a non-blocking
 //! send. Mapping to OpenTelemetry, redaction and export run on the export
-//! thread ([`crate::pipeline`]).
+//! thread ([`crate::pipeline`]); only a value over the size cap is redacted
+//! here, before it is cut.
 //!
 //! Safeguards taken from `tracing-opentelemetry`'s history: field values are
 //! formatted before any span's extensions are locked (a user's `Display` or
@@ -31,6 +32,7 @@ use crate::config::{Sampler, TracingConfig};
 use crate::diagnostics;
 use crate::pipeline::SpanSink;
 use crate::record::{FieldPolicy, FieldRecorder, Fields, RecordedEvent, RunInfo, SpanRecord, SpanRole, TraceInfo};
+use crate::redact::Redactor;
 
 /// Numbers layer instances, so that two of them on one registry keep
 /// separate state in the same span.
@@ -196,6 +198,7 @@ impl PocketflowLayer {
                     outputs: record.outputs,
                     errors: record.errors,
                     max_payload_bytes: record.max_payload_bytes,
+                    redactor: Redactor::new(&record.redact_keys),
                 },
                 prep: record.prep,
                 exec: record.exec,

@@ -63,6 +63,20 @@
 //! `exception` event; retries, fallbacks and lifecycle transitions are span
 //! events.
 //!
+//! # Secrets
+//!
+//! The values of sensitive keys (`redact_keys`, by default
+//! [`DEFAULT_REDACT_KEYS`]) are replaced by `"[REDACTED]"` in inputs and
+//! outputs. Keys match without case, with `-`, `_`, `.` and whitespace
+//! ignored, and as a suffix, so `openai_api_key` matches `api_key`. This
+//! works at any depth, inside JSON held in string values, and before the
+//! size cap cuts a payload. In error text (status messages,
+//! `exception.message`, events' fields), `Bearer`/`Basic` credentials,
+//! `key=value` / `key: value` for those keys, and URL passwords are masked.
+//! This happens before any exporter sees the span, so the console tree is
+//! covered too. The full rules, and what they do not cover, are in
+//! `docs/configuration.md` ("Redaction").
+//!
 //! # Runs across processes
 //!
 //! A run continues a caller's trace when its root span carries the
@@ -80,7 +94,8 @@
 //!
 //! On the application's threads the layer records ids, timestamps and field
 //! values, and hands each closed span to a bounded queue without blocking.
-//! Mapping, redaction and export run on a dedicated thread with its own
+//! Mapping, redaction (except of a value over the size cap, redacted before
+//! it is cut) and export run on a dedicated thread with its own
 //! runtime, so a slow or absent collector never slows a node (spans are
 //! dropped and counted when the queue is full), [`TracingGuard::shutdown`]
 //! works from any runtime flavour, and the exporter's own HTTP/gRPC
@@ -98,6 +113,7 @@ mod mapping;
 mod pipeline;
 mod propagation;
 mod record;
+mod redact;
 
 use opentelemetry_sdk::trace::SpanExporter;
 use tracing_subscriber::layer::SubscriberExt as _;

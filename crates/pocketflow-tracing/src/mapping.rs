@@ -33,11 +33,10 @@ use pocketflow::telemetry::event_names;
 use crate::config::{ObservationType, TraceAttributes, TracingConfig};
 use crate::diagnostics;
 use crate::record::{FieldValue, Fields, FinishedSpan, RecordedEvent, RunInfo, SpanRole, TraceInfo};
+use crate::redact::Redactor;
 
 /// The instrumentation scope of every span.
 pub const SCOPE_NAME: &str = "pocketflow";
-
-const REDACTED: &str = "[REDACTED]";
 
 /// Turns finished spans into `SpanData`.
 #[derive(Debug)]
@@ -50,7 +49,7 @@ pub(crate) struct Mapper {
     /// The config's values, merged with a run's own.
     base: TraceAttributes,
     observation_types: BTreeMap<String, ObservationType>,
-    redact_keys: Vec<String>,
+    redactor: Redactor,
     /// Error messages and `exception` events (`trace_errors`); off, a
     /// failed span keeps its ERROR status without a description.
     errors: bool,
@@ -94,7 +93,7 @@ impl Mapper {
             trace_attributes,
             base: t.clone(),
             observation_types: config.observation_types.clone(),
-            redact_keys: config.record.redact_keys.iter().map(|k| k.to_lowercase()).collect(),
+            redactor: Redactor::new(&config.record.redact_keys),
             errors: config.record.errors,
             context: config.record.async_context,
             concurrent: config.record.concurrent_flows,
@@ -140,12 +139,12 @@ impl Mapper {
             attributes.push(KeyValue::new("code.namespace", record.metadata.target()));
         }
 
-        let mut error = record.error_event;
+        let mut error = record.error_event.map(|message| self.redactor.mask_text(message));
         let mut links = SpanLinks::default();
         for (key, value) in fields.0 {
             match key {
                 "input" | "output" => {
-                    let text = self.redact(into_string(value));
+                    let text = self.redactor.redact_payload(into_string(value));
                     let (langfuse, openinference, mime) = if key == "input" {
                         ("langfuse.observation.input", "input.value", "input.mime_type")
                     } else {
@@ -161,7 +160,7 @@ impl Mapper {
                     attributes.push(KeyValue::new(openinference, Value::String(StringValue::from(shared))));
                     attributes.push(KeyValue::new(mime, mime_type));
                 }
-                "error" => error = Some(value.to_string()),
+                "error" => error = Some(self.redactor.mask_text(into_string(value))),
                 "message" | "langfuse.observation.type" | "otel.name" => {}
                 "links" if role.starts_runs() => links.links = self.links(&value.to_string()),
                 // Honoured (or not) when the span started.
@@ -205,7 +204,7 @@ impl Mapper {
                 0,
             )
         }));
-        events.events.extend(record.events.into_iter().map(map_event));
+        events.events.extend(record.events.into_iter().map(|event| self.map_event(event)));
         if self.performance && role.has_lifecycle() {
             let duration = end.duration_since(record.start).unwrap_or_default();
             let duration_ms = duration.as_secs_f64() * 1000.0;
@@ -331,6 +330,26 @@ impl Mapper {
         trace_attributes(base, session, user, &tags, metadata)
     }
 
+    /// An event, with credentials masked in its text: its fields (a
+    /// retry's or failure's `error`, a warning's message) and a user
+    /// event's name, which is its message.
+    fn map_event(&self, event: RecordedEvent) -> Event {
+        let mut attributes = Vec::with_capacity(event.fields.0.len() + 1);
+        attributes.push(KeyValue::new("level", event.level.as_str()));
+        for (key, value) in event.fields.0 {
+            let value = match value {
+                FieldValue::Str(text) => FieldValue::Str(self.redactor.mask_text(text)),
+                other => other,
+            };
+            attributes.push(KeyValue::new(key, to_value(value)));
+        }
+        let name = match event.name {
+            Cow::Owned(message) => Cow::Owned(self.redactor.mask_text(message)),
+            borrowed => borrowed,
+        };
+        Event::new(name, event.time, attributes, 0)
+    }
+
     /// Span links from space-separated `traceparent`s; an invalid one is
     /// skipped and reported once.
     fn links(&self, text: &str) -> Vec<Link> {
@@ -348,110 +367,6 @@ impl Mapper {
             }
         }
         links
-    }
-
-    /// Replaces the values of sensitive keys in a JSON payload.
-    fn redact(&self, text: String) -> String {
-        if self.redact_keys.is_empty() {
-            return text;
-        }
-        if !mentions_key(&text, &self.redact_keys) {
-            return text;
-        }
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(mut value) => {
-                redact_value(&mut value, &self.redact_keys);
-                serde_json::to_string(&value).unwrap_or(text)
-            }
-            // Cut by the size cap (or not JSON at all): redact `"key": value`
-            // pairs in the text itself.
-            Err(_) => redact_text(&text, &self.redact_keys),
-        }
-    }
-}
-
-/// Replaces the value after each `"key":` whose key is sensitive, in text
-/// that is not (or no longer) valid JSON. A string value is replaced up to
-/// its closing quote (or the end of the text), a scalar up to the next `,`
-/// or `}`.
-fn redact_text(text: &str, keys: &[String]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find('"') {
-        out.push_str(&rest[..start]);
-        let after_quote = &rest[start + 1..];
-        let Some(end) = after_quote.find('"') else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let key = &after_quote[..end];
-        let after_key = &after_quote[end + 1..];
-        out.push('"');
-        out.push_str(key);
-        out.push('"');
-        let trimmed = after_key.trim_start();
-        if keys.iter().any(|k| k.eq_ignore_ascii_case(key)) && trimmed.starts_with(':') {
-            let value = trimmed[1..].trim_start();
-            out.push_str(":\"");
-            out.push_str(REDACTED);
-            out.push('"');
-            rest = skip_value(value);
-        } else {
-            rest = after_key;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The text after the JSON value at the start of `value` (a string or a
-/// scalar), or an empty string when it runs to the end.
-fn skip_value(value: &str) -> &str {
-    if let Some(body) = value.strip_prefix('"') {
-        let mut escaped = false;
-        for (index, c) in body.char_indices() {
-            match c {
-                '\\' if !escaped => escaped = true,
-                '"' if !escaped => return &body[index + 1..],
-                _ => escaped = false,
-            }
-        }
-        ""
-    } else {
-        value.find([',', '}']).map_or("", |end| &value[end..])
-    }
-}
-
-/// Whether a quoted string in `text` (a JSON key, or a value) equals one of
-/// `keys`, ignoring ASCII case: one pass, and most payloads mention none.
-fn mentions_key(text: &str, keys: &[String]) -> bool {
-    let bytes = text.as_bytes();
-    let mut rest = bytes;
-    while let Some(open) = rest.iter().position(|&b| b == b'"') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.iter().position(|&b| b == b'"') else { return false };
-        let word = &after[..close];
-        if keys.iter().any(|key| key.len() == word.len() && key.as_bytes().eq_ignore_ascii_case(word)) {
-            return true;
-        }
-        rest = &after[close + 1..];
-    }
-    false
-}
-
-fn redact_value(value: &mut serde_json::Value, keys: &[String]) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, inner) in map.iter_mut() {
-                if keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
-                    *inner = serde_json::Value::String(REDACTED.to_owned());
-                } else {
-                    redact_value(inner, keys);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| redact_value(item, keys)),
-        _ => {}
     }
 }
 
@@ -558,15 +473,6 @@ fn to_value(value: FieldValue) -> Value {
         FieldValue::F64(v) => Value::F64(v),
         FieldValue::Bool(v) => Value::Bool(v),
     }
-}
-
-fn map_event(event: RecordedEvent) -> Event {
-    let mut attributes = Vec::with_capacity(event.fields.0.len() + 1);
-    attributes.push(KeyValue::new("level", event.level.as_str()));
-    for (key, value) in event.fields.0 {
-        attributes.push(KeyValue::new(key, to_value(value)));
-    }
-    Event::new(event.name, event.time, attributes, 0)
 }
 
 /// Phoenix reads OpenInference's names for model and token counts.

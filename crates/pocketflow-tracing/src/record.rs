@@ -16,6 +16,7 @@ use tracing::{Level, Metadata};
 use pocketflow::telemetry::span_names;
 
 use crate::config::MAX_NAME_BYTES;
+use crate::redact::{Redactor, TRUNCATION_MARK_END, TRUNCATION_MARK_START};
 
 /// The trace a span belongs to, shared by all its spans: what is set once
 /// at the root reaches every span through this one `Arc`, which children
@@ -213,6 +214,8 @@ pub(crate) struct FieldPolicy {
     pub(crate) outputs: bool,
     pub(crate) errors: bool,
     pub(crate) max_payload_bytes: usize,
+    /// Makes a value safe before the cap cuts it.
+    pub(crate) redactor: Redactor,
 }
 
 /// Visits a span's or an event's fields into [`Fields`].
@@ -283,21 +286,27 @@ impl<'a> FieldRecorder<'a> {
             TextKind::Withheld => FieldValue::Static(""),
             TextKind::Name => FieldValue::Str(bounded_name(&text())),
             TextKind::Whole => FieldValue::Str(text()),
-            TextKind::Payload => FieldValue::Str(self.cap(text())),
+            TextKind::Payload => FieldValue::Str(self.cap(field, text())),
         };
         self.put(field.name(), value);
     }
 
-    fn cap(&self, mut text: String) -> String {
+    fn cap(&self, field: &Field, mut text: String) -> String {
         let max = self.policy.max_payload_bytes;
         if text.len() > max {
             let total = text.len();
+            // Redacted before it is cut: a cut can leave a secret without
+            // what marks it (its closing quote, the `@` after a password).
+            text = self.policy.redactor.before_cut(field.name(), text);
+            if text.len() <= max {
+                return text;
+            }
             let mut cut = max;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
             text.truncate(cut);
-            let _ = write!(text, "…[truncated: {total} bytes]");
+            let _ = write!(text, "{TRUNCATION_MARK_START}{total}{TRUNCATION_MARK_END}");
         }
         text
     }
