@@ -88,7 +88,7 @@ impl Captured {
 }
 
 /// The capturing layer. Clones share one record.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Capture {
     inner: Arc<Mutex<State>>,
     ignored: Arc<HashSet<&'static str>>,
@@ -106,16 +106,23 @@ impl fmt::Debug for Capture {
     }
 }
 
+impl Default for Capture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Capture {
     /// A layer that formats every field.
     pub fn new() -> Self {
-        Self::default()
+        Self::ignoring(&[])
     }
 
     /// A layer that never formats the named fields (as a layer configured
     /// not to record inputs and outputs would), so their values are never
     /// produced.
     pub fn ignoring(fields: &[&'static str]) -> Self {
+        crate::keep_interest_dynamic();
         Self { inner: Arc::default(), ignored: Arc::new(fields.iter().copied().collect()) }
     }
 

@@ -24,7 +24,14 @@
 //! [`otlp::OtlpReceiver`] is an in-process OTLP trace receiver (gRPC or
 //! HTTP/protobuf) that decodes what exporters really send.
 
+//!
+//! Tests that install a subscriber for their own thread only (`set_default`,
+//! `with_default`) share the process with other tests; see
+//! [`keep_interest_dynamic`] for why both of the above call it.
+
 mod capture;
+mod interest;
 pub mod otlp;
 
 pub use capture::{Capture, Captured, CapturedEvent, CapturedSpan};
+pub use interest::keep_interest_dynamic;

@@ -60,6 +60,8 @@ fn caller() -> RunOptions {
 }
 
 fn console() -> (Printed, tracing::Dispatch, pocketflow_tracing::TracingGuard) {
+    // Each test's dispatcher is its thread's only: see the function's docs.
+    pocketflow_test_support::keep_interest_dynamic();
     let printed = Printed::default();
     let config = TracingConfig::builder().build().unwrap();
     let (layer, guard) = config.layer_with_exporter(ConsoleExporter::new(printed.clone())).unwrap();

@@ -89,6 +89,7 @@ impl OtlpReceiver {
         F: FnOnce(TcpListener, Arc<Store>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        crate::keep_interest_dynamic();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         listener.set_nonblocking(true)?;
