@@ -68,30 +68,7 @@ pub(crate) fn problem(url: &str) -> Option<&'static str> {
 /// (`http://user:secret@host` → `http://user:***@host`): for a URL on its
 /// own, and for error messages that quote one.
 pub(crate) fn mask_credentials(text: &str) -> Cow<'_, str> {
-    if !text.contains("://") || !text.contains('@') {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("://") {
-        let authority_start = start + 3;
-        out.push_str(&rest[..authority_start]);
-        let after = &rest[authority_start..];
-        let end =
-            after.find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"' | ')' | '>' | '<') || c.is_whitespace());
-        let authority = &after[..end.unwrap_or(after.len())];
-        match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
-            Some((colon, at)) => {
-                out.push_str(&authority[..=colon]);
-                out.push_str(MASK);
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &after[authority.len()..];
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
+    crate::redact::mask_url_credentials(text, MASK)
 }
 
 #[cfg(test)]
@@ -141,7 +118,7 @@ mod tests {
             mask_credentials("invalid endpoint 'http://a:b@h:1/x' and (https://c:d@e)"),
             "invalid endpoint 'http://a:***@h:1/x' and (https://c:***@e)"
         );
-        assert_eq!(mask_credentials("http://user@host"), "http://user@host", "a user without a password");
+        assert_eq!(mask_credentials("http://token@host"), "http://***@host", "a user part alone may be a token");
         assert_eq!(mask_credentials("http://host:4317/a@b"), "http://host:4317/a@b", "an @ in the path");
         assert_eq!(mask_credentials("mail me@home"), "mail me@home");
     }

@@ -211,7 +211,7 @@ impl Redactor {
 
     /// Masks credentials in free text.
     fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let text = mask_url_passwords(text);
+        let text = mask_url_credentials(text, REDACTED);
         let text = match self.mask_key_values(&text) {
             Cow::Borrowed(_) => text,
             Cow::Owned(masked) => Cow::Owned(masked),
@@ -553,9 +553,11 @@ fn token_end(bytes: &[u8], start: usize) -> usize {
         .map_or(bytes.len(), |end| start + end)
 }
 
-/// Masks the password in each `scheme://user:password@host` (all of the
-/// user part when it has no `:`, as a token used as a user name).
-fn mask_url_passwords(text: &str) -> Cow<'_, str> {
+/// Replaces by `marker` the password in each `scheme://user:password@host`
+/// (all of the user part when it has no `:`, as a token used as a user
+/// name). The one URL scanner of the crate: exported text uses
+/// [`REDACTED`], configuration errors and `Debug` their own `***`.
+pub(crate) fn mask_url_credentials<'t>(text: &'t str, marker: &str) -> Cow<'t, str> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0;
@@ -571,12 +573,12 @@ fn mask_url_passwords(text: &str) -> Cow<'_, str> {
         let Some(user_end) = text[authority..end].rfind('@').map(|at_sign| authority + at_sign) else { continue };
         let secret_start = text[authority..user_end].find(':').map_or(authority, |colon| authority + colon + 1);
         let secret = &text[secret_start..user_end];
-        if secret.is_empty() || secret == REDACTED {
+        if secret.is_empty() || secret == marker {
             continue;
         }
         let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
         out.push_str(&text[copied..secret_start]);
-        out.push_str(REDACTED);
+        out.push_str(marker);
         copied = user_end;
     }
     match out {
