@@ -57,11 +57,15 @@ pub(crate) struct Attempts<'c, 'i, I: ?Sized> {
 }
 
 impl<'c, 'i, I: Serialize + ?Sized> Attempts<'c, 'i, I> {
+    // Inlined into each runner's loop: called, these cost 15-25 ns per
+    // node on the engine bench (the moves of `Call` and `Next`).
+    #[inline(always)]
     pub(crate) fn new(ctx: Ctx<'c>, wait: Duration, input: &'i I) -> Self {
         Self { ctx, wait, input, attempt: 0, received: 0 }
     }
 
     /// The next attempt: its context and its `exec` span, input recorded.
+    #[inline(always)]
     pub(crate) fn exec_call(&self) -> Call<'c> {
         let span = telemetry::exec_span(self.attempt);
         telemetry::record_json(&span, "input", self.input);
@@ -69,6 +73,7 @@ impl<'c, 'i, I: Serialize + ?Sized> Attempts<'c, 'i, I> {
     }
 
     /// What follows an attempt that ended with `outcome`.
+    #[inline(always)]
     pub(crate) fn exec_ended<T: Serialize>(&mut self, call: Call<'c>, outcome: HookOutcome<T>) -> Next<'c, T> {
         let Call { ctx, span } = call;
         let error = match outcome {
@@ -89,6 +94,7 @@ impl<'c, 'i, I: Serialize + ?Sized> Attempts<'c, 'i, I> {
     }
 
     /// The result of the exec stage, from the fallback's outcome.
+    #[inline]
     pub(crate) fn fallback_ended<T: Serialize>(&self, span: &Span, outcome: HookOutcome<T>) -> Result<T, FlowError> {
         settle(span, self.ctx.node, fallback_phase(self.received, &outcome), outcome)
     }
@@ -112,6 +118,7 @@ fn error_address(error: &BoxError) -> usize {
 }
 
 /// The span and context site of a node run, before it starts.
+#[inline]
 pub(crate) fn node_start(name: &Cow<'static, str>, kind: &'static str, max_retries: usize) -> (Span, Site) {
     let span = telemetry::node_span(name, kind, max_retries);
     (span, Site::new(Scope::Node, name.clone(), None, None))
@@ -119,6 +126,7 @@ pub(crate) fn node_start(name: &Cow<'static, str>, kind: &'static str, max_retri
 
 /// The context of a node's hooks, once the node has started in `span`; an
 /// error (recorded on `span`) when it asks for no attempts at all.
+#[inline]
 pub(crate) fn node_ctx<'a>(
     span: &Span,
     name: &'a str,
@@ -135,6 +143,7 @@ pub(crate) fn node_ctx<'a>(
 
 /// The span (input recorded) and context site of batch item `index`: an
 /// item of a batch node, or a parameter set of a batch flow.
+#[inline]
 pub(crate) fn item_start<I: Serialize + ?Sized>(index: usize, input: &I) -> (Span, Site) {
     let span = telemetry::item_span(index);
     telemetry::record_json(&span, "input", input);

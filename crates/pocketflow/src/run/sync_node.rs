@@ -25,12 +25,14 @@ use crate::params::Params;
 use crate::telemetry;
 
 /// Calls `hook` inside `span`, catching a panic.
+#[inline]
 fn call<T>(span: &Span, hook: impl FnOnce() -> Result<T, BoxError>) -> HookOutcome<T> {
     let _entered = span.enter();
     catch_unwind(AssertUnwindSafe(hook))
 }
 
 /// Calls `hook` inside `span`, catching a panic, and records its outcome.
+#[inline]
 pub(crate) fn phase<T: Serialize>(
     span: Span,
     node: &str,
@@ -43,6 +45,7 @@ pub(crate) fn phase<T: Serialize>(
 
 /// Runs `run` inside `span` and `site`, reporting its lifecycle: the sync
 /// twin of [`crate::lifecycle::traced`].
+#[inline]
 pub(crate) fn within<T>(span: &Span, site: Site, run: impl FnOnce() -> Result<T, FlowError>) -> Result<T, FlowError> {
     let _entered = span.enter();
     let lifecycle = SyncLifecycle::start(span, site);
@@ -52,6 +55,7 @@ pub(crate) fn within<T>(span: &Span, site: Site, run: impl FnOnce() -> Result<T,
 }
 
 /// PocketFlow's `_exec`, driving [`Attempts`] with direct calls.
+#[inline]
 fn exec_with_retries<I: Serialize + ?Sized, T: Serialize>(
     ctx: Ctx<'_>,
     wait: Duration,
