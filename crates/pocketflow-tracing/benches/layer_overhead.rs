@@ -98,6 +98,17 @@
     17,433 Ir per span: 2.1x, 2.4x net of the registry; export thread 5,472
     against 2,622. (The wall-clock table above predates this change.)
 
+    After issue 9 (structural redaction of every payload and of error
+    text, names bounded on their own, the engine's shared attempts code),
+    same measurement on 2026-12-04: pocketflow_tracing 8,348 and
+    tracing_opentelemetry 17,505 Ir per span on the application thread
+    (2.1x); export thread 6,560 against 2,712. The export thread's rise
+    (+1,088 Ir per span) is the escape-aware redaction: it reads every
+    input and output with a JSON tokenizer and scans every error and event
+    string for credentials, where the old check looked for the key names
+    with a plain text search (and so could be fooled by an escaped quote).
+    registry_only was not re-measured.
+
     To reproduce the instruction counts: CARGO_PROFILE_BENCH_DEBUG=true cargo
     bench -p pocketflow-tracing --bench layer_overhead --no-run, then run the
     binary under valgrind with `--bench --exact --profile-time 2
