@@ -17,18 +17,21 @@
     Hardware: AMD EPYC, 2 vCPUs, RAM: 23 GB
     | Test                                        | Median per node | Target   | Python PocketFlow |
     |---------------------------------------------|-----------------|----------|-------------------|
-    | engine_overhead/sync_node_loop              | 87.4 ns         | ≤ 100 ns | 1.63 µs           |
-    | engine_overhead/sync_node_loop_shared_store | 123.2 ns        | -        | -                 |
-    | engine_overhead/async_node_loop             | 196.8 ns        | ≤ 250 ns | 1.87 µs           |
+    | engine_overhead/sync_node_loop              | 86.9 ns         | ≤ 100 ns | 1.63 µs           |
+    | engine_overhead/sync_node_loop_shared_store | 119.8 ns        | -        | -                 |
+    | engine_overhead/async_node_loop             | 187.2 ns        | ≤ 250 ns | 1.87 µs           |
 
     Measured 2026-12-04 after issue 9's engine changes. The same machine
     measured the commit before them (0d1561c) at 64.0, 99.1 and 187.5 ns the
     same day. The cost is the one implementation of attempts, waits and
     fallback that both runners now drive (`run/attempts.rs`), which keeps
     sync and async from drifting apart: callgrind counts 869 -> ~948 Ir per
-    sync node (+9%), the rest of the time is moves of the call and decision
-    values between the shared state machine and the runner. Inlining its
-    three hot methods took the sync loop from 115 to 87 ns.
+    sync node (+9%; `run_node` inclusive 758 -> 836 Ir), the rest of the
+    time is moves of the call and decision values between the shared state
+    machine and the runner (callgrind's cache and branch simulation show no
+    more misses than before). Inlining its hot methods, with the failed-
+    attempt path kept out of line, took the sync loop from 115 to 87 ns and
+    the async one from 216 back to 187 ns.
 
     The Python column is the same loop in PocketFlow 0.0.3 on CPython 3.11,
     best of 20 runs: `python_baseline.py` beside this file says how to run

@@ -75,11 +75,19 @@ impl<'c, 'i, I: Serialize + ?Sized> Attempts<'c, 'i, I> {
     /// What follows an attempt that ended with `outcome`.
     #[inline(always)]
     pub(crate) fn exec_ended<T: Serialize>(&mut self, call: Call<'c>, outcome: HookOutcome<T>) -> Next<'c, T> {
+        match outcome {
+            Ok(Err(error)) => self.attempt_failed(call, error),
+            other => Next::Done(settle(&call.span, self.ctx.node, Phase::Exec, other)),
+        }
+    }
+
+    /// An attempt returned an error: retry after the wait, or hand over to
+    /// the fallback after the last one. Kept out of line, off the path of
+    /// an attempt that succeeds.
+    #[cold]
+    #[inline(never)]
+    fn attempt_failed<T>(&mut self, call: Call<'c>, error: BoxError) -> Next<'c, T> {
         let Call { ctx, span } = call;
-        let error = match outcome {
-            Ok(Err(error)) => error,
-            other => return Next::Done(settle(&span, self.ctx.node, Phase::Exec, other)),
-        };
         telemetry::record_error(&span, &error);
         if self.attempt + 1 >= self.ctx.max_retries {
             drop(span);
