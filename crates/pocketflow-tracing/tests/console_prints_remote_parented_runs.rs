@@ -9,27 +9,24 @@
 mod common;
 
 use std::borrow::Cow;
-use std::io::Write;
+use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
 
 use pocketflow::{Action, BoxError, Ctx, Flow, Node, RunOptions, SharedStore, TraceParent};
 use pocketflow_tracing::{ConsoleExporter, TracingConfig};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use common::{NODES, store, two_step_flow};
+use common::{NODES, Printed, store, two_step_flow};
 
 const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// What the console exporter printed.
-#[derive(Clone, Default)]
-struct Printed(Arc<Mutex<Vec<u8>>>);
+/// How the tests read what the console printed.
+trait PrintedLines {
+    fn span_lines(&self) -> Vec<String>;
+    fn headers(&self) -> Vec<String>;
+}
 
-impl Printed {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
+impl PrintedLines for Printed {
     /// The lines of spans, in order: not the headers, not the events
     /// (`⇢ context continued: …`).
     fn span_lines(&self) -> Vec<String> {
@@ -41,17 +38,6 @@ impl Printed {
     /// The header lines, one per printed tree.
     fn headers(&self) -> Vec<String> {
         self.text().lines().filter(|line| line.starts_with("trace ")).map(str::to_owned).collect()
-    }
-}
-
-impl Write for Printed {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -7,9 +7,9 @@
 //! sync flow, so tests in this file run in parallel without sharing spans.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};
@@ -491,30 +491,15 @@ fn two_layers_on_one_registry_each_export_the_whole_trace() {
     assert_ne!(ids(&grpc), ids(&http), "each layer has its own ids");
 }
 
-/// A `Write` the test can read back.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn console_exporter_prints_each_trace_as_a_tree() {
-    let buffer = Buffer::default();
+    let buffer = common::Printed::default();
     let (layer, guard) =
         TracingConfig::builder().build().unwrap().layer_with_exporter(ConsoleExporter::new(buffer.clone())).unwrap();
     let (result, report) = run_with(layer, guard, || pipeline().run(&store("console")));
     result.unwrap();
     assert!(report.completed);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("trace ") && lines[0].contains("Pipeline"), "{text}");
     assert!(lines[1].starts_with("Pipeline [chain]"), "{text}");

@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pocketflow::{Action, AsyncFlow, AsyncNode, BoxError, Ctx, ErrorHandler, Flow, Node, SharedStore, with_timeout};
@@ -250,24 +248,10 @@ fn a_timeout_named_after_a_url_with_a_password_is_masked() {
     assert!(span(&traces, "Slow").status.message.contains("svc:[REDACTED]@"));
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn the_console_tree_prints_masked_errors() {
     use tracing_subscriber::layer::SubscriberExt as _;
-    let buffer = Buffer::default();
+    let buffer = common::Printed::default();
     let (layer, guard) =
         TracingConfig::builder().build().unwrap().layer_with_exporter(ConsoleExporter::new(buffer.clone())).unwrap();
     let result = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -277,7 +261,7 @@ fn the_console_tree_prints_masked_errors() {
     });
     assert!(result.is_err());
     assert!(guard.shutdown().completed);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     assert!(!text.contains(LEAK), "the console leaks a secret:\n{text}");
     assert!(text.contains("Bearer [REDACTED]") && text.contains("app:[REDACTED]@"), "{text}");
 }

@@ -266,3 +266,25 @@ pub fn strings(span: &ReceivedSpan, key: &str) -> Vec<String> {
         other => panic!("{key} is not an array: {other:?}"),
     }
 }
+
+/// What a console exporter printed: a `Write` the test reads back.
+#[derive(Clone, Default)]
+pub struct Printed(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Printed {
+    /// Everything printed so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Printed {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
