@@ -139,7 +139,7 @@ impl Mapper {
             attributes.push(KeyValue::new("code.namespace", record.metadata.target()));
         }
 
-        let mut error = record.error_event.map(|message| self.redactor.mask_text(message));
+        let mut error = record.error_event;
         let mut links = SpanLinks::default();
         for (key, value) in fields.0 {
             match key {
@@ -160,7 +160,7 @@ impl Mapper {
                     attributes.push(KeyValue::new(openinference, Value::String(StringValue::from(shared))));
                     attributes.push(KeyValue::new(mime, mime_type));
                 }
-                "error" => error = Some(self.redactor.mask_text(into_string(value))),
+                "error" => error = Some(into_string(value)),
                 "message" | "langfuse.observation.type" | "otel.name" => {}
                 "links" if role.starts_runs() => links.links = self.links(&value.to_string()),
                 // Honoured (or not) when the span started.
@@ -227,6 +227,8 @@ impl Mapper {
         events.events.sort_by_key(|event| event.timestamp);
         let status = match error {
             Some(message) if self.errors => {
+                // Masked once, here: with error details off it is never shown.
+                let message = self.redactor.mask_text(message);
                 events.events.push(Event::new(
                     "exception",
                     end,
