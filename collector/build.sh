@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="${POCKETFLOW_OTEL_BIN_DIR:-$here/../target/otel}"
 bin="$out/pocketflow-otelcol"
-stamp=$(cd "$here" && { go version; cat go.mod go.sum ./*.go; } | sha256sum | cut -d' ' -f1)
+stamp=$(cd "$here" && { go version; cat go.mod go.sum ./*.go build.sh; } | sha256sum | cut -d' ' -f1)
 if [[ -x "$bin" && -f "$bin.inputs" && "$(cat "$bin.inputs")" == "$stamp" ]]; then
   echo "$bin"
   exit 0

@@ -8,14 +8,18 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="${POCKETFLOW_OTEL_BIN_DIR:-$here/../../target/otel}"
 bin="$out/jaeger"
-stamp=$(cd "$here" && { go version; cat go.mod go.sum; } | sha256sum | cut -d' ' -f1)
+stamp=$(cd "$here" && { go version; cat go.mod go.sum build.sh; } | sha256sum | cut -d' ' -f1)
 if [[ -x "$bin" && -f "$bin.inputs" && "$(cat "$bin.inputs")" == "$stamp" ]]; then
   echo "$bin"
   exit 0
 fi
 mkdir -p "$out"
 echo "building $bin (first build downloads and compiles Jaeger's modules: minutes)" >&2
-(cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
+# The version Jaeger's Makefile stamps from git, taken here from go.mod.
+version=$(cd "$here" && go list -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
+(cd "$here" && CGO_ENABLED=0 go build -trimpath \
+  -ldflags="-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \
+  -o "$bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
 mv "$bin.tmp" "$bin"
 echo "$stamp" > "$bin.inputs"
 echo "$bin"

@@ -63,14 +63,21 @@ impl OtlpReceiver {
     /// An OTLP/gRPC `TraceService` that also accepts gzip-compressed
     /// requests.
     pub fn grpc() -> io::Result<Self> {
-        Self::start("grpc", grpc::serve)
+        Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), grpc::serve)
     }
 
     /// An OTLP/HTTP protobuf receiver that takes a POST on any path (and
     /// records it), gunzipping `content-encoding: gzip` bodies. Bodies that
     /// do not decode get 400.
     pub fn http() -> io::Result<Self> {
-        Self::start("http", |listener, store| http::serve(listener, store, None))
+        Self::http_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Like [`OtlpReceiver::http`], on the given address: a receiver
+    /// stopped and started again on the same port looks, to the exporter
+    /// sending to it, like a backend that was down for a while.
+    pub fn http_at(addr: SocketAddr) -> io::Result<Self> {
+        Self::start("http", addr, |listener, store| http::serve(listener, store, None))
     }
 
     /// Like [`OtlpReceiver::http`], but answers every request with `status`,
@@ -79,19 +86,21 @@ impl OtlpReceiver {
     /// [`OtlpReceiver::spans`], since the exporter was told they failed.
     pub fn http_responding(status: u16) -> io::Result<Self> {
         let status = hyper::StatusCode::from_u16(status).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Self::start("http", move |listener, store| http::serve(listener, store, Some(status)))
+        Self::start("http", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), move |listener, store| {
+            http::serve(listener, store, Some(status))
+        })
     }
 
     /// Binds, then moves the server onto its own thread. Everything that can
     /// fail happens here, so errors reach the caller.
-    fn start<F, Fut>(protocol: &'static str, serve: F) -> io::Result<Self>
+    fn start<F, Fut>(protocol: &'static str, addr: SocketAddr, serve: F) -> io::Result<Self>
     where
         F: FnOnce(TcpListener, Arc<Store>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         crate::keep_interest_dynamic();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let listener = {

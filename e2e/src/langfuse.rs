@@ -1,0 +1,191 @@
+//! A Langfuse-contract receiver: this project's OTLP/HTTP receiver standing
+//! where Langfuse's OTLP endpoint would be, and the checks of what Langfuse
+//! requires of a request (path, Basic auth, ingestion version, gzip,
+//! protobuf) and of the spans (the `langfuse.*` attributes it maps).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedRequest, ReceivedSpan, ReceivedTrace, group_traces};
+
+use crate::E2eError;
+use crate::services::free_addr;
+
+/// The path Langfuse serves OTLP traces on.
+pub(crate) const TRACES_PATH: &str = "/api/public/otel/v1/traces";
+
+/// The keys the run's collectors are given (a test project's, not secrets).
+const PUBLIC_KEY: &str = "pk-lf-e2e";
+const SECRET_KEY: &str = "sk-lf-e2e";
+
+/// The receiver, which can go down and come back on the same port.
+#[derive(Debug)]
+pub(crate) struct LangfuseContract {
+    addr: SocketAddr,
+    receiver: Option<OtlpReceiver>,
+    /// What arrived before the receiver last went down.
+    earlier_spans: Vec<ReceivedSpan>,
+    earlier_requests: Vec<ReceivedRequest>,
+}
+
+impl LangfuseContract {
+    /// Starts the receiver on a free loopback port.
+    pub(crate) fn start() -> Result<Self, E2eError> {
+        let addr = free_addr()?;
+        let receiver = OtlpReceiver::http_at(addr).map_err(|source| E2eError::Io {
+            what: format!("starting the Langfuse-contract receiver on {addr}"),
+            source,
+        })?;
+        Ok(Self { addr, receiver: Some(receiver), earlier_spans: Vec::new(), earlier_requests: Vec::new() })
+    }
+
+    /// `LANGFUSE_HOST` for a collector sending here.
+    pub(crate) fn host(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `LANGFUSE_AUTH`: base64 of `public:secret`, as agent.yaml documents.
+    pub(crate) fn auth() -> String {
+        STANDARD.encode(format!("{PUBLIC_KEY}:{SECRET_KEY}"))
+    }
+
+    /// The collector environment that points `collector-config/*.yaml`'s
+    /// Langfuse exporter here.
+    pub(crate) fn collector_env(&self) -> Vec<(String, String)> {
+        vec![("LANGFUSE_HOST".into(), self.host()), ("LANGFUSE_AUTH".into(), Self::auth())]
+    }
+
+    /// Langfuse goes down: the port stops accepting connections.
+    pub(crate) fn go_down(&mut self) {
+        if let Some(receiver) = self.receiver.take() {
+            self.earlier_spans.extend(receiver.spans());
+            self.earlier_requests.extend(receiver.requests());
+        }
+    }
+
+    /// Langfuse is back, on the same port.
+    pub(crate) fn come_back(&mut self) -> Result<(), E2eError> {
+        if self.receiver.is_none() {
+            let receiver = OtlpReceiver::http_at(self.addr).map_err(|source| E2eError::Io {
+                what: format!("restarting the Langfuse-contract receiver on {}", self.addr),
+                source,
+            })?;
+            self.receiver = Some(receiver);
+        }
+        Ok(())
+    }
+
+    /// Every span received, before and after any outage.
+    pub(crate) fn spans(&self) -> Vec<ReceivedSpan> {
+        let mut spans = self.earlier_spans.clone();
+        spans.extend(self.receiver.iter().flat_map(OtlpReceiver::spans));
+        spans
+    }
+
+    /// Every request received.
+    pub(crate) fn requests(&self) -> Vec<ReceivedRequest> {
+        let mut requests = self.earlier_requests.clone();
+        requests.extend(self.receiver.iter().flat_map(OtlpReceiver::requests));
+        requests
+    }
+
+    /// The distinct spans received, grouped by trace (a retried request
+    /// may deliver a span twice; Langfuse keeps one observation per id).
+    pub(crate) fn traces(&self) -> Vec<ReceivedTrace> {
+        let mut seen = BTreeSet::new();
+        let spans: Vec<ReceivedSpan> =
+            self.spans().into_iter().filter(|s| seen.insert((s.trace_id.clone(), s.span_id.clone()))).collect();
+        group_traces(&spans)
+    }
+
+    /// How many distinct spans arrived.
+    pub(crate) fn distinct_spans(&self) -> usize {
+        self.traces().iter().map(|t| t.spans.len()).sum()
+    }
+
+    /// Waits until `n` distinct spans arrived or `timeout` passed.
+    pub(crate) fn wait_for_distinct_spans(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let have = self.distinct_spans();
+            if have >= n || std::time::Instant::now() > deadline {
+                return have;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Checks every request against Langfuse's OTLP endpoint contract.
+    pub(crate) fn check_requests(&self) -> Result<usize, E2eError> {
+        let requests = self.requests();
+        if requests.is_empty() {
+            return Err(E2eError::Check("the Langfuse-contract receiver got no request".into()));
+        }
+        let auth = format!("Basic {}", Self::auth());
+        for (i, request) in requests.iter().enumerate() {
+            let header = |name: &str| request.headers.get(name).map(String::as_str);
+            let problems: Vec<String> = [
+                (request.path == TRACES_PATH)
+                    .then_some(())
+                    .ok_or(format!("path {} (want {TRACES_PATH})", request.path)),
+                (header("authorization") == Some(auth.as_str()))
+                    .then_some(())
+                    .ok_or_else(|| "Authorization is not Basic base64(public:secret)".to_owned()),
+                (header("x-langfuse-ingestion-version") == Some("4")).then_some(()).ok_or(format!(
+                    "x-langfuse-ingestion-version {:?} (want \"4\")",
+                    header("x-langfuse-ingestion-version")
+                )),
+                (request.content_encoding.as_deref() == Some("gzip"))
+                    .then_some(())
+                    .ok_or(format!("content-encoding {:?} (want gzip)", request.content_encoding)),
+                (request.content_type.as_deref() == Some("application/x-protobuf"))
+                    .then_some(())
+                    .ok_or(format!("content-type {:?} (want application/x-protobuf)", request.content_type)),
+                request.error.as_ref().map_or(Ok(()), |e| Err(format!("rejected: {e}"))),
+            ]
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+            if !problems.is_empty() {
+                return Err(E2eError::Check(format!(
+                    "request {i} of {} to the Langfuse-contract receiver breaks the contract: {}",
+                    requests.len(),
+                    problems.join("; ")
+                )));
+            }
+        }
+        Ok(requests.len())
+    }
+}
+
+/// Checks the attributes Langfuse maps: each trace's root names the trace
+/// (`langfuse.trace.name`), and every span says what kind of observation it
+/// is (`langfuse.observation.type`).
+pub(crate) fn check_langfuse_attributes(trace: &ReceivedTrace) -> Result<(), E2eError> {
+    let roots = trace.roots();
+    let [root] = roots.as_slice() else {
+        return Err(E2eError::Check(format!(
+            "trace {} has {} roots at Langfuse (want 1)",
+            trace.trace_id,
+            roots.len()
+        )));
+    };
+    if root.attr_str("langfuse.trace.name") != Some(root.name.as_str()) {
+        return Err(E2eError::Check(format!(
+            "trace {}: root {:?} has langfuse.trace.name {:?}",
+            trace.trace_id,
+            root.name,
+            root.attr_str("langfuse.trace.name")
+        )));
+    }
+    if let Some(span) = trace.spans.iter().find(|s| s.attr_str("langfuse.observation.type").is_none()) {
+        return Err(E2eError::Check(format!(
+            "trace {}: span {:?} has no langfuse.observation.type",
+            trace.trace_id, span.name
+        )));
+    }
+    Ok(())
+}
