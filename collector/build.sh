@@ -14,7 +14,7 @@ if [[ -x "$bin" && -f "$bin.inputs" && "$(cat "$bin.inputs")" == "$stamp" ]]; th
 fi
 mkdir -p "$out"
 echo "building $bin (first build downloads and compiles the collector modules: minutes)" >&2
-(cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin.tmp" .)
+(cd "$here" && CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags='-s -w' -o "$bin.tmp" .)
 mv "$bin.tmp" "$bin"
 echo "$stamp" > "$bin.inputs"
 echo "$bin"

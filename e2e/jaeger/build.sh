@@ -17,7 +17,7 @@ mkdir -p "$out"
 echo "building $bin (first build downloads and compiles Jaeger's modules: minutes)" >&2
 # The version Jaeger's Makefile stamps from git, taken here from go.mod.
 version=$(cd "$here" && go list -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
-(cd "$here" && CGO_ENABLED=0 go build -trimpath \
+(cd "$here" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
   -ldflags="-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \
   -o "$bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
 mv "$bin.tmp" "$bin"

@@ -94,3 +94,126 @@ fn same_events(span: &ReceivedSpan, got: &JaegerSpan) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeMap;
+
+    use pocketflow_test_support::otlp::{AttrValue, ReceivedEvent, ReceivedSpan, ReceivedStatus, ReceivedTrace};
+
+    use super::same_trace;
+    use crate::jaeger::JaegerTrace;
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+    fn span(id: &str, parent: Option<&str>, name: &str) -> ReceivedSpan {
+        ReceivedSpan {
+            trace_id: TRACE.into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            name: name.into(),
+            kind: 1,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            attributes: BTreeMap::from([
+                ("pocketflow.node".to_owned(), AttrValue::String(name.into())),
+                ("pocketflow.lifecycle.polls".to_owned(), AttrValue::Int(3)),
+                ("pocketflow.lifecycle.running_ms".to_owned(), AttrValue::Double(15.686162999999999)),
+            ]),
+            resource: BTreeMap::from([("service.name".to_owned(), AttrValue::String("e2e".into()))]),
+            scope_name: "pocketflow".into(),
+            scope_version: String::new(),
+            events: vec![ReceivedEvent {
+                name: "pocketflow.retry".into(),
+                time_unix_nano: 1,
+                attributes: BTreeMap::new(),
+            }],
+            dropped_events_count: 0,
+            dropped_attributes_count: 0,
+            status: ReceivedStatus::default(),
+            links: Vec::new(),
+        }
+    }
+
+    fn sent() -> ReceivedTrace {
+        ReceivedTrace {
+            trace_id: TRACE.into(),
+            spans: vec![
+                span("00000000000000a1", None, "Flow"),
+                span("00000000000000b2", Some("00000000000000a1"), "exec"),
+            ],
+        }
+    }
+
+    /// The trace as Jaeger's `/api/traces/{id}` returns it (ids without
+    /// leading zeros, doubles with fewer digits, events as logs).
+    fn jaeger(edit: impl FnOnce(&mut serde_json::Value)) -> JaegerTrace {
+        let tags = |name: &str| {
+            serde_json::json!([
+                {"key": "pocketflow.node", "type": "string", "value": name},
+                {"key": "pocketflow.lifecycle.polls", "type": "int64", "value": 3},
+                {"key": "pocketflow.lifecycle.running_ms", "type": "float64", "value": 15.686163},
+                {"key": "span.kind", "type": "string", "value": "internal"}
+            ])
+        };
+        let logs = serde_json::json!([{"timestamp": 0, "fields": [{"key": "event", "type": "string", "value": "pocketflow.retry"}]}]);
+        let mut value = serde_json::json!({
+            "traceID": TRACE,
+            "spans": [
+                {"traceID": TRACE, "spanID": "a1", "operationName": "Flow", "references": [],
+                 "tags": tags("Flow"), "logs": logs, "processID": "p1"},
+                {"traceID": TRACE, "spanID": "b2", "operationName": "exec",
+                 "references": [{"refType": "CHILD_OF", "traceID": TRACE, "spanID": "a1"}],
+                 "tags": tags("exec"), "logs": logs, "processID": "p1"}
+            ],
+            "processes": {"p1": {"serviceName": "e2e", "tags": []}}
+        });
+        edit(&mut value);
+        serde_json::from_value(value).expect("the test's Jaeger JSON")
+    }
+
+    fn problem(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        match same_trace(&sent(), Some(&jaeger(edit))) {
+            Ok(()) => panic!("the check passed a trace that differs"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_same_trace_passes() {
+        same_trace(&sent(), Some(&jaeger(|_| {}))).expect("the same trace");
+    }
+
+    #[test]
+    fn a_missing_trace_or_span_fails() {
+        assert!(same_trace(&sent(), None).is_err());
+        let message = problem(|t| {
+            t["spans"].as_array_mut().expect("spans").pop();
+        });
+        assert!(message.contains("1 span(s), 2 sent"), "{message}");
+    }
+
+    #[test]
+    fn a_wrong_parent_or_a_second_root_fails() {
+        let message = problem(|t| t["spans"][1]["references"][0]["spanID"] = "c3".into());
+        assert!(message.contains("parent"), "{message}");
+        let message = problem(|t| t["spans"][1]["references"] = serde_json::json!([]));
+        assert!(message.contains("2 roots"), "{message}");
+    }
+
+    #[test]
+    fn a_different_name_service_attribute_or_event_fails() {
+        let message = problem(|t| t["spans"][1]["operationName"] = "prep".into());
+        assert!(message.contains("operation name"), "{message}");
+        let message = problem(|t| t["processes"]["p1"]["serviceName"] = "other".into());
+        assert!(message.contains("service"), "{message}");
+        let message = problem(|t| t["spans"][0]["tags"][1]["value"] = 4.into());
+        assert!(message.contains("pocketflow.lifecycle.polls"), "{message}");
+        let message = problem(|t| t["spans"][0]["tags"][2]["value"] = 15.7.into());
+        assert!(message.contains("running_ms"), "{message}");
+        let message = problem(|t| t["spans"][0]["logs"] = serde_json::json!([]));
+        assert!(message.contains("events"), "{message}");
+    }
+}

@@ -79,6 +79,8 @@ fn shutdown_counts(stderr: &str) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::shutdown_counts;
 
     #[test]

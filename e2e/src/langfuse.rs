@@ -118,47 +118,51 @@ impl LangfuseContract {
         }
     }
 
-    /// Checks every request against Langfuse's OTLP endpoint contract.
+    /// Checks every request against Langfuse's OTLP endpoint contract and
+    /// returns how many there were.
     pub(crate) fn check_requests(&self) -> Result<usize, E2eError> {
-        let requests = self.requests();
-        if requests.is_empty() {
-            return Err(E2eError::Check("the Langfuse-contract receiver got no request".into()));
-        }
-        let auth = format!("Basic {}", Self::auth());
-        for (i, request) in requests.iter().enumerate() {
-            let header = |name: &str| request.headers.get(name).map(String::as_str);
-            let problems: Vec<String> = [
-                (request.path == TRACES_PATH)
-                    .then_some(())
-                    .ok_or(format!("path {} (want {TRACES_PATH})", request.path)),
-                (header("authorization") == Some(auth.as_str()))
-                    .then_some(())
-                    .ok_or_else(|| "Authorization is not Basic base64(public:secret)".to_owned()),
-                (header("x-langfuse-ingestion-version") == Some("4")).then_some(()).ok_or(format!(
-                    "x-langfuse-ingestion-version {:?} (want \"4\")",
-                    header("x-langfuse-ingestion-version")
-                )),
-                (request.content_encoding.as_deref() == Some("gzip"))
-                    .then_some(())
-                    .ok_or(format!("content-encoding {:?} (want gzip)", request.content_encoding)),
-                (request.content_type.as_deref() == Some("application/x-protobuf"))
-                    .then_some(())
-                    .ok_or(format!("content-type {:?} (want application/x-protobuf)", request.content_type)),
-                request.error.as_ref().map_or(Ok(()), |e| Err(format!("rejected: {e}"))),
-            ]
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
-            if !problems.is_empty() {
-                return Err(E2eError::Check(format!(
-                    "request {i} of {} to the Langfuse-contract receiver breaks the contract: {}",
-                    requests.len(),
-                    problems.join("; ")
-                )));
-            }
-        }
-        Ok(requests.len())
+        check_contract(&self.requests(), &format!("Basic {}", Self::auth()))
     }
+}
+
+/// Checks `requests` against Langfuse's OTLP endpoint contract: the path,
+/// `Authorization` equal to `auth`, ingestion version 4, gzip, protobuf, and
+/// none rejected.
+fn check_contract(requests: &[ReceivedRequest], auth: &str) -> Result<usize, E2eError> {
+    if requests.is_empty() {
+        return Err(E2eError::Check("the Langfuse-contract receiver got no request".into()));
+    }
+    for (i, request) in requests.iter().enumerate() {
+        let header = |name: &str| request.headers.get(name).map(String::as_str);
+        let problems: Vec<String> = [
+            (request.path == TRACES_PATH).then_some(()).ok_or(format!("path {} (want {TRACES_PATH})", request.path)),
+            (header("authorization") == Some(auth))
+                .then_some(())
+                .ok_or_else(|| "Authorization is not Basic base64(public:secret)".to_owned()),
+            (header("x-langfuse-ingestion-version") == Some("4")).then_some(()).ok_or(format!(
+                "x-langfuse-ingestion-version {:?} (want \"4\")",
+                header("x-langfuse-ingestion-version")
+            )),
+            (request.content_encoding.as_deref() == Some("gzip"))
+                .then_some(())
+                .ok_or(format!("content-encoding {:?} (want gzip)", request.content_encoding)),
+            (request.content_type.as_deref() == Some("application/x-protobuf"))
+                .then_some(())
+                .ok_or(format!("content-type {:?} (want application/x-protobuf)", request.content_type)),
+            request.error.as_ref().map_or(Ok(()), |e| Err(format!("rejected: {e}"))),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+        if !problems.is_empty() {
+            return Err(E2eError::Check(format!(
+                "request {i} of {} to the Langfuse-contract receiver breaks the contract: {}",
+                requests.len(),
+                problems.join("; ")
+            )));
+        }
+    }
+    Ok(requests.len())
 }
 
 /// Checks the attributes Langfuse maps: each trace's root names the trace
@@ -188,4 +192,61 @@ pub(crate) fn check_langfuse_attributes(trace: &ReceivedTrace) -> Result<(), E2e
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeMap;
+
+    use pocketflow_test_support::otlp::ReceivedRequest;
+
+    use super::{LangfuseContract, TRACES_PATH, check_contract};
+
+    fn request() -> ReceivedRequest {
+        ReceivedRequest {
+            path: TRACES_PATH.into(),
+            headers: BTreeMap::from([
+                ("authorization".to_owned(), format!("Basic {}", LangfuseContract::auth())),
+                ("x-langfuse-ingestion-version".to_owned(), "4".to_owned()),
+            ]),
+            content_type: Some("application/x-protobuf".into()),
+            content_encoding: Some("gzip".into()),
+            span_count: 3,
+            error: None,
+        }
+    }
+
+    fn problem(edit: impl FnOnce(&mut ReceivedRequest)) -> String {
+        let mut bad = request();
+        edit(&mut bad);
+        let auth = format!("Basic {}", LangfuseContract::auth());
+        match check_contract(&[request(), bad], &auth) {
+            Ok(_) => panic!("the contract check passed a request that breaks it"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_request_as_langfuse_wants_it_passes() {
+        let auth = format!("Basic {}", LangfuseContract::auth());
+        assert_eq!(check_contract(&[request(), request()], &auth).ok(), Some(2));
+        assert_eq!(LangfuseContract::auth(), "cGstbGYtZTJlOnNrLWxmLWUyZQ==", "base64 of pk-lf-e2e:sk-lf-e2e");
+    }
+
+    #[test]
+    fn no_request_at_all_fails() {
+        assert!(check_contract(&[], "Basic x").is_err());
+    }
+
+    #[test]
+    fn each_broken_rule_is_named() {
+        assert!(problem(|r| r.path = "/v1/traces".into()).contains("path /v1/traces"));
+        assert!(problem(|r| drop(r.headers.remove("authorization"))).contains("Authorization"));
+        assert!(problem(|r| drop(r.headers.remove("x-langfuse-ingestion-version"))).contains("ingestion-version"));
+        assert!(problem(|r| r.content_encoding = None).contains("content-encoding"));
+        assert!(problem(|r| r.content_type = Some("application/json".into())).contains("content-type"));
+        assert!(problem(|r| r.error = Some("bad gzip".into())).contains("rejected: bad gzip"));
+    }
 }
