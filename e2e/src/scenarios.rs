@@ -245,20 +245,12 @@ fn scale_out(setup: &Setup, jaeger: &Jaeger) -> Result<(), E2eError> {
     let started = Instant::now();
     let (langfuse_1, langfuse_2) = (LangfuseContract::start()?, LangfuseContract::start()?);
     let (ports_1, ports_2, agent_ports) = (CollectorPorts::free()?, CollectorPorts::free()?, CollectorPorts::free()?);
-    let gateway_1 = start_collector(
-        setup,
-        "gateway-1",
-        "gateway.yaml",
-        &ports_1,
-        forwarding_env(setup, &langfuse_1, jaeger, "gateway-1-queue"),
-    )?;
-    let gateway_2 = start_collector(
-        setup,
-        "gateway-2",
-        "gateway.yaml",
-        &ports_2,
-        forwarding_env(setup, &langfuse_2, jaeger, "gateway-2-queue"),
-    )?;
+    let start_gateway = |name: &str, ports: &CollectorPorts, langfuse: &LangfuseContract| {
+        let env = forwarding_env(setup, langfuse, jaeger, &format!("{name}-queue"));
+        start_collector(setup, name, "gateway.yaml", ports, env)
+    };
+    let gateway_1 = start_gateway("gateway-1", &ports_1, &langfuse_1)?;
+    let gateway_2 = start_gateway("gateway-2", &ports_2, &langfuse_2)?;
     let agent = start_collector(
         setup,
         "loadbalancing-agent",
