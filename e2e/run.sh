@@ -47,11 +47,15 @@ cargo build --quiet --examples -p pocketflow-examples
 cargo build --quiet -p pocketflow-e2e
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
+# Every example that installs tracing from the environment exports, so
+# every one of them runs through the agent.
+EXPORTING=$(grep -l 'pocketflow_tracing::init()' examples/*.rs | xargs -n1 basename | sed 's/\.rs$//' | paste -sd, -)
+
 WORK=$ROOT/target/e2e
 rm -rf "$WORK"
 mkdir -p "$WORK"
 if "$TARGET_DIR/debug/pocketflow-e2e" --collector "$COLLECTOR" --jaeger "$JAEGER" \
-  --examples "$TARGET_DIR/debug/examples" --work "$WORK"; then
+  --examples "$TARGET_DIR/debug/examples" --exporting-examples "$EXPORTING" --work "$WORK"; then
   rm -rf "$WORK"
   log "passed in $(($(date +%s) - START)) s"
 else

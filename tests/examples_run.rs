@@ -5,10 +5,10 @@
 //! ends with a shutdown line that dropped nothing.
 //!
 //! The examples are found by listing the directory, so a new example is
-//! covered without touching this file. `cargo test` builds them before the
-//! tests run; when this test is run alone (`cargo test --test
-//! examples_run`), which does not build examples, it builds the missing or
-//! outdated ones itself with `cargo build --examples`.
+//! covered without touching this file. The test runs `cargo build
+//! --examples` first (a no-op when they are up to date), so it never runs a
+//! binary older than the code it was built from, also when run alone
+//! (`cargo test --test examples_run`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::ffi::OsString;
@@ -17,7 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// A safety net against an example that hangs, not a timing assertion:
 /// each example finishes in well under a second.
@@ -64,19 +64,6 @@ fn profile_dir() -> PathBuf {
 
 fn binary(profile_dir: &Path, name: &str) -> PathBuf {
     profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
-}
-
-/// Whether the example's binary is missing or older than its source.
-fn needs_build(profile_dir: &Path, example: &Example) -> bool {
-    match (modified(&binary(profile_dir, &example.name)), modified(&example.source)) {
-        (Some(built), Some(written)) => built < written,
-        (None, _) => true,
-        (Some(_), None) => false,
-    }
 }
 
 /// Whether cargo set `var` for this test (the variables it gives a crate),
@@ -203,9 +190,9 @@ fn every_example_runs_and_prints_its_trace() {
     assert!(examples.iter().any(|e| e.name == "quickstart"), "examples/ not found or without the quickstart");
 
     let profile_dir = profile_dir();
-    if examples.iter().any(|example| needs_build(&profile_dir, example)) {
-        build_examples(&profile_dir);
-    }
+    // Always: cargo knows whether the binaries are up to date with the
+    // examples and with every crate they use (a no-op when they are).
+    build_examples(&profile_dir);
 
     let mut report = String::new();
     for example in &examples {

@@ -5,8 +5,8 @@
 //! Jaeger v2 and to a Langfuse-contract receiver; the traces are read back
 //! and checked. Three scenarios:
 //!
-//! 1. **through the agent** (`agent.yaml`): every span of every example run
-//!    reaches the Langfuse-contract receiver under Langfuse's contract, and
+//! 1. **through the agent** (`agent.yaml`): every span of every exporting
+//!    example (one run each) reaches the Langfuse-contract receiver under Langfuse's contract, and
 //!    each trace reads back whole from Jaeger's query API (one root, the same
 //!    parentage, names, service, attributes, events as span logs);
 //! 2. **Langfuse outage**: the receiver is down for 10 s while examples run
@@ -19,7 +19,7 @@
 //! Usage (e2e/run.sh builds the binaries and passes them):
 //!
 //! ```text
-//! pocketflow-e2e --collector BIN --jaeger BIN --examples DIR --work DIR
+//! pocketflow-e2e --collector BIN --jaeger BIN --examples DIR --exporting-examples A,B,.. --work DIR
 //! ```
 
 mod check;
@@ -60,7 +60,9 @@ pub(crate) enum E2eError {
     #[error("{0}")]
     Check(String),
     /// The command line is wrong.
-    #[error("{0}\nusage: pocketflow-e2e --collector BIN --jaeger BIN --examples DIR --work DIR")]
+    #[error(
+        "{0}\nusage: pocketflow-e2e --collector BIN --jaeger BIN --examples DIR --exporting-examples A,B,.. --work DIR"
+    )]
     Usage(String),
 }
 
@@ -77,6 +79,9 @@ pub(crate) struct Setup {
     pub(crate) jaeger: PathBuf,
     /// The built examples.
     pub(crate) examples: Examples,
+    /// The examples that export (those that install tracing with
+    /// `pocketflow_tracing::init()`), all run through the agent.
+    pub(crate) exporting_examples: Vec<String>,
     /// Logs and queue directories.
     pub(crate) work: PathBuf,
 }
@@ -84,13 +89,14 @@ pub(crate) struct Setup {
 impl Setup {
     fn from_args() -> Result<Self, E2eError> {
         let mut args = std::env::args().skip(1);
-        let (mut collector, mut jaeger, mut examples, mut work) = (None, None, None, None);
+        let (mut collector, mut jaeger, mut examples, mut work, mut exporting) = (None, None, None, None, None);
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
                 "--collector" => &mut collector,
                 "--jaeger" => &mut jaeger,
                 "--examples" => &mut examples,
                 "--work" => &mut work,
+                "--exporting-examples" => &mut exporting,
                 other => return Err(E2eError::Usage(format!("unknown argument {other:?}"))),
             };
             let value = args.next().ok_or_else(|| E2eError::Usage(format!("{flag} needs a value")))?;
@@ -108,6 +114,12 @@ impl Setup {
             collector: need(collector, "--collector")?,
             jaeger: need(jaeger, "--jaeger")?,
             examples: Examples::new(need(examples, "--examples")?),
+            exporting_examples: need(exporting, "--exporting-examples")?
+                .to_string_lossy()
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
             work,
         })
     }

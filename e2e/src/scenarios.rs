@@ -22,8 +22,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the Langfuse-contract receiver is down in the outage scenario.
 const OUTAGE: Duration = Duration::from_secs(10);
 
-/// The examples every scenario runs, when built. `quickstart` and
-/// `comprehensive_async_example` must exist.
+/// The examples the outage and scale-out scenarios run; they must be among
+/// the exporting examples.
 const REQUIRED_EXAMPLES: [&str; 2] = ["quickstart", "comprehensive_async_example"];
 
 /// Jaeger, running, with its OTLP endpoint and query client.
@@ -70,8 +70,10 @@ impl CollectorPorts {
 /// Runs the three scenarios in order.
 pub(crate) fn run_all(setup: &Setup) -> Result<(), E2eError> {
     for name in REQUIRED_EXAMPLES {
-        if !setup.examples.has(name) {
-            return Err(E2eError::Check(format!("example binary {name} is not built (cargo build --examples)")));
+        if !setup.examples.has(name) || !setup.exporting_examples.iter().any(|e| e == name) {
+            return Err(E2eError::Check(format!(
+                "example binary {name} is not built (cargo build --examples) or not among --exporting-examples"
+            )));
         }
     }
     let jaeger = start_jaeger(setup)?;
@@ -167,10 +169,8 @@ fn through_the_agent(setup: &Setup, jaeger: &Jaeger) -> Result<(), E2eError> {
     let agent =
         start_collector(setup, "agent", "agent.yaml", &ports, forwarding_env(setup, &langfuse, jaeger, "agent-queue"))?;
     let mut runs = Vec::new();
-    for name in REQUIRED_EXAMPLES.iter().chain(&["agent"]) {
-        if setup.examples.has(name) {
-            runs.push(setup.examples.run(name, &ports.grpc_url(), "grpc", &format!("e2e-{name}"))?);
-        }
+    for name in &setup.exporting_examples {
+        runs.push(setup.examples.run(name, &ports.grpc_url(), "grpc", &format!("e2e-{name}"))?);
     }
     // The agent's OTLP/HTTP receiver too, as an SDK configured for HTTP uses it.
     runs.push(setup.examples.run("quickstart", &ports.http_url(), "http/protobuf", "e2e-quickstart-http")?);
