@@ -483,6 +483,7 @@ where
             root,
             error_type: None,
             error_event: None,
+            failed_attempts: None,
         };
         insert(&span, state.id, SpanState::Recorded(record));
     }
@@ -590,6 +591,15 @@ where
         let removed = take(&span, self.state.id);
         if let Some(SpanState::Recorded(mut record)) = removed {
             record.end = SystemTime::now();
+            // A failed attempt counts against its node (or item), which
+            // shows whether it recovered from it.
+            if record.role == SpanRole::Exec
+                && let Some(error) = record.fields.str("error")
+                && let Some(parent) = span.parent()
+            {
+                let error = error.to_owned();
+                with_nearest_record(parent, self.state.id, |owner| owner.count_failed_attempt(error));
+            }
             self.state.sink.send(record);
         }
     }

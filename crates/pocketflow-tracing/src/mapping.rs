@@ -143,6 +143,11 @@ impl Mapper {
         let mut links = SpanLinks::default();
         for (key, value) in fields.0 {
             match key {
+                // An absent payload (a hook that returned nothing, JSON
+                // `null`) is left out rather than shown as `null`.
+                "input" | "output" if is_null(&value) => {}
+                // PocketFlow's default action, not a chosen one.
+                "action" if is_none_action(&value) => {}
                 "input" | "output" => {
                     let text = self.redactor.redact_payload(into_string(value));
                     let (langfuse, openinference, mime) = if key == "input" {
@@ -193,6 +198,11 @@ impl Mapper {
             attributes.push(KeyValue::new("error.type", error_type));
         }
 
+        // What went wrong but was got over, for the level Langfuse shows.
+        let first_warning = record.events.iter().find(|e| e.level == tracing::Level::WARN).map(warning_text);
+        let fell_back = record.events.iter().any(|e| e.name == "pocketflow.fallback");
+        let recovered = record.failed_attempts.map(|failed| (failed.count, failed.last_error));
+
         let mut events = SpanEvents::default();
         events.dropped_count = record.dropped_events;
         events.events = Vec::with_capacity(record.events.len() + record.lifecycle.len() + 1);
@@ -225,7 +235,8 @@ impl Mapper {
         }
         // Lifecycle transitions and other events, in the order they happened.
         events.events.sort_by_key(|event| event.timestamp);
-        let status = match error {
+        let failed = error.is_some();
+        let (status, error_message) = match error {
             Some(message) if self.errors => {
                 // Masked once, here: with error details off it is never shown.
                 let message = self.redactor.mask_text(message);
@@ -235,11 +246,37 @@ impl Mapper {
                     vec![KeyValue::new("exception.message", message.clone())],
                     0,
                 ));
-                Status::Error { description: Cow::Owned(message) }
+                (Status::Error { description: Cow::Owned(message.clone()) }, Some(message))
             }
-            Some(_) => Status::Error { description: Cow::Borrowed("") },
-            None => Status::Unset,
+            Some(_) => (Status::Error { description: Cow::Borrowed("") }, None),
+            None => (Status::Unset, None),
         };
+        // Langfuse marks a whole trace failed when any observation is
+        // ERROR: a failed attempt that a retry or the fallback may still
+        // recover is a WARNING (its node is ERROR if it does not recover);
+        // the OpenTelemetry status stays ERROR for Jaeger.
+        let level = if failed {
+            let level = if role == SpanRole::Exec { "WARNING" } else { "ERROR" };
+            Some((level, error_message))
+        } else if let Some((attempts, last)) = recovered {
+            let how = if fell_back { "fell back" } else { "recovered" };
+            let mut text = format!("{how} after {attempts} failed attempt{}", if attempts == 1 { "" } else { "s" });
+            if self.errors {
+                text.push_str(": ");
+                text.push_str(&self.redactor.mask_text(last));
+            }
+            Some(("WARNING", Some(text)))
+        } else {
+            // A warning's message may quote an error: shown only with error
+            // details on.
+            first_warning.map(|text| ("WARNING", self.errors.then(|| self.redactor.mask_text(text))))
+        };
+        if let Some((level, message)) = level {
+            attributes.push(KeyValue::new("langfuse.observation.level", level));
+            if let Some(message) = message {
+                attributes.push(KeyValue::new("langfuse.observation.status_message", message));
+            }
+        }
 
         SpanData {
             span_context: SpanContext::new(
@@ -456,6 +493,28 @@ fn span_name(role: SpanRole, meta_name: &'static str, fields: &Fields) -> Cow<'s
             None => Cow::Borrowed(meta_name),
         },
         _ => Cow::Borrowed(meta_name),
+    }
+}
+
+fn is_null(value: &FieldValue) -> bool {
+    matches!(value, FieldValue::Str(text) if text.trim() == "null")
+}
+
+fn is_none_action(value: &FieldValue) -> bool {
+    match value {
+        FieldValue::Str(text) => text == "None",
+        FieldValue::Static(text) => *text == "None",
+        _ => false,
+    }
+}
+
+/// A warning event's text: its `message` field, else its name (a user
+/// event's name is its message).
+fn warning_text(event: &RecordedEvent) -> String {
+    match event.fields.str("message") {
+        Some(message) => message.to_owned(),
+        None if event.name == "pocketflow.fallback" => "fell back".to_owned(),
+        None => event.name.to_string(),
     }
 }
 

@@ -437,6 +437,31 @@ pub(crate) struct SpanRecord {
     /// The message of the first ERROR event on a user span: tracing's
     /// convention for a failed span without an `error` field.
     pub(crate) error_event: Option<String>,
+    /// Failed `exec` attempts directly under this node or item: a node
+    /// that recovered from them is a WARNING in Langfuse, with what went
+    /// wrong. Boxed: most spans have none.
+    pub(crate) failed_attempts: Option<Box<FailedAttempts>>,
+}
+
+/// The failed `exec` attempts of a node or item.
+#[derive(Debug)]
+pub(crate) struct FailedAttempts {
+    pub(crate) count: u32,
+    /// The last one's error.
+    pub(crate) last_error: String,
+}
+
+impl SpanRecord {
+    /// Counts a failed attempt under this span.
+    pub(crate) fn count_failed_attempt(&mut self, error: String) {
+        match &mut self.failed_attempts {
+            Some(failed) => {
+                failed.count = failed.count.saturating_add(1);
+                failed.last_error = error;
+            }
+            None => self.failed_attempts = Some(Box::new(FailedAttempts { count: 1, last_error: error })),
+        }
+    }
 }
 
 impl SpanRecord {
