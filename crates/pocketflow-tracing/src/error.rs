@@ -107,3 +107,29 @@ pub enum TracingError {
     #[error("a global tracing subscriber is already installed; add TracingConfig::layer() to it instead")]
     AlreadyInstalled,
 }
+
+/// An LLM response body that [`crate::Generation::record_openai_response`]
+/// cannot read. Fields are named by their path, `choices.0.message.role`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// The body is not JSON.
+    #[error("the response body is not JSON: {0}")]
+    NotJson(String),
+    /// A field the body must have is missing.
+    #[error("the response has no `{field}`")]
+    Missing {
+        /// Its path.
+        field: String,
+    },
+    /// A field has the wrong type.
+    #[error("the response's `{field}` is {found}, expected {expected}")]
+    WrongType {
+        /// Its path.
+        field: String,
+        /// What it should be.
+        expected: &'static str,
+        /// What it is.
+        found: &'static str,
+    },
+}

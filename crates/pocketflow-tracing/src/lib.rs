@@ -125,9 +125,9 @@ pub use config::{
     ExporterKind, LANGFUSE_DEFAULT_HOST, MAX_NAME_BYTES, MAX_QUEUE_SIZE, ObservationType, Protocol, Sampler, Secret,
     TracingConfig, TracingConfigBuilder,
 };
-pub use error::{ConfigError, TracingError};
+pub use error::{ConfigError, ResponseError, TracingError};
 pub use exporter::{ConsoleExporter, LangfuseExporter};
-pub use generation::{Generation, TARGET as GENERATION_TARGET};
+pub use generation::{Cost, Generation, Message, Pricing, Role, TARGET as GENERATION_TARGET, Usage};
 pub use layer::PocketflowLayer;
 pub use mapping::SCOPE_NAME;
 pub use pipeline::{ExportStats, ShutdownReport, TracingGuard};

@@ -167,6 +167,13 @@ impl Mapper {
                 }
                 "error" => error = Some(into_string(value)),
                 "message" | "langfuse.observation.type" | "otel.name" => {}
+                // Mapped to the observation type above.
+                "observation" if role == SpanRole::Node => {}
+                "input_messages" | "output_messages" if role == SpanRole::Generation => {
+                    let prefix = if key == "input_messages" { "llm.input_messages" } else { "llm.output_messages" };
+                    let text = self.redactor.redact_payload(into_string(value));
+                    add_messages(&mut attributes, prefix, &text);
+                }
                 "links" if role.starts_runs() => links.links = self.links(&value.to_string()),
                 // Honoured (or not) when the span started.
                 "traceparent" if role.starts_runs() => {}
@@ -309,7 +316,13 @@ impl Mapper {
             SpanRole::Flow | SpanRole::Composition => {
                 self.observation_types.get(name).copied().unwrap_or(ObservationType::Chain)
             }
-            SpanRole::Node => self.observation_types.get(name).copied().unwrap_or(ObservationType::Span),
+            // The config's map by name overrides what the node declares.
+            SpanRole::Node => self
+                .observation_types
+                .get(name)
+                .copied()
+                .or_else(|| fields.str("observation").and_then(ObservationType::parse))
+                .unwrap_or(ObservationType::Span),
             SpanRole::Generation => ObservationType::Generation,
             _ => ObservationType::Span,
         }
@@ -536,6 +549,30 @@ fn to_value(value: FieldValue) -> Value {
     }
 }
 
+/// Messages recorded as a JSON array of `{"role", "content"}` objects, as
+/// OpenInference's flattened `{prefix}.{i}.message.role` / `.content`, which
+/// Phoenix shows as the LLM span's messages. Text that is not such an array
+/// (cut by the payload cap) adds nothing: `input`/`output` still hold it.
+fn add_messages(attributes: &mut Vec<KeyValue>, prefix: &str, text: &str) {
+    let Ok(serde_json::Value::Array(messages)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    for (i, message) in messages.into_iter().enumerate() {
+        let serde_json::Value::Object(mut message) = message else { continue };
+        for part in ["role", "content"] {
+            match message.remove(part) {
+                Some(serde_json::Value::String(value)) => {
+                    attributes.push(KeyValue::new(format!("{prefix}.{i}.message.{part}"), value));
+                }
+                Some(serde_json::Value::Null) | None => {}
+                Some(other) => {
+                    attributes.push(KeyValue::new(format!("{prefix}.{i}.message.{part}"), other.to_string()))
+                }
+            }
+        }
+    }
+}
+
 /// Phoenix reads OpenInference's names for model and token counts.
 fn add_openinference_llm(attributes: &mut Vec<KeyValue>) {
     let find = |key: &str| attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.clone());
@@ -551,6 +588,11 @@ fn add_openinference_llm(attributes: &mut Vec<KeyValue>) {
     }
     if let Some(tokens) = find("gen_ai.usage.output_tokens") {
         extra.push(KeyValue::new("llm.token_count.completion", tokens));
+    }
+    if find("langfuse.observation.model.name").is_none()
+        && let Some(model) = find("gen_ai.response.model").or_else(|| find("gen_ai.request.model"))
+    {
+        extra.push(KeyValue::new("langfuse.observation.model.name", model));
     }
     attributes.extend(extra);
 }

@@ -263,8 +263,8 @@ impl<'a> FieldRecorder<'a> {
     /// How the text of `field` is recorded.
     fn text_kind(&self, field: &Field) -> TextKind {
         match field.name() {
-            "input" if !self.policy.inputs => TextKind::Skip,
-            "output" if !self.policy.outputs => TextKind::Skip,
+            "input" | "input_messages" if !self.policy.inputs => TextKind::Skip,
+            "output" | "output_messages" if !self.policy.outputs => TextKind::Skip,
             "error" if !self.policy.errors => TextKind::Withheld,
             // Span, node, flow, task names: bounded on their own.
             "name" | "otel.name" | "node" | "flow" | "task" => TextKind::Name,

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::error::{BoxError, FlowError};
+use crate::observation::Observation;
 use crate::params::Params;
 use crate::run::async_node;
 use crate::store::SharedStore;
@@ -63,6 +64,12 @@ pub trait AsyncNode<S = SharedStore>: Send + Sync + 'static {
     /// The name used in spans and errors; by default the type's name.
     fn name(&self) -> Cow<'static, str> {
         crate::run::short_type_name::<Self>()
+    }
+
+    /// What the node is, for observability tools: recorded on its `node`
+    /// span as the `observation` field (default [`Observation::Span`]).
+    fn observation(&self) -> Observation {
+        Observation::Span
     }
 
     /// Total exec attempts (default 1).
@@ -136,6 +143,12 @@ macro_rules! async_batch_node_trait {
             /// The name used in spans and errors; by default the type's name.
             fn name(&self) -> Cow<'static, str> {
                 crate::run::short_type_name::<Self>()
+            }
+
+            /// What the node is, for observability tools: recorded on its
+            /// `node` span as the `observation` field (default [`Observation::Span`]).
+            fn observation(&self) -> Observation {
+                Observation::Span
             }
 
             /// Total exec attempts per item (default 1).

@@ -13,6 +13,7 @@ mod graph;
 mod hooks;
 mod lifecycle;
 mod node;
+mod observation;
 mod options;
 mod params;
 mod recovery;
@@ -36,6 +37,7 @@ pub use graph::{NodeId, Transition, Wiring};
 pub use hooks::{AsyncBatchFlowHooks, AsyncFlowHooks, BatchFlowHooks, FlowHooks, NoHooks};
 pub use lifecycle::NodeState;
 pub use node::{BatchNode, Node};
+pub use observation::Observation;
 pub use options::{RunOptions, TraceFlow};
 pub use params::Params;
 /// Names the flow a function builds and sets its run options: Python's

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::action::Action;
 use crate::context::Ctx;
 use crate::error::{BoxError, FlowError};
+use crate::observation::Observation;
 use crate::params::Params;
 use crate::run::sync_node;
 use crate::store::SharedStore;
@@ -62,6 +63,12 @@ pub trait Node<S = SharedStore>: Send + Sync + 'static {
     /// The name used in spans and errors; by default the type's name.
     fn name(&self) -> Cow<'static, str> {
         crate::run::short_type_name::<Self>()
+    }
+
+    /// What the node is, for observability tools: recorded on its `node`
+    /// span as the `observation` field (default [`Observation::Span`]).
+    fn observation(&self) -> Observation {
+        Observation::Span
     }
 
     /// Total exec attempts (PocketFlow's `max_retries`, default 1).
@@ -147,6 +154,12 @@ pub trait BatchNode<S = SharedStore>: Send + Sync + 'static {
     /// The name used in spans and errors; by default the type's name.
     fn name(&self) -> Cow<'static, str> {
         crate::run::short_type_name::<Self>()
+    }
+
+    /// What the node is, for observability tools: recorded on its `node`
+    /// span as the `observation` field (default [`Observation::Span`]).
+    fn observation(&self) -> Observation {
+        Observation::Span
     }
 
     /// Total exec attempts per item (default 1).

@@ -16,6 +16,7 @@ use tracing::{Level, Span};
 
 use crate::error::{BoxError, ErrorType, FlowError, Severity};
 use crate::lifecycle::{LifecycleStats, NodeState};
+use crate::observation::Observation;
 use crate::options::RunOptions;
 use crate::traceparent::TraceParent;
 use crate::warning::FlowWarning;
@@ -171,12 +172,13 @@ pub(crate) fn flow_span(name: &str, kind: &'static str, run: Option<(&RunOptions
     run_span!("flow", run, name, kind, input = Empty, output = Empty, action = Empty, error = Empty,)
 }
 
-pub(crate) fn node_span(name: &str, kind: &'static str, max_retries: usize) -> Span {
+pub(crate) fn node_span(name: &str, kind: &'static str, observation: Observation, max_retries: usize) -> Span {
     tracing::info_span!(
         target: TARGET,
         "node",
         name,
         kind,
+        observation = observation.as_str(),
         max_retries,
         input = Empty,
         output = Empty,

@@ -90,7 +90,7 @@ pub(crate) fn run_node<'a, S: Sync, O: NodeOps<S> + Send + 'a>(
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
-    let (span, site) = node_start(name, O::KIND, max_retries);
+    let (span, site) = node_start(name, O::KIND, ops.observation(), max_retries);
     let node_span = span.clone();
     traced(span, site, async move {
         let ctx = node_ctx(&node_span, name, params, max_retries)?;
@@ -138,7 +138,7 @@ pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S> + Send + 'a>(
     shared: &'a S,
 ) -> BoxFuture<'a, Result<Action, FlowError>> {
     let max_retries = ops.max_retries();
-    let (span, site) = node_start(name, O::KIND, max_retries);
+    let (span, site) = node_start(name, O::KIND, ops.observation(), max_retries);
     let node_span = span.clone();
     traced(span, site, async move {
         let ctx = node_ctx(&node_span, name, params, max_retries)?;

@@ -23,6 +23,7 @@ use super::{HookOutcome, fail, settle};
 use crate::context::Ctx;
 use crate::current::{Scope, Site};
 use crate::error::{BoxError, FlowError, Phase};
+use crate::observation::Observation;
 use crate::params::Params;
 use crate::telemetry;
 
@@ -127,8 +128,13 @@ fn error_address(error: &BoxError) -> usize {
 
 /// The span and context site of a node run, before it starts.
 #[inline]
-pub(crate) fn node_start(name: &Cow<'static, str>, kind: &'static str, max_retries: usize) -> (Span, Site) {
-    let span = telemetry::node_span(name, kind, max_retries);
+pub(crate) fn node_start(
+    name: &Cow<'static, str>,
+    kind: &'static str,
+    observation: Observation,
+    max_retries: usize,
+) -> (Span, Site) {
+    let span = telemetry::node_span(name, kind, observation, max_retries);
     (span, Site::new(Scope::Node, name.clone(), None, None))
 }
 

@@ -14,6 +14,7 @@ use crate::async_node::{AsyncBatchNode, AsyncNode, AsyncParallelBatchNode};
 use crate::context::Ctx;
 use crate::error::BoxError;
 use crate::node::{BatchNode, Node};
+use crate::observation::Observation;
 
 /// The hooks of a single-item node, as futures.
 pub(crate) trait NodeOps<S>: Sync {
@@ -21,6 +22,7 @@ pub(crate) trait NodeOps<S>: Sync {
     type Exec: Serialize + Send;
     const KIND: &'static str;
 
+    fn observation(&self) -> Observation;
     fn max_retries(&self) -> usize;
     fn wait(&self) -> Duration;
     fn prep<'a>(
@@ -62,6 +64,7 @@ pub(crate) trait BatchOps<S>: Sync {
     type Output: Serialize + Send;
     const KIND: &'static str;
 
+    fn observation(&self) -> Observation;
     fn max_retries(&self) -> usize;
     fn wait(&self) -> Duration;
     fn concurrency(&self) -> Concurrency;
@@ -107,6 +110,9 @@ impl<S: Sync, N: Node<S>> NodeOps<S> for SyncOps<'_, N> {
     type Exec = N::Exec;
     const KIND: &'static str = "Node";
 
+    fn observation(&self) -> Observation {
+        self.0.observation()
+    }
     fn max_retries(&self) -> usize {
         self.0.max_retries()
     }
@@ -147,6 +153,9 @@ impl<S: Sync, N: AsyncNode<S>> NodeOps<S> for AsyncOps<'_, N> {
     type Exec = N::Exec;
     const KIND: &'static str = "AsyncNode";
 
+    fn observation(&self) -> Observation {
+        self.0.observation()
+    }
     fn max_retries(&self) -> usize {
         self.0.max_retries()
     }
@@ -189,6 +198,9 @@ macro_rules! batch_ops {
             type Output = N::Output;
             const KIND: &'static str = $kind;
 
+            fn observation(&self) -> Observation {
+                self.0.observation()
+            }
             fn max_retries(&self) -> usize {
                 self.0.max_retries()
             }

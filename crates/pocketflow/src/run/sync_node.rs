@@ -89,7 +89,7 @@ pub(crate) fn run_node<S, N: Node<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let max_retries = node.max_retries();
-    let (span, site) = node_start(name, "Node", max_retries);
+    let (span, site) = node_start(name, "Node", node.observation(), max_retries);
     within(&span, site, || {
         let ctx = node_ctx(&span, name, params, max_retries)?;
         let prep = phase(telemetry::prep_span(), name, Phase::Prep, || node.prep(&ctx, shared))?;
@@ -126,7 +126,7 @@ pub(crate) fn run_batch_node<S, N: BatchNode<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let max_retries = node.max_retries();
-    let (span, site) = node_start(name, "BatchNode", max_retries);
+    let (span, site) = node_start(name, "BatchNode", node.observation(), max_retries);
     within(&span, site, || {
         let ctx = node_ctx(&span, name, params, max_retries)?;
         let items = phase(telemetry::prep_span(), name, Phase::Prep, || node.prep(&ctx, shared))?;
