@@ -12,6 +12,8 @@
 //! | `input`/`output` | `langfuse.observation.input/output` and `input.value`/`output.value` (JSON strings) |
 //! | `error` | status ERROR with the message, and an `exception` event |
 //! | root span | `langfuse.trace.name` |
+//! | `node` span's `observation` | `langfuse.observation.type`, `openinference.span.kind` (the config's map by name wins) |
+//! | a `Generation` | `gen_ai.*`, `llm.*` (model, token counts, cost, `llm.input_messages.N.message.*`), `langfuse.observation.model.name`, `.usage_details`, `.cost_details` |
 //! | every span | trace-wide attributes, `langfuse.observation.type`, `openinference.span.kind` |
 //!
 //! The full table is in `docs/span-schema.md`.

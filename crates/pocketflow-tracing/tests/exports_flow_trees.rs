@@ -12,11 +12,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pocketflow::{Action, BoxError, Ctx, Flow, Node, SharedStore};
+use pocketflow::{Action, BoxError, Ctx, Flow, Node, Observation, SharedStore};
 use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedSpan, ReceivedTrace, StatusCode};
 use pocketflow_tracing::{
-    ConsoleExporter, ExporterKind, Generation, ObservationType, Protocol, TracingConfig, TracingConfigBuilder,
-    TracingGuard,
+    ConsoleExporter, ExporterKind, Generation, Message, ObservationType, Pricing, Protocol, TracingConfig,
+    TracingConfigBuilder, TracingGuard,
 };
 use tracing_subscriber::prelude::*;
 
@@ -100,6 +100,60 @@ impl Node for CallModel {
         generation.record_output("hi there");
         generation.record_usage(12, 3);
         Ok("hi there".to_owned())
+    }
+}
+
+/// Declares itself a tool; calls a model with a key in its prompt.
+struct Lookup;
+
+impl Node for Lookup {
+    type Prep = ();
+    type Exec = ();
+
+    fn observation(&self) -> Observation {
+        Observation::Tool
+    }
+
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        let generation = Generation::chat("openai", "gpt-4o-mini");
+        let _entered = generation.span().enter();
+        generation.record_input_messages(&[
+            Message::system("be brief"),
+            Message::user(r#"{"api_key":"sk-very-secret","q":"weather"}"#),
+        ]);
+        let body = serde_json::json!({
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"message": {"role": "assistant", "content": "sunny"}}],
+            "usage": {"prompt_tokens": 2000, "completion_tokens": 100, "total_tokens": 2100,
+                      "prompt_tokens_details": {"cached_tokens": 1000}}
+        });
+        let usage = generation.record_openai_response(&body)?;
+        generation.record_cost(&Pricing::per_million(0.15, 0.60).cost(&usage));
+        Ok(())
+    }
+}
+
+/// Declares itself an agent.
+struct Planner;
+
+impl Node for Planner {
+    type Prep = ();
+    type Exec = ();
+
+    fn observation(&self) -> Observation {
+        Observation::Agent
+    }
+
+    fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+        Ok(())
     }
 }
 
@@ -438,6 +492,60 @@ fn generations_carry_gen_ai_attributes_and_configured_types_apply() {
     assert_eq!(generation.attr("gen_ai.usage.output_tokens").and_then(|v| v.as_i64()), Some(3));
     assert_eq!(generation.attr_str("llm.model_name"), Some("gpt-4o-mini"));
     assert_eq!(generation.attr_str("langfuse.observation.output"), Some("\"hi there\""));
+}
+
+fn lookup_flow() -> Flow {
+    let mut flow = Flow::named("Lookups");
+    let plan = flow.start(Planner);
+    let lookup = flow.add(Lookup);
+    flow.link(plan >> lookup);
+    flow
+}
+
+#[test]
+fn nodes_declare_their_type_and_the_config_overrides_it() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).observation_type("Planner", ObservationType::Chain).build().unwrap();
+    let (result, report) = traced(config, || lookup_flow().run(&SharedStore::new()));
+    result.unwrap();
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let trace = &receiver.traces()[0];
+    assert_well_formed(trace);
+    assert_eq!(span(trace, "Lookup").attr_str("langfuse.observation.type"), Some("tool"));
+    assert_eq!(span(trace, "Lookup").attr_str("openinference.span.kind"), Some("TOOL"));
+    // Declared an agent, configured a chain: the config wins.
+    assert_eq!(span(trace, "Planner").attr_str("langfuse.observation.type"), Some("chain"));
+    assert!(trace.spans.iter().all(|s| s.attr("observation").is_none()));
+
+    let generation = span(trace, "chat gpt-4o-mini");
+    assert_eq!(generation.attr_str("langfuse.observation.model.name"), Some("gpt-4o-mini-2024-07-18"));
+    assert_eq!(generation.attr_str("llm.model_name"), Some("gpt-4o-mini-2024-07-18"));
+    let usage: serde_json::Value =
+        serde_json::from_str(generation.attr_str("langfuse.observation.usage_details").unwrap()).unwrap();
+    assert_eq!(usage, serde_json::json!({"input": 1000, "input_cached_tokens": 1000, "output": 100, "total": 2100}));
+    assert_eq!(generation.attr("llm.token_count.prompt_details.cache_read").and_then(|v| v.as_i64()), Some(1000));
+    let cost: serde_json::Value =
+        serde_json::from_str(generation.attr_str("langfuse.observation.cost_details").unwrap()).unwrap();
+    assert!((cost["total"].as_f64().unwrap() - 0.00036).abs() < 1e-12, "{cost}");
+    assert_eq!(generation.attr_str("llm.input_messages.0.message.content"), Some("be brief"));
+    let prompt = generation.attr_str("llm.input_messages.1.message.content").unwrap();
+    assert!(!prompt.contains("sk-very-secret") && prompt.contains("weather"), "redacted like any payload: {prompt}");
+    assert_eq!(generation.attr_str("llm.output_messages.0.message.content"), Some("sunny"));
+}
+
+#[test]
+fn with_inputs_and_outputs_off_no_messages_are_exported() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).trace_inputs(false).trace_outputs(false).build().unwrap();
+    let (result, report) = traced(config, || lookup_flow().run(&SharedStore::new()));
+    result.unwrap();
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let trace = &receiver.traces()[0];
+    let generation = span(trace, "chat gpt-4o-mini");
+    assert!(generation.attr("langfuse.observation.usage_details").is_some(), "usage is not a payload");
+    for key in generation.attributes.keys() {
+        assert!(!key.contains("_messages.") && !key.ends_with("put.value"), "{key} exported with payloads off");
+    }
 }
 
 #[test]
