@@ -151,7 +151,7 @@ fn answer(question: &str, context: &str) -> String {
     if found.is_empty() {
         return "I could not find an answer in the research context.".to_owned();
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
     let mut seen = HashSet::new();
     let lines: Vec<&str> = found.into_iter().map(|(_, l)| l).filter(|l| seen.insert(*l)).take(2).collect();
     format!("Based on my research: {}", lines.join(" "))
@@ -196,7 +196,7 @@ fn search_web(query: &str) -> Vec<String> {
     let wanted: HashSet<String> = keywords(query).into_iter().collect();
     let mut scored: Vec<(usize, &str)> =
         PAGES.iter().map(|page| (keywords(page).iter().filter(|w| wanted.contains(*w)).count(), *page)).collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
     scored.into_iter().filter(|(score, _)| *score > 0).take(2).map(|(_, page)| page.to_owned()).collect()
 }
 
