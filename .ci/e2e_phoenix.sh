@@ -8,7 +8,9 @@
 # - quickstart: its one trace, by .ci/phoenix_check.py;
 # - comprehensive_async_example: its three concurrent ResearchFlow runs as
 #   three whole traces with their sessions and suspend/resume span events,
-#   plus the FollowUps composition trace, by .ci/phoenix_check_async.py.
+#   plus the FollowUps composition trace, by .ci/phoenix_check_async.py;
+# - agent: its model calls as LLM spans with model, token counts, cost and
+#   messages, its nodes as AGENT, TOOL and CHAIN, by .ci/phoenix_check_agent.py.
 #
 # Idempotent: Phoenix is installed into target/ci/phoenix-venv (reused when it
 # already works), runs on loopback with a fresh SQLite db in a temp dir, and
@@ -111,8 +113,8 @@ PHOENIX_PID=$!
 PHOENIX_START=$(date +%s)
 
 # Build the examples while Phoenix boots.
-log "building the examples quickstart and comprehensive_async_example"
-cargo build --quiet --example quickstart --example comprehensive_async_example
+log "building the examples quickstart, comprehensive_async_example and agent"
+cargo build --quiet --example quickstart --example comprehensive_async_example --example agent
 
 BASE=http://127.0.0.1:$HTTP_PORT
 # The build above may take a while on a fresh machine: the health wait
@@ -161,6 +163,8 @@ run_case http quickstart phoenix_check.py pocketflow-e2e-http "${HTTP_ENV[@]}"
 run_case grpc quickstart phoenix_check.py pocketflow-e2e-grpc "${GRPC_ENV[@]}"
 run_case async-http comprehensive_async_example phoenix_check_async.py pocketflow-e2e-async-http "${HTTP_ENV[@]}"
 run_case async-grpc comprehensive_async_example phoenix_check_async.py pocketflow-e2e-async-grpc "${GRPC_ENV[@]}"
+run_case agent-http agent phoenix_check_agent.py pocketflow-e2e-agent-http "${HTTP_ENV[@]}"
+run_case agent-grpc agent phoenix_check_agent.py pocketflow-e2e-agent-grpc "${GRPC_ENV[@]}"
 
 echo "== e2e Phoenix summary (arize-phoenix $PHOENIX_VERSION, $(($(date +%s) - START))s)"
 for line in "${SUMMARY[@]}"; do echo "  $line"; done
