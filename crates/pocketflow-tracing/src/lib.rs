@@ -56,7 +56,9 @@
 //! node that called it. Each span carries the attributes Langfuse reads:
 //! `langfuse.trace.name` and the trace-wide session, user, tags, metadata,
 //! environment and release; `langfuse.observation.type` (`chain` for flows,
-//! `span` for nodes, `generation` for [`Generation`]s); inputs and outputs as
+//! for nodes what their `observation()` declares, `span` by default;
+//! `generation` for [`Generation`]s, with model, usage, cost and messages);
+//! inputs and outputs as
 //! JSON in `langfuse.observation.input`/`output`. The same spans carry
 //! OpenInference's `openinference.span.kind` and `input.value`/`output.value`,
 //! so Phoenix reads them too. Errors set the span status to ERROR and add an
