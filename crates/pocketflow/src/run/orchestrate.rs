@@ -16,6 +16,7 @@ use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
 use crate::lifecycle::traced;
+use crate::mermaid::{FlowShape, GraphView, Mermaid};
 use crate::options::RunOptions;
 use crate::params::Params;
 use crate::step::{AsyncStep, SyncStep};
@@ -86,14 +87,27 @@ pub(crate) struct FlowMeta<'a> {
     pub(crate) name: &'a Cow<'static, str>,
     pub(crate) kind: &'static str,
     pub(crate) options: &'a RunOptions,
+    pub(crate) graph: &'a dyn GraphView,
+}
+
+impl<'a> FlowMeta<'a> {
+    /// The flow, for drawing its graph.
+    pub(crate) fn shape(self) -> FlowShape<'a> {
+        FlowShape { name: self.name, kind: self.kind, graph: self.graph }
+    }
 }
 
 /// The flow's span and context frame; an error when the flow would run
 /// nested too deep.
 fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> Result<(Span, Site), FlowError> {
     nesting::check(meta.name)?;
+    let outermost = env.outermost_pending();
     let recorded = env.span_options(meta.options);
     let span = telemetry::flow_span(meta.name, meta.kind, recorded);
+    if outermost {
+        // Formatted (the Mermaid text built) only if a subscriber asks.
+        telemetry::record_graph(&span, &Mermaid { root: meta.shape(), stats: None });
+    }
     if let Some((options, Some(_))) = recorded {
         telemetry::continued(&span, options);
     }
