@@ -202,6 +202,13 @@ fn grpc_export_is_one_well_formed_trace_per_run() {
         assert_eq!(root.attr_str("langfuse.observation.type"), Some("chain"));
         assert_eq!(root.attr_str("openinference.span.kind"), Some("CHAIN"));
         assert_eq!(root.attr_str("pocketflow.flow.kind"), Some("Flow"));
+        // The root flow carries its graph, for Jaeger and for Langfuse.
+        assert_eq!(root.attr_str("pocketflow.flow.graph"), Some(pipeline().to_mermaid().as_str()));
+        assert_eq!(root.attr_str("langfuse.observation.metadata.graph"), root.attr_str("pocketflow.flow.graph"));
+        assert!(root.attr_str("pocketflow.flow.graph").unwrap().contains(r#"flow_0 -->|"checked"| flow_1"#));
+        for span in trace.spans.iter().filter(|s| s.span_id != root.span_id) {
+            assert_eq!(span.attr_str("pocketflow.flow.graph"), None, "only the root has the graph: {}", span.name);
+        }
         let input: serde_json::Value =
             serde_json::from_str(root.attr_str("langfuse.observation.input").unwrap()).unwrap();
         assert_eq!(input["question"], question);
