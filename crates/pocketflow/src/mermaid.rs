@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::action::DEFAULT_ACTION;
-use crate::current::Scope;
+use crate::current::{Run, Scope};
 use crate::graph::Graph;
 use crate::stats::{NodeStats, RunStats};
 use crate::step::{AsyncStep, SyncStep};
@@ -115,7 +115,28 @@ pub(crate) struct Mermaid<'a> {
 
 impl fmt::Display for Mermaid<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        render(f, &self.root, self.stats)
+        render(f, &self.root, self.stats.map(|s| s.entries.as_slice()))
+    }
+}
+
+/// The flowchart annotated with the statistics a run has gathered so far,
+/// read (under the run's lock) only when formatted.
+pub(crate) struct RunGraph<'a> {
+    pub(crate) root: FlowShape<'a>,
+    pub(crate) run: &'a Run,
+}
+
+impl fmt::Display for RunGraph<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.run
+            .with_stats(|entries| render(f, &self.root, Some(entries)))
+            .unwrap_or_else(|| render(f, &self.root, None))
+    }
+}
+
+impl fmt::Debug for RunGraph<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -167,7 +188,7 @@ struct Frame<'a> {
     depth: usize,
 }
 
-fn render(out: &mut dyn fmt::Write, root: &FlowShape<'_>, stats: Option<&RunStats>) -> fmt::Result {
+fn render(out: &mut dyn fmt::Write, root: &FlowShape<'_>, stats: Option<&[NodeStats]>) -> fmt::Result {
     let mut failed = Vec::new();
     let mut not_run = Vec::new();
     out.write_str("flowchart TD\n")?;
@@ -233,7 +254,7 @@ fn open_flow(
     flow: &FlowShape<'_>,
     id: &str,
     path: &str,
-    stats: Option<&RunStats>,
+    stats: Option<&[NodeStats]>,
     depth: usize,
     failed: &mut Vec<String>,
     not_run: &mut Vec<String>,
@@ -287,8 +308,8 @@ fn items_prefix(kind: &str, path: String) -> String {
     if mark(kind).is_some() { path + "[*]" } else { path }
 }
 
-fn find<'a>(stats: &'a RunStats, scope: Scope, path: &str) -> Option<&'a NodeStats> {
-    stats.entries.iter().find(|s| s.scope == scope && s.path == path)
+fn find<'a>(stats: &'a [NodeStats], scope: Scope, path: &str) -> Option<&'a NodeStats> {
+    stats.iter().find(|s| s.scope == scope && s.path == path)
 }
 
 /// Appends a step's runs, time, items and failures to its label, and
@@ -351,4 +372,122 @@ fn escape(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::lifecycle::{LifecycleStats, NodeState};
+    use crate::stats::{Ended, StatsTable};
+    use crate::{Action, BatchNode, BoxError, Ctx, Flow, Node, SharedStore};
+
+    struct Plain;
+
+    impl Node for Plain {
+        type Prep = ();
+        type Exec = ();
+        fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<(), BoxError> {
+            Ok(())
+        }
+        fn exec(&self, _: &Ctx<'_>, _: &()) -> Result<(), BoxError> {
+            Ok(())
+        }
+    }
+
+    struct Items;
+
+    impl BatchNode for Items {
+        type Item = u8;
+        type Output = u8;
+        fn prep(&self, _: &Ctx<'_>, _: &SharedStore) -> Result<Vec<u8>, BoxError> {
+            Ok(vec![1])
+        }
+        fn exec(&self, _: &Ctx<'_>, item: &u8) -> Result<u8, BoxError> {
+            Ok(*item)
+        }
+        fn post(&self, _: &Ctx<'_>, _: &SharedStore, _: Vec<u8>, _: Vec<u8>) -> Result<Action, BoxError> {
+            Ok(Action::NONE)
+        }
+    }
+
+    fn ended(scope: Scope, path: &str, outcome: NodeState, running_ms: u64) -> Ended<'static> {
+        Ended {
+            scope,
+            name: "",
+            path: path.to_owned(),
+            outcome,
+            completing: outcome == NodeState::Completed,
+            lifecycle: LifecycleStats {
+                polls: 1,
+                suspensions: 0,
+                running: Duration::from_millis(running_ms),
+                suspended: Duration::ZERO,
+            },
+        }
+    }
+
+    /// A run whose stats hold failures (a failed run returns an error, not
+    /// a report, so these are built by hand): the failed steps are red and
+    /// say how many runs and items failed.
+    #[test]
+    fn failed_steps_are_red_with_their_failures_and_items() {
+        let mut flow: Flow = Flow::named("Main");
+        let load = flow.add_named("Load", Plain);
+        flow.set_start(load);
+        let items = flow.add_named("Split", Items);
+        let never = flow.add_named("Never", Plain);
+        flow.link(load >> items);
+        flow.connect_on(items, "more", never);
+
+        let mut table = StatsTable::default();
+        table.add(ended(Scope::Node, "Main/Load", NodeState::Completed, 2));
+        table.add(ended(Scope::Node, "Main/Load", NodeState::Completed, 1));
+        table.add(ended(Scope::Item, "Main/Split[*]", NodeState::Completed, 1));
+        table.add(ended(Scope::Item, "Main/Split[*]", NodeState::Failed, 1));
+        table.add(ended(Scope::Node, "Main/Split", NodeState::Failed, 4));
+        table.add(ended(Scope::Flow, "Main", NodeState::Failed, 8));
+        let stats = table.take();
+
+        assert_eq!(
+            flow.to_mermaid_with_stats(&stats),
+            r#"flowchart TD
+    subgraph flow["Main<br/>1 run · 8.0 ms<br/>1 failed"]
+        flow_start((start)) --> flow_0
+        flow_0["Load<br/>2 runs · 3.0 ms"]
+        flow_1[["Split<br/>(batch)<br/>1 run · 4.0 ms<br/>2 items, 1 failed<br/>1 failed"]]
+        flow_2["Never<br/>not run"]
+        flow_0 --> flow_1
+        flow_1 -->|"more"| flow_2
+    end
+classDef failed fill:#fdd,stroke:#c00,stroke-width:2px,color:#600
+classDef notRun fill:#eee,stroke:#bbb,stroke-dasharray:3 3,color:#999
+class flow,flow_1 failed
+class flow_2 notRun
+"#
+        );
+    }
+
+    /// A nest far deeper than a run allows still renders: the walk keeps
+    /// its own stack.
+    #[test]
+    fn a_very_deep_nest_renders_without_recursion() {
+        let mut flow: Flow = Flow::named("L0");
+        flow.start(Plain);
+        for level in 1..5_000 {
+            let mut outer: Flow = Flow::named(format!("L{level}"));
+            outer.start(flow);
+            flow = outer;
+        }
+        let text = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || flow.to_mermaid())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(text.matches("subgraph ").count(), 5_000);
+        assert_eq!(text.matches("\n").filter(|_| true).count(), text.lines().count());
+        assert!(text.trim_end().ends_with("end"));
+    }
 }
