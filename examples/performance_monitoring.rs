@@ -27,6 +27,11 @@
 //! `POCKETFLOW_PERFORMANCE_MONITORING=true POCKETFLOW_SLOW_NODE_THRESHOLD_MS=25`:
 //! the tree then shows a 🐢 line on each slow node.
 //!
+//! Last, it prints the flow's graph as a Mermaid flowchart annotated with
+//! the same statistics (`to_mermaid_with_stats`): paste it into any Mermaid
+//! renderer (a ```` ```mermaid ```` block on GitHub) to see where the time went.
+//! The trace's root span carries it too (`pocketflow.flow.graph`).
+//!
 //! ```text
 //! cargo run --example performance_monitoring
 //! POCKETFLOW_PERFORMANCE_MONITORING=true POCKETFLOW_SLOW_NODE_THRESHOLD_MS=25 cargo run --example performance_monitoring
@@ -211,7 +216,8 @@ async fn main() -> ExitCode {
 
     let documents: Vec<String> = (1..=6).map(|i| format!("Document {i} about async tracing in Rust")).collect();
     let shared = SharedStore::from_iter([("documents", documents)]);
-    let report = monitored_flow().run_report(&shared).await;
+    let monitored = monitored_flow();
+    let report = monitored.run_report(&shared).await;
 
     // Flush the trace before printing, and say what was sent.
     eprintln!("{}", tracing.shutdown());
@@ -246,6 +252,9 @@ async fn main() -> ExitCode {
             node.runs
         );
     }
+
+    // The flow's graph, each step annotated with its runs and time.
+    println!("\n{}", monitored.to_mermaid_with_stats(&report.stats));
 
     // One entry per place in the flow, however many times it ran.
     let runs = |path: &str| report.stats.at(path).map(|s| s.runs);

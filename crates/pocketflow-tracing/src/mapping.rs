@@ -168,6 +168,19 @@ impl Mapper {
                     attributes.push(KeyValue::new(mime, mime_type));
                 }
                 "error" => error = Some(into_string(value)),
+                // The flow's graph (Mermaid), on a run's outermost flow:
+                // for Jaeger as an attribute, for Langfuse as metadata.
+                "graph" if role == SpanRole::Flow => {
+                    let graph = Arc::<str>::from(into_string(value));
+                    attributes.push(KeyValue::new(
+                        "pocketflow.flow.graph",
+                        Value::String(StringValue::from(Arc::clone(&graph))),
+                    ));
+                    attributes.push(KeyValue::new(
+                        "langfuse.observation.metadata.graph",
+                        Value::String(StringValue::from(graph)),
+                    ));
+                }
                 "message" | "langfuse.observation.type" | "otel.name" => {}
                 // Mapped to the observation type above.
                 "observation" if role == SpanRole::Node => {}

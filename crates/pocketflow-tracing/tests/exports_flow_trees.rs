@@ -256,6 +256,13 @@ fn grpc_export_is_one_well_formed_trace_per_run() {
         assert_eq!(root.attr_str("langfuse.observation.type"), Some("chain"));
         assert_eq!(root.attr_str("openinference.span.kind"), Some("CHAIN"));
         assert_eq!(root.attr_str("pocketflow.flow.kind"), Some("Flow"));
+        // The root flow carries its graph, for Jaeger and for Langfuse.
+        assert_eq!(root.attr_str("pocketflow.flow.graph"), Some(pipeline().to_mermaid().as_str()));
+        assert_eq!(root.attr_str("langfuse.observation.metadata.graph"), root.attr_str("pocketflow.flow.graph"));
+        assert!(root.attr_str("pocketflow.flow.graph").unwrap().contains(r#"flow_0 -->|"checked"| flow_1"#));
+        for span in trace.spans.iter().filter(|s| s.span_id != root.span_id) {
+            assert_eq!(span.attr_str("pocketflow.flow.graph"), None, "only the root has the graph: {}", span.name);
+        }
         let input: serde_json::Value =
             serde_json::from_str(root.attr_str("langfuse.observation.input").unwrap()).unwrap();
         assert_eq!(input["question"], question);
@@ -359,6 +366,33 @@ fn langfuse_exporter_posts_to_the_otel_route_with_basic_auth_and_ingestion_heade
     let traces = receiver.traces();
     assert_eq!(traces.len(), 1);
     assert_well_formed(&traces[0]);
+}
+
+/// A run that reports (`run_report`) ends with its graph annotated: counts
+/// per step, the failed step and flow red, what never ran grey.
+#[test]
+fn a_failed_reporting_run_leaves_its_annotated_graph_on_the_root() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).build().unwrap();
+    let (result, report) = traced(config, || {
+        let mut flow = Flow::named("Doomed");
+        let ask = flow.start(Ask);
+        let broken = flow.add(Broken);
+        let after = flow.add_named("After", Ask);
+        flow.link(ask.on("checked") >> broken >> after);
+        flow.run_report(&store("fail"))
+    });
+    assert!(result.is_err());
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let traces = receiver.traces();
+    let root = traces[0].roots()[0];
+    let graph = root.attr_str("pocketflow.flow.graph").expect("the root's graph");
+    assert_eq!(root.attr_str("langfuse.observation.metadata.graph"), Some(graph));
+    assert!(graph.starts_with("flowchart TD\n"), "{graph}");
+    assert!(graph.contains(r#"flow_0["Ask<br/>1 run · "#), "{graph}");
+    assert!(graph.contains(r#"flow_2["After<br/>not run"]"#), "{graph}");
+    assert!(graph.contains("class flow,flow_1 failed\n"), "{graph}");
+    assert!(graph.contains("class flow_2 notRun\n"), "{graph}");
 }
 
 #[test]

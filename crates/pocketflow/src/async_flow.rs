@@ -12,6 +12,7 @@ use crate::error::FlowError;
 use crate::flow::wiring_methods;
 use crate::graph::{Graph, NodeId, Wiring};
 use crate::hooks::{AsyncBatchFlowHooks, AsyncFlowHooks, NoHooks};
+use crate::mermaid::{FlowShape, Shape, mermaid_methods};
 use crate::options::{RunOptions, TraceFlow};
 use crate::params::Params;
 use crate::run::ops::{AsyncBatchHooksOps, AsyncFlowHooksOps, Concurrency};
@@ -93,8 +94,14 @@ impl<S, H> AsyncFlow<S, H> {
     wiring_methods!(IntoAsyncStep, into_async_step);
 
     pub(crate) fn meta(&self, kind: &'static str) -> FlowMeta<'_> {
-        FlowMeta { name: &self.name, kind, options: &self.options }
+        FlowMeta { name: &self.name, kind, options: &self.options, graph: &self.graph }
     }
+
+    fn flow_shape(&self) -> FlowShape<'_> {
+        self.meta("AsyncFlow").shape()
+    }
+
+    mermaid_methods!();
 
     /// The flow with its own async `prep`/`post`.
     pub fn with_hooks<H2: AsyncFlowHooks<S>>(mut self, hooks: H2) -> AsyncFlow<S, H2> {
@@ -159,6 +166,10 @@ impl<S: Serialize + Send + Sync + 'static, H: AsyncFlowHooks<S>> AsyncStep<S> fo
         run_flow_async(self.meta("AsyncFlow"), &self.graph, AsyncFlowHooksOps(&self.hooks), env, params, shared)
     }
 
+    fn shape(&self) -> Shape<'_> {
+        Shape::Flow(self.flow_shape())
+    }
+
     fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
         out.extend(self.graph.drain_steps());
     }
@@ -208,6 +219,12 @@ macro_rules! async_batch_flow {
             pub fn name(&self) -> &str {
                 &self.flow.name
             }
+
+            fn flow_shape(&self) -> FlowShape<'_> {
+                self.flow.meta($kind).shape()
+            }
+
+            mermaid_methods!();
 
             /// Renames the flow.
             #[must_use]
@@ -278,6 +295,10 @@ macro_rules! async_batch_flow {
 
             fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
                 self.flow.take_steps(out);
+            }
+
+            fn shape(&self) -> Shape<'_> {
+                Shape::Flow(self.flow_shape())
             }
         }
 

@@ -22,7 +22,7 @@ use tracing::instrument::WithSubscriber;
 use crate::error::FlowError;
 use crate::lifecycle::{LifecycleStats, NodeState};
 use crate::options::RunOptions;
-use crate::stats::{Ended, RunStats, StatsTable};
+use crate::stats::{Ended, NodeStats, RunStats, StatsTable};
 use crate::telemetry;
 
 /// What a frame of the context stands for.
@@ -85,6 +85,12 @@ impl Run {
         if let Some(table) = &self.stats {
             table.lock().unwrap_or_else(PoisonError::into_inner).add(ended);
         }
+    }
+
+    /// Calls `f` with the statistics gathered so far, if this run collects
+    /// them (the table stays locked meanwhile).
+    pub(crate) fn with_stats<T>(&self, f: impl FnOnce(&[NodeStats]) -> T) -> Option<T> {
+        self.stats.as_ref().map(|table| f(table.lock().unwrap_or_else(PoisonError::into_inner).entries()))
     }
 
     pub(crate) fn take_stats(&self) -> RunStats {

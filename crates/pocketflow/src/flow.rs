@@ -10,6 +10,7 @@ use crate::action::Action;
 use crate::error::FlowError;
 use crate::graph::{Graph, NodeId, Wiring};
 use crate::hooks::{BatchFlowHooks, FlowHooks, NoHooks};
+use crate::mermaid::{FlowShape, Shape, mermaid_methods};
 use crate::options::{RunOptions, TraceFlow};
 use crate::params::Params;
 use crate::run::ops::{Concurrency, SyncBatchHooksOps, SyncFlowHooksOps};
@@ -188,8 +189,14 @@ impl<S, H> Flow<S, H> {
     wiring_methods!(IntoSyncStep, into_sync_step);
 
     fn meta(&self, kind: &'static str) -> FlowMeta<'_> {
-        FlowMeta { name: &self.name, kind, options: &self.options }
+        FlowMeta { name: &self.name, kind, options: &self.options, graph: &self.graph }
     }
+
+    fn flow_shape(&self) -> FlowShape<'_> {
+        self.meta("Flow").shape()
+    }
+
+    mermaid_methods!();
 
     /// The flow with its own `prep`/`post`.
     pub fn with_hooks<H2: FlowHooks<S>>(mut self, hooks: H2) -> Flow<S, H2> {
@@ -249,6 +256,10 @@ impl<S: Serialize + Send + Sync + 'static, H: FlowHooks<S>> AsyncStep<S> for Flo
         shared: &'a S,
     ) -> BoxFuture<'a, Result<Action, FlowError>> {
         run_flow_async(self.meta("Flow"), &self.graph, SyncFlowHooksOps(&self.hooks), env, params, shared)
+    }
+
+    fn shape(&self) -> Shape<'_> {
+        Shape::Flow(self.flow_shape())
     }
 
     fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
@@ -345,6 +356,12 @@ impl<S, H: BatchFlowHooks<S>> BatchFlow<S, H> {
         &self.flow.name
     }
 
+    fn flow_shape(&self) -> FlowShape<'_> {
+        self.flow.meta("BatchFlow").shape()
+    }
+
+    mermaid_methods!();
+
     /// Renames the flow.
     #[must_use]
     pub fn with_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
@@ -410,6 +427,10 @@ impl<S: Serialize + Send + Sync + 'static, H: BatchFlowHooks<S>> AsyncStep<S> fo
 
     fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
         self.flow.take_steps(out);
+    }
+
+    fn shape(&self) -> Shape<'_> {
+        Shape::Flow(self.flow_shape())
     }
 }
 

@@ -91,6 +91,13 @@ pub(crate) struct Entry<T: ?Sized> {
     pub(crate) step: Box<T>,
 }
 
+impl<T: ?Sized> Entry<T> {
+    /// Actions and their successors, in the order they were wired.
+    pub(crate) fn successors(&self) -> &[(Cow<'static, str>, NodeId)] {
+        &self.successors
+    }
+}
+
 /// Nodes in insertion order; successors by action, in insertion order.
 pub(crate) struct Graph<T: ?Sized> {
     id: u32,
@@ -168,6 +175,15 @@ impl<T: ?Sized> Graph<T> {
     /// Misuse found while wiring, reported when the flow runs.
     pub(crate) fn wiring_error(&self) -> Option<String> {
         (!self.errors.is_empty()).then(|| self.errors.join("; "))
+    }
+
+    /// Every step, in the order they were added.
+    pub(crate) fn entries(&self) -> &[Entry<T>] {
+        &self.entries
+    }
+
+    pub(crate) fn start_id(&self) -> Option<NodeId> {
+        self.start
     }
 
     pub(crate) fn start(&self) -> Option<&Entry<T>> {

@@ -12,6 +12,7 @@ mod flow;
 mod graph;
 mod hooks;
 mod lifecycle;
+mod mermaid;
 mod node;
 mod observation;
 mod options;

@@ -234,6 +234,11 @@ impl StatsTable {
         }
     }
 
+    /// The entries so far, in the order their first run ended.
+    pub(crate) fn entries(&self) -> &[NodeStats] {
+        &self.entries
+    }
+
     pub(crate) fn take(&mut self) -> RunStats {
         self.index.clear();
         RunStats { entries: std::mem::take(&mut self.entries) }

@@ -13,6 +13,7 @@ use futures_util::future::BoxFuture;
 use crate::action::Action;
 use crate::async_node::{AsyncBatchNode, AsyncNode, AsyncParallelBatchNode};
 use crate::error::FlowError;
+use crate::mermaid::Shape;
 use crate::node::{BatchNode, Node};
 use crate::params::Params;
 use crate::run::ops::{AsyncBatchOps, AsyncOps, ParallelBatchOps, SyncBatchOps, SyncOps};
@@ -41,6 +42,9 @@ pub trait AsyncStep<S>: Send + Sync {
     fn take_steps(&mut self, out: &mut Vec<Box<dyn AsyncStep<S>>>) {
         let _ = out;
     }
+
+    /// What the step is, for drawing its flow's graph (`to_mermaid`).
+    fn shape(&self) -> Shape<'_>;
 }
 
 /// Drops `steps` and every step nested in them, breadth first, in a loop:
@@ -127,7 +131,7 @@ pub mod kinds {
 /// Declares a step wrapper for one node kind: its async run (through the
 /// kind's ops adapter) and its `IntoAsyncStep` impl.
 macro_rules! node_step {
-    ($step:ident, $trait:ident, $ops:ident, $runner:ident, $marker:ident) => {
+    ($step:ident, $trait:ident, $ops:ident, $runner:ident, $marker:ident, $kind:literal) => {
         pub(crate) struct $step<N>(N);
 
         impl<S: Sync, N: $trait<S>> AsyncStep<S> for $step<N> {
@@ -139,6 +143,10 @@ macro_rules! node_step {
                 shared: &'a S,
             ) -> BoxFuture<'a, Result<Action, FlowError>> {
                 async_node::$runner($ops(&self.0), name, params, shared)
+            }
+
+            fn shape(&self) -> Shape<'_> {
+                Shape::Node { kind: $kind }
             }
         }
 
@@ -173,10 +181,17 @@ macro_rules! sync_node_step {
     };
 }
 
-node_step!(NodeStep, Node, SyncOps, run_node, AsNode);
-node_step!(BatchNodeStep, BatchNode, SyncBatchOps, run_batch_node, AsBatchNode);
-node_step!(AsyncNodeStep, AsyncNode, AsyncOps, run_node, AsAsyncNode);
-node_step!(AsyncBatchNodeStep, AsyncBatchNode, AsyncBatchOps, run_batch_node, AsAsyncBatchNode);
-node_step!(ParallelBatchNodeStep, AsyncParallelBatchNode, ParallelBatchOps, run_batch_node, AsAsyncParallelBatchNode);
+node_step!(NodeStep, Node, SyncOps, run_node, AsNode, "Node");
+node_step!(BatchNodeStep, BatchNode, SyncBatchOps, run_batch_node, AsBatchNode, "BatchNode");
+node_step!(AsyncNodeStep, AsyncNode, AsyncOps, run_node, AsAsyncNode, "AsyncNode");
+node_step!(AsyncBatchNodeStep, AsyncBatchNode, AsyncBatchOps, run_batch_node, AsAsyncBatchNode, "AsyncBatchNode");
+node_step!(
+    ParallelBatchNodeStep,
+    AsyncParallelBatchNode,
+    ParallelBatchOps,
+    run_batch_node,
+    AsAsyncParallelBatchNode,
+    "AsyncParallelBatchNode"
+);
 sync_node_step!(NodeStep, Node, run_node, AsNode);
 sync_node_step!(BatchNodeStep, BatchNode, run_batch_node, AsBatchNode);

@@ -169,7 +169,15 @@ macro_rules! run_span {
 /// flight, for the outermost flow of a run (or a nested flow with options
 /// of its own).
 pub(crate) fn flow_span(name: &str, kind: &'static str, run: Option<(&RunOptions, Option<usize>)>) -> Span {
-    run_span!("flow", run, name, kind, input = Empty, output = Empty, action = Empty, error = Empty,)
+    run_span!("flow", run, name, kind, graph = Empty, input = Empty, output = Empty, action = Empty, error = Empty,)
+}
+
+/// Records the flow's graph (Mermaid) on the outermost flow span of a run.
+/// Lazy: `graph` is only written out if a subscriber formats the field.
+pub(crate) fn record_graph(span: &Span, graph: &impl fmt::Display) {
+    if !span.is_disabled() {
+        span.record("graph", display(graph));
+    }
 }
 
 pub(crate) fn node_span(name: &str, kind: &'static str, observation: Observation, max_retries: usize) -> Span {

@@ -275,18 +275,39 @@ fn stats_summary(stats: &RunStats) -> Vec<String> {
 /// and the count of runs in flight in the process.
 const UNRELATED: [&str; 3] = ["running_ms", "suspended_ms", "concurrent"];
 
+/// `text` with every `<n> ms` (n a decimal) as `T ms`.
+fn without_times(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split(" ms").enumerate() {
+        if i > 0 {
+            out.push_str(" ms");
+        }
+        let kept = part.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        out.push_str(kept);
+        if kept.len() != part.len() {
+            out.push('T');
+        }
+    }
+    out
+}
+
 fn spans_summary(captured: &Captured) -> Vec<String> {
     captured
         .spans
         .iter()
         .enumerate()
         .map(|(index, span)| {
+            let graph = span.fields.iter().find(|(k, _)| *k == "graph").map(|(_, v)| without_times(v));
             let mut fields: BTreeMap<&str, &str> = span
                 .fields
                 .iter()
                 .filter(|(k, _)| !UNRELATED.contains(&k.as_str()))
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
+            // The root's annotated graph shows times; the rest must agree.
+            if let Some(graph) = &graph {
+                fields.insert("graph", graph);
+            }
             // The one intended difference: the outermost flow's kind.
             if span.parent.is_none() && fields.get("kind") == Some(&"AsyncFlow") {
                 fields.insert("kind", "Flow");

@@ -83,6 +83,11 @@ impl RunEnv {
         &self.run
     }
 
+    /// Whether the next flow span is the run's outermost (its root).
+    pub(crate) fn outermost_pending(&self) -> bool {
+        self.outermost.load(Ordering::Relaxed)
+    }
+
     /// The options to record on a flow span about to be created: the run's
     /// for its outermost flow, else the flow's own if it has any.
     pub(crate) fn span_options<'a>(&'a self, own: &'a RunOptions) -> Option<(&'a RunOptions, Option<usize>)> {

@@ -16,6 +16,7 @@ use crate::error::{FlowError, Phase};
 use crate::graph::Graph;
 use crate::hooks::{BatchFlowHooks, FlowHooks};
 use crate::lifecycle::traced;
+use crate::mermaid::{FlowShape, GraphView, Mermaid, RunGraph};
 use crate::options::RunOptions;
 use crate::params::Params;
 use crate::step::{AsyncStep, SyncStep};
@@ -86,20 +87,61 @@ pub(crate) struct FlowMeta<'a> {
     pub(crate) name: &'a Cow<'static, str>,
     pub(crate) kind: &'static str,
     pub(crate) options: &'a RunOptions,
+    pub(crate) graph: &'a dyn GraphView,
+}
+
+impl<'a> FlowMeta<'a> {
+    /// The flow, for drawing its graph.
+    pub(crate) fn shape(self) -> FlowShape<'a> {
+        FlowShape { name: self.name, kind: self.kind, graph: self.graph }
+    }
 }
 
 /// The flow's span and context frame; an error when the flow would run
 /// nested too deep.
-fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> Result<(Span, Site), FlowError> {
+fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> Result<(Span, Site, bool), FlowError> {
     nesting::check(meta.name)?;
+    let outermost = env.outermost_pending();
     let recorded = env.span_options(meta.options);
     let span = telemetry::flow_span(meta.name, meta.kind, recorded);
+    if outermost {
+        // Formatted (the Mermaid text built) only if a subscriber asks.
+        telemetry::record_graph(&span, &Mermaid { root: meta.shape(), stats: None });
+    }
     if let Some((options, Some(_))) = recorded {
         telemetry::continued(&span, options);
     }
     telemetry::record_json(&span, "input", shared);
     let frame = Site::new(Scope::Flow, meta.name.clone(), None, Some(env.run()));
-    Ok((span, frame))
+    Ok((span, frame, outermost))
+}
+
+/// Records the graph again when the run's outermost flow has ended, annotated
+/// with the run's statistics, if it collects them (`run_report`,
+/// `run_with`): whether the run succeeded or failed.
+fn record_run_graph(span: &Span, outermost: bool, shape: FlowShape<'_>, env: &RunEnv) {
+    if outermost && env.run().collects_stats() {
+        telemetry::record_graph(span, &RunGraph { root: shape, run: env.run() });
+    }
+}
+
+/// [`record_run_graph`] once `run` (the outermost flow's traced future)
+/// has finished.
+fn with_run_graph<'a>(
+    run: BoxFuture<'a, Result<Action, FlowError>>,
+    span: Span,
+    outermost: bool,
+    shape: FlowShape<'a>,
+    env: &'a RunEnv,
+) -> BoxFuture<'a, Result<Action, FlowError>> {
+    if !(outermost && env.run().collects_stats()) {
+        return run;
+    }
+    Box::pin(async move {
+        let result = run.await;
+        record_run_graph(&span, outermost, shape, env);
+        result
+    })
 }
 
 fn end<S: Serialize>(span: &Span, action: &Action, shared: &S) {
@@ -117,8 +159,8 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared)?;
-    within(&span, frame, || {
+    let (span, frame, outermost) = begin(meta, env, shared)?;
+    let result = within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let prep = if H::NOOP {
             hooks.prep(&ctx, shared).map_err(|e| FlowError::hook(name, Phase::Prep, e))?
@@ -133,7 +175,9 @@ pub(crate) fn run_flow_sync<S: Serialize, H: FlowHooks<S>>(
         };
         end(&span, &action, shared);
         Ok(action)
-    })
+    });
+    record_run_graph(&span, outermost, meta.shape(), env);
+    result
 }
 
 /// An async flow (or a sync flow inside one): `prep`, the walk, `post`.
@@ -151,12 +195,13 @@ where
     O: FlowHooksOps<S> + Send + 'a,
 {
     let name = meta.name;
-    let (span, frame) = match begin(meta, env, shared) {
+    let (span, frame, outermost) = match begin(meta, env, shared) {
         Ok(started) => started,
         Err(error) => return Box::pin(std::future::ready(Err(error))),
     };
     let flow_span = span.clone();
-    traced(span, frame, async move {
+    let graph_span = span.clone();
+    let run = traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
         let prep = if O::NOOP {
             hooks.prep(ctx, shared).await.map_err(|e| FlowError::hook(name, Phase::Prep, e))?
@@ -171,7 +216,8 @@ where
         };
         end(&flow_span, &action, shared);
         Ok(action)
-    })
+    });
+    with_run_graph(run, graph_span, outermost, meta.shape(), env)
 }
 
 /// A sync batch flow: `prep` gives the parameter sets; the graph runs once
@@ -185,8 +231,8 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
     shared: &S,
 ) -> Result<Action, FlowError> {
     let name = meta.name;
-    let (span, frame) = begin(meta, env, shared)?;
-    within(&span, frame, || {
+    let (span, frame, outermost) = begin(meta, env, shared)?;
+    let result = within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
         for (index, batch) in batches.iter().enumerate() {
@@ -196,7 +242,9 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
         let action = phase(telemetry::post_span(), name, Phase::Post, || hooks.post(&ctx, shared, batches))?;
         end(&span, &action, shared);
         Ok(action)
-    })
+    });
+    record_run_graph(&span, outermost, meta.shape(), env);
+    result
 }
 
 /// One parameter set of a batch flow, in its own `item` span.
@@ -230,12 +278,13 @@ where
     O: BatchHooksOps<S> + Send + 'a,
 {
     let name = meta.name;
-    let (span, frame) = match begin(meta, env, shared) {
+    let (span, frame, outermost) = match begin(meta, env, shared) {
         Ok(started) => started,
         Err(error) => return Box::pin(std::future::ready(Err(error))),
     };
     let flow_span = span.clone();
-    traced(span, frame, async move {
+    let graph_span = span.clone();
+    let run = traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
         let batches = async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?;
         match concurrency {
@@ -256,5 +305,6 @@ where
             async_node::phase(telemetry::post_span(), name, Phase::Post, hooks.post(ctx, shared, batches)).await?;
         end(&flow_span, &action, shared);
         Ok(action)
-    })
+    });
+    with_run_graph(run, graph_span, outermost, meta.shape(), env)
 }
