@@ -121,6 +121,12 @@ impl SpanRole {
         matches!(self, Self::Flow | Self::Node | Self::Item | Self::Composition)
     }
 
+    /// Whether the span is a phase of a flow or node, exported under its
+    /// owner's name.
+    pub(crate) fn is_phase(self) -> bool {
+        matches!(self, Self::Prep | Self::Exec | Self::Fallback | Self::Post | Self::Item)
+    }
+
     /// The schema name (`pocketflow.span`), for the engine's spans.
     pub(crate) fn schema_name(self) -> Option<&'static str> {
         Some(match self {
@@ -414,6 +420,11 @@ pub(crate) struct SpanRecord {
     /// `SpanId::INVALID` for a root.
     pub(crate) parent_id: SpanId,
     pub(crate) role: SpanRole,
+    /// The flow or node a span belongs to: a `flow` or `node` span's own
+    /// name, shared (one `Arc`) with the phase spans under it, which are
+    /// exported as `<owner>.<phase>` so that 27 `exec` spans can be told
+    /// apart. `None` for other spans, and for a phase outside any.
+    pub(crate) owner: Option<Arc<str>>,
     /// The span's callsite: its name (`flow`, `exec`, `my_function`) and target.
     pub(crate) metadata: &'static Metadata<'static>,
     pub(crate) start: SystemTime,
