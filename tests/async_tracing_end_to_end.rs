@@ -84,7 +84,12 @@ fn a_traced_flow_run_inside_another_flows_node_is_its_child_not_a_new_trace() {
     let trace = &traces[0];
     assert_eq!(trace.roots()[0].name, "MainFlow", "{}", trace.tree());
     let analysis = span(trace, "AnalysisFlow");
-    assert_eq!(trace.path(analysis), ["MainFlow", "RunsAnalysis", "RunsAnalysis.exec", "AnalysisFlow"], "{}", trace.tree());
+    assert_eq!(
+        trace.path(analysis),
+        ["MainFlow", "RunsAnalysis", "RunsAnalysis.exec", "AnalysisFlow"],
+        "{}",
+        trace.tree()
+    );
     // The root's run options are the trace's, on every span; the nested
     // flow's own options are its observation metadata.
     for span in &trace.spans {
@@ -141,7 +146,11 @@ fn a_flow_started_from_a_traceparent_header_continues_the_callers_trace() {
     );
     assert_eq!(traces.len(), 1, "the server's run joined the client's trace");
     let trace = &traces[0];
-    let exec = trace.spans.iter().find(|s| s.attr_str("pocketflow.span") == Some("exec") && trace.path(s)[0] == "Client").unwrap();
+    let exec = trace
+        .spans
+        .iter()
+        .find(|s| s.attr_str("pocketflow.span") == Some("exec") && trace.path(s)[0] == "Client")
+        .unwrap();
     let server = span(trace, "Server");
     assert_eq!(server.parent_span_id.as_deref(), Some(exec.span_id.as_str()), "{}", trace.tree());
     assert_eq!(trace.path(server), ["Client", "CallsOut", "CallsOut.exec", "Server"], "{}", trace.tree());

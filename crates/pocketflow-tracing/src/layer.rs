@@ -181,8 +181,14 @@ where
 /// Where a new span hangs.
 enum Parent {
     /// `owner` is the parent's, for a phase span to inherit.
-    Trace { trace: Arc<TraceInfo>, span_id: SpanId, owner: Option<Arc<str>> },
-    Unsampled { trace_id: TraceId },
+    Trace {
+        trace: Arc<TraceInfo>,
+        span_id: SpanId,
+        owner: Option<Arc<str>>,
+    },
+    Unsampled {
+        trace_id: TraceId,
+    },
     None,
 }
 

@@ -325,7 +325,11 @@ fn a_failed_node_marks_its_spans_and_the_flow_as_errors() {
     let trace = &traces[0];
     assert_well_formed(trace);
     let broken = span(trace, "Broken");
-    let exec = trace.children(&broken.span_id).into_iter().find(|s| s.attr_str("pocketflow.span") == Some("exec")).expect("Broken's exec");
+    let exec = trace
+        .children(&broken.span_id)
+        .into_iter()
+        .find(|s| s.attr_str("pocketflow.span") == Some("exec"))
+        .expect("Broken's exec");
     for span in [span(trace, "Doomed"), broken, exec] {
         assert_eq!(span.status.code, StatusCode::Error, "{}", span.name);
         assert!(span.status.message.contains("disk on fire"), "{}: {}", span.name, span.status.message);

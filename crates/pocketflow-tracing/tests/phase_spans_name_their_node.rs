@@ -87,7 +87,12 @@ fn a_sync_nodes_phases_are_named_after_it_and_user_spans_keep_their_names() {
     let flaky = span_named(&traces, "Flaky");
     assert_eq!(
         children(trace, flaky),
-        pairs(&[("Flaky.prep", "prep"), ("Flaky.exec", "exec"), ("Flaky.fallback", "fallback"), ("Flaky.post", "post")]),
+        pairs(&[
+            ("Flaky.prep", "prep"),
+            ("Flaky.exec", "exec"),
+            ("Flaky.fallback", "fallback"),
+            ("Flaky.post", "post")
+        ]),
         "{tree}"
     );
     // The flow and its nodes keep their own names; a user span inside exec
@@ -214,7 +219,12 @@ fn a_flows_own_hooks_and_items_are_named_after_the_flow() {
     let tree = trace.tree();
     assert_eq!(
         children(trace, batch),
-        pairs(&[("PerFile.prep", "prep"), ("PerFile.item", "item"), ("PerFile.item", "item"), ("PerFile.post", "post")]),
+        pairs(&[
+            ("PerFile.prep", "prep"),
+            ("PerFile.item", "item"),
+            ("PerFile.item", "item"),
+            ("PerFile.post", "post")
+        ]),
         "{tree}"
     );
     // A node run for an item owns its own phases.

@@ -341,7 +341,8 @@ fn performance_monitoring_switches_durations_and_slow_node_marks() {
         let measured = span.duration().as_secs_f64() * 1000.0;
         assert!((ms - measured).abs() < 0.01, "{name}: {ms} ms vs {measured} ms");
     }
-    let phases = all_spans(&on).filter(|s| s.attr_str("pocketflow.span").is_some_and(|p| ["prep", "exec", "post"].contains(&p)));
+    let phases =
+        all_spans(&on).filter(|s| s.attr_str("pocketflow.span").is_some_and(|p| ["prep", "exec", "post"].contains(&p)));
     let phases: Vec<_> = phases.collect();
     assert_eq!(phases.len(), 9, "Slow's, Quick's and Batch's");
     for span in phases {
