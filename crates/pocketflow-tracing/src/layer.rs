@@ -430,7 +430,7 @@ where
         };
         let start = SystemTime::now();
         let owner = match role {
-            SpanRole::Flow | SpanRole::Node => fields.str("name").map(Arc::from),
+            SpanRole::Flow | SpanRole::Node => fields.shared_name(),
             _ => inherited,
         };
 
@@ -457,7 +457,7 @@ where
                     parent_id = SpanId::from_bytes(remote.span_id());
                 }
                 let run = if starts_run { RunInfo::take_from(&mut fields) } else { None };
-                let name = Arc::from(fields.str("name").unwrap_or(meta.name()));
+                let name = fields.shared_name().unwrap_or_else(|| Arc::from(meta.name()));
                 (Arc::new(TraceInfo { trace_id, name, remote, run }), true)
             }
         };

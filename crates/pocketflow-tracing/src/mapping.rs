@@ -378,6 +378,7 @@ impl Mapper {
         for (key, value) in event.fields.0 {
             let value = match value {
                 FieldValue::Str(text) => FieldValue::Str(self.redactor.mask_text(text)),
+                FieldValue::Name(text) => FieldValue::Str(self.redactor.mask_text(text.to_string())),
                 other => other,
             };
             attributes.push(KeyValue::new(key, to_value(value)));
@@ -552,6 +553,7 @@ fn warning_text(event: &RecordedEvent) -> String {
 fn into_string(value: FieldValue) -> String {
     match value {
         FieldValue::Str(s) => s,
+        FieldValue::Name(s) => s.to_string(),
         other => other.to_string(),
     }
 }
@@ -559,6 +561,7 @@ fn into_string(value: FieldValue) -> String {
 fn to_value(value: FieldValue) -> Value {
     match value {
         FieldValue::Str(s) => Value::from(s),
+        FieldValue::Name(s) => Value::String(StringValue::from(s)),
         FieldValue::Static(s) => Value::from(s),
         FieldValue::I64(v) => Value::I64(v),
         FieldValue::U64(v) => i64::try_from(v).map_or_else(|_| Value::from(v.to_string()), Value::I64),

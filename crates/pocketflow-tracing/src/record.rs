@@ -147,6 +147,10 @@ impl SpanRole {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldValue {
     Str(String),
+    /// A name (`name`, `node`, `flow`, …), shared: a `flow` or `node`
+    /// span's name is also the owner of the phase spans under it, with no
+    /// copy of its own.
+    Name(Arc<str>),
     /// A string known at compile time (a lifecycle state): no allocation.
     Static(&'static str),
     I64(i64),
@@ -159,6 +163,7 @@ impl fmt::Display for FieldValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Str(s) => f.write_str(s),
+            Self::Name(s) => f.write_str(s),
             Self::Static(s) => f.write_str(s),
             Self::I64(v) => write!(f, "{v}"),
             Self::U64(v) => write!(f, "{v}"),
@@ -192,8 +197,17 @@ impl Fields {
     pub(crate) fn str(&self, name: &str) -> Option<&str> {
         match self.get(name)? {
             FieldValue::Str(s) => Some(s),
+            FieldValue::Name(s) => Some(s),
             FieldValue::Static(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// The `name` field, shared: a `flow` or `node` span's owner name.
+    pub(crate) fn shared_name(&self) -> Option<Arc<str>> {
+        match self.get("name")? {
+            FieldValue::Name(name) => Some(Arc::clone(name)),
+            other => Some(Arc::from(other.to_string())),
         }
     }
 
@@ -290,7 +304,7 @@ impl<'a> FieldRecorder<'a> {
         let value = match kind {
             TextKind::Skip => return,
             TextKind::Withheld => FieldValue::Static(""),
-            TextKind::Name => FieldValue::Str(bounded_name(&text())),
+            TextKind::Name => FieldValue::Name(bounded_name(&text())),
             TextKind::Whole => FieldValue::Str(text()),
             TextKind::Payload => FieldValue::Str(self.cap(field, text())),
         };
@@ -329,7 +343,7 @@ impl Visit for FieldRecorder<'_> {
         }
         match self.text_kind(field) {
             // Only the part kept is copied.
-            TextKind::Name => self.put(field.name(), FieldValue::Str(bounded_name(value))),
+            TextKind::Name => self.put(field.name(), FieldValue::Name(bounded_name(value))),
             kind => self.put_text_of_kind(field, kind, || value.to_owned()),
         }
     }
@@ -386,10 +400,10 @@ const NAME_CUT: &str = "…";
 
 /// `name`, or when it is longer than [`MAX_NAME_BYTES`] bytes its start,
 /// cut on a character boundary and marked with `…`, in at most
-/// [`MAX_NAME_BYTES`] bytes.
-fn bounded_name(name: &str) -> String {
+/// [`MAX_NAME_BYTES`] bytes. Made an `Arc` at once: one allocation.
+fn bounded_name(name: &str) -> Arc<str> {
     if name.len() <= MAX_NAME_BYTES {
-        return name.to_owned();
+        return Arc::from(name);
     }
     let mut cut = MAX_NAME_BYTES - NAME_CUT.len();
     while !name.is_char_boundary(cut) {
@@ -398,7 +412,7 @@ fn bounded_name(name: &str) -> String {
     let mut bounded = String::with_capacity(MAX_NAME_BYTES);
     bounded.push_str(&name[..cut]);
     bounded.push_str(NAME_CUT);
-    bounded
+    Arc::from(bounded)
 }
 
 /// An event recorded on a span.
