@@ -121,9 +121,31 @@ def check(project, expected, got):
                 node_span.get("parent_id") == root["context"]["span_id"],
                 f"node span {node!r} is not a child of {ROOT!r}",
             )
+    # A phase span is told by its pocketflow.span attribute, and named after
+    # the node (or flow) it belongs to: Classify.exec, also for an exec under
+    # one of Classify's items.
+    by_id = {s["context"]["span_id"]: s for s in got}
+
+    def phase_of(span):
+        phase = attrs(span).get("pocketflow.span")
+        return phase if phase in PHASES else None
+
+    def owner_of(span):
+        seen = set()
+        while (span := by_id.get(span.get("parent_id"))) is not None and span["context"]["span_id"] not in seen:
+            seen.add(span["context"]["span_id"])
+            if attrs(span).get("pocketflow.span") in ("node", "flow"):
+                return span["name"]
+        return None
+
+    phase_spans = [s for s in got if phase_of(s)]
     for phase in PHASES:
-        expect(phase in names, f"no {phase!r} phase span")
-    unexpected = sorted(set(names) - set(NODES) - set(PHASES) - {ROOT})
+        expect(any(phase_of(s) == phase for s in phase_spans), f"no {phase!r} phase span")
+    misnamed = sorted(
+        {(s["name"], f"{owner_of(s)}.{phase_of(s)}") for s in phase_spans if s["name"] != f"{owner_of(s)}.{phase_of(s)}"}
+    )
+    expect(not misnamed, f"phase spans not named after their node (name, expected): {misnamed}")
+    unexpected = sorted(set(names) - set(NODES) - {ROOT} - {s["name"] for s in phase_spans})
     expect(not unexpected, f"unexpected span names: {unexpected}")
 
     kinds = sorted({s.get("span_kind") for s in got})

@@ -155,15 +155,17 @@ def check(base, project, expected, got):
         depth = trace.depth()
         depths.append(depth)
         expect(depth >= 3, f"{where}: depth {depth}, expected at least 3 (flow > node > phase)")
-        # flow > node > phase, literally: a phase span whose parent is a node
-        # span whose parent is the root.
+        # flow > node > phase, literally: a phase span (told by its
+        # pocketflow.span attribute, named after its node: FetchSources.exec)
+        # whose parent is a node span whose parent is the root.
         chain = [
             s
             for s in trace.spans
-            if s["name"] in PHASES
+            if (phase := attrs(s).get("pocketflow.span")) in PHASES
             and (node := trace.parent(s)) is not None
             and node["name"] in RESEARCH_NODES
             and node.get("parent_id") == root["context"]["span_id"]
+            and s["name"] == f"{node['name']}.{phase}"
         ]
         expect(chain, f"{where}: no phase span under a node span under {RESEARCH_ROOT!r}")
         names = {s["name"] for s in trace.spans}
@@ -206,7 +208,7 @@ def check(base, project, expected, got):
     shared = {s: ids for s, ids in run_sessions.items() if len(ids) > 1}
     expect(not shared, f"research runs share a session: {shared}")
     expect(
-        any(t.named("fallback") for t in research),
+        any(attrs(s).get("pocketflow.span") == "fallback" for t in research for s in t.spans),
         "no research trace has a 'fallback' span (the quantum run falls back to a cached answer)",
     )
 

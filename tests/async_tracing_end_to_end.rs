@@ -84,7 +84,12 @@ fn a_traced_flow_run_inside_another_flows_node_is_its_child_not_a_new_trace() {
     let trace = &traces[0];
     assert_eq!(trace.roots()[0].name, "MainFlow", "{}", trace.tree());
     let analysis = span(trace, "AnalysisFlow");
-    assert_eq!(trace.path(analysis), ["MainFlow", "RunsAnalysis", "exec", "AnalysisFlow"], "{}", trace.tree());
+    assert_eq!(
+        trace.path(analysis),
+        ["MainFlow", "RunsAnalysis", "RunsAnalysis.exec", "AnalysisFlow"],
+        "{}",
+        trace.tree()
+    );
     // The root's run options are the trace's, on every span; the nested
     // flow's own options are its observation metadata.
     for span in &trace.spans {
@@ -141,10 +146,14 @@ fn a_flow_started_from_a_traceparent_header_continues_the_callers_trace() {
     );
     assert_eq!(traces.len(), 1, "the server's run joined the client's trace");
     let trace = &traces[0];
-    let exec = trace.spans.iter().find(|s| s.name == "exec" && trace.path(s)[0] == "Client").unwrap();
+    let exec = trace
+        .spans
+        .iter()
+        .find(|s| s.attr_str("pocketflow.span") == Some("exec") && trace.path(s)[0] == "Client")
+        .unwrap();
     let server = span(trace, "Server");
     assert_eq!(server.parent_span_id.as_deref(), Some(exec.span_id.as_str()), "{}", trace.tree());
-    assert_eq!(trace.path(server), ["Client", "CallsOut", "exec", "Server"], "{}", trace.tree());
+    assert_eq!(trace.path(server), ["Client", "CallsOut", "CallsOut.exec", "Server"], "{}", trace.tree());
     let continued = server.events.iter().find(|e| e.name == "pocketflow.context").expect("a context event");
     assert_eq!(continued.attributes.get("action").and_then(|v| v.as_str()), Some("continued"));
 }
@@ -217,7 +226,7 @@ fn a_timeout_is_an_event_where_it_fired_and_the_work_under_it_ends_cancelled() {
         },
     );
     let trace = &traces[0];
-    let exec = trace.spans.iter().find(|s| trace.path(s) == ["Guarded", "Deadline", "exec"]).unwrap();
+    let exec = trace.spans.iter().find(|s| trace.path(s) == ["Guarded", "Deadline", "Deadline.exec"]).unwrap();
     let timeout = exec.events.iter().find(|e| e.name == "pocketflow.timeout").expect("timeout event");
     assert_eq!(timeout.attributes.get("after_ms").and_then(|v| v.as_i64()), Some(50));
     for name in ["Slow", "Crawl"] {

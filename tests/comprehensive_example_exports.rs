@@ -77,7 +77,10 @@ fn concurrent_research_runs_export_separate_whole_traces_with_suspend_and_resume
         }
     }
     assert_eq!(sessions.len(), 3, "each run has its own session: {sessions:?}");
-    assert!(research.iter().any(|t| t.spans.iter().any(|s| s.name == "fallback")), "the quantum run falls back");
+    assert!(
+        research.iter().any(|t| t.spans.iter().any(|s| s.attr_str("pocketflow.span") == Some("fallback"))),
+        "the quantum run falls back"
+    );
 
     let follow_ups = traces.iter().find(|t| t.roots().first().is_some_and(|r| r.name == "FollowUps")).unwrap();
     assert_eq!(follow_ups.roots()[0].attr_str("pocketflow.composition.kind"), Some("batch"));

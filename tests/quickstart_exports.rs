@@ -111,3 +111,52 @@ fn an_invalid_variable_stops_the_program_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("OTEL_TRACES_SAMPLER"), "{stderr}");
 }
+
+/// The quickstart's trace as Langfuse and Jaeger list it: each phase span
+/// named after its node (an `exec` under one of `Classify`'s items is
+/// `Classify.exec`), the phase alone in `pocketflow.span`.
+#[test]
+fn phase_spans_are_exported_under_their_nodes_names() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let endpoint = receiver.endpoint();
+    run(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    let trace = single_trace(&receiver);
+    let tree = trace.tree();
+    let expected = "\
+TicketTriage
+  LoadTickets
+    LoadTickets.prep
+    LoadTickets.exec
+    LoadTickets.post
+  Classify
+    Classify.prep
+    Classify.item
+      Classify.exec
+    Classify.item
+      Classify.exec
+    Classify.item
+      Classify.exec
+    Classify.post
+  DraftRefunds
+    DraftRefunds.prep
+    DraftRefunds.exec
+    DraftRefunds.exec
+    DraftRefunds.exec
+    DraftRefunds.post
+  Summarize
+    Summarize.prep
+    Summarize.exec
+    Summarize.exec
+    Summarize.fallback
+    Summarize.post
+";
+    assert_eq!(tree.trim_end(), expected.trim_end(), "{tree}");
+    for span in &trace.spans {
+        let phase = span.attr_str("pocketflow.span").unwrap();
+        if let Some((_, suffix)) = span.name.split_once('.') {
+            assert_eq!(suffix, phase, "{}", span.name);
+        } else {
+            assert!(["flow", "node"].contains(&phase), "{}: {phase}", span.name);
+        }
+    }
+}

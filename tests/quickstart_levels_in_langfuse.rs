@@ -43,7 +43,7 @@ fn message(span: &ReceivedSpan) -> &str {
 fn attempts<'a>(trace: &'a ReceivedTrace, node: &str) -> Vec<&'a ReceivedSpan> {
     let node = trace.spans.iter().find(|s| s.name == node).unwrap();
     let mut execs: Vec<&ReceivedSpan> =
-        trace.children(&node.span_id).into_iter().filter(|s| s.name == "exec").collect();
+        trace.children(&node.span_id).into_iter().filter(|s| s.attr_str("pocketflow.span") == Some("exec")).collect();
     execs.sort_by_key(|s| s.attributes.get("pocketflow.attempt").and_then(|a| a.as_i64()));
     execs
 }

@@ -172,7 +172,7 @@ async fn a_thousand_flows_with_sub_tasks_half_dropped_export_whole_traces_and_le
         // Every run's sub-task ran (a dropped run's was aborted mid-wait).
         let download = trace.spans.iter().find(|s| s.name == "download");
         let download = download.unwrap_or_else(|| panic!("the sub-task's span is missing:\n{}", trace.tree()));
-        assert_eq!(trace.path(download), [name.as_str(), "Fetch", "exec", "download"], "{}", trace.tree());
+        assert_eq!(trace.path(download), [name.as_str(), "Fetch", "Fetch.exec", "download"], "{}", trace.tree());
         let statuses: Vec<&str> = trace.spans.iter().map(|s| s.status.message.as_str()).collect();
         if i % 2 == 1 {
             // Dropped mid-`Fetch`: the root, `Fetch` and its `exec` end

@@ -142,7 +142,7 @@ mod tests {
             trace_id: TRACE.into(),
             spans: vec![
                 span("00000000000000a1", None, "Flow"),
-                span("00000000000000b2", Some("00000000000000a1"), "exec"),
+                span("00000000000000b2", Some("00000000000000a1"), "Flow.exec"),
             ],
         }
     }
@@ -164,9 +164,9 @@ mod tests {
             "spans": [
                 {"traceID": TRACE, "spanID": "a1", "operationName": "Flow", "references": [],
                  "tags": tags("Flow"), "logs": logs, "processID": "p1"},
-                {"traceID": TRACE, "spanID": "b2", "operationName": "exec",
+                {"traceID": TRACE, "spanID": "b2", "operationName": "Flow.exec",
                  "references": [{"refType": "CHILD_OF", "traceID": TRACE, "spanID": "a1"}],
-                 "tags": tags("exec"), "logs": logs, "processID": "p1"}
+                 "tags": tags("Flow.exec"), "logs": logs, "processID": "p1"}
             ],
             "processes": {"p1": {"serviceName": "e2e", "tags": []}}
         });
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_different_name_service_attribute_or_event_fails() {
-        let message = problem(|t| t["spans"][1]["operationName"] = "prep".into());
+        let message = problem(|t| t["spans"][1]["operationName"] = "Flow.prep".into());
         assert!(message.contains("operation name"), "{message}");
         let message = problem(|t| t["processes"]["p1"]["serviceName"] = "other".into());
         assert!(message.contains("service"), "{message}");

@@ -109,6 +109,15 @@
     with a plain text search (and so could be fooled by an escaped quote).
     registry_only was not re-measured.
 
+    After phase spans carry their node's name (issue 11: `Classify.exec`),
+    same measurement on 2026-12-04 against the commit before it, built
+    and run back to back: pocketflow_tracing 8,599 Ir per span on the
+    application thread against 8,492 (+1.3%: the owner's `Arc` cloned into
+    each phase record, a larger record to move; a node's name is recorded
+    as a shared `Arc<str>` that is also the owner, so no extra allocation);
+    export thread 6,859 against 6,407 (+7%: the `<node>.<phase>` name
+    built for 30 of the 41 spans).
+
     To reproduce the instruction counts: CARGO_PROFILE_BENCH_DEBUG=true cargo
     bench -p pocketflow-tracing --bench layer_overhead --no-run, then run the
     binary under valgrind with `--bench --exact --profile-time 2

@@ -107,6 +107,8 @@ enum SpanState {
     Inside {
         trace: Arc<TraceInfo>,
         span_id: SpanId,
+        /// The owner its children inherit (see [`SpanRecord::owner`]).
+        owner: Option<Arc<str>>,
     },
     /// In a trace the sampler (or the remote caller) dropped; the id is
     /// kept so that the decision can be propagated.
@@ -178,8 +180,15 @@ where
 
 /// Where a new span hangs.
 enum Parent {
-    Trace { trace: Arc<TraceInfo>, span_id: SpanId },
-    Unsampled { trace_id: TraceId },
+    /// `owner` is the parent's, for a phase span to inherit.
+    Trace {
+        trace: Arc<TraceInfo>,
+        span_id: SpanId,
+        owner: Option<Arc<str>>,
+    },
+    Unsampled {
+        trace_id: TraceId,
+    },
     None,
 }
 
@@ -295,18 +304,26 @@ fn low_bytes(trace_id: TraceId) -> [u8; 8] {
     low
 }
 
-/// The nearest ancestor with a state, and what it says.
-fn parent_of<S>(span: &SpanRef<'_, S>, layer: u64) -> Parent
+/// The nearest ancestor with a state, and what it says. With `phase`, the
+/// owner it gives its children is cloned along (one atomic increment);
+/// other spans have no use for it.
+fn parent_of<S>(span: &SpanRef<'_, S>, layer: u64, phase: bool) -> Parent
 where
     S: for<'a> LookupSpan<'a>,
 {
     let mut next = span.parent();
     while let Some(ancestor) = next {
         let parent = state_of(&ancestor, layer, |state| match state {
-            Some(SpanState::Recorded(record)) => {
-                Parent::Trace { trace: Arc::clone(&record.trace), span_id: record.span_id }
-            }
-            Some(SpanState::Inside { trace, span_id }) => Parent::Trace { trace: Arc::clone(trace), span_id: *span_id },
+            Some(SpanState::Recorded(record)) => Parent::Trace {
+                trace: Arc::clone(&record.trace),
+                span_id: record.span_id,
+                owner: if phase { record.owner.clone() } else { None },
+            },
+            Some(SpanState::Inside { trace, span_id, owner }) => Parent::Trace {
+                trace: Arc::clone(trace),
+                span_id: *span_id,
+                owner: if phase { owner.clone() } else { None },
+            },
             Some(SpanState::Unsampled { trace_id }) => Parent::Unsampled { trace_id: *trace_id },
             Some(SpanState::Closed) | None => Parent::None,
         });
@@ -360,7 +377,7 @@ where
     });
     match own {
         Some(in_trace) => in_trace,
-        None => matches!(parent_of(span, layer), Parent::Trace { .. }),
+        None => matches!(parent_of(span, layer, false), Parent::Trace { .. }),
     }
 }
 
@@ -381,23 +398,25 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let parent = parent_of(&span, state.id);
-        let (trace, mut parent_id) = match parent {
+        let parent = parent_of(&span, state.id, role.is_phase());
+        let (trace, mut parent_id, inherited) = match parent {
             Parent::Unsampled { trace_id } => {
                 insert(&span, state.id, SpanState::Unsampled { trace_id });
                 return;
             }
-            Parent::Trace { trace, span_id } => (Some(trace), span_id),
+            Parent::Trace { trace, span_id, owner } => (Some(trace), span_id, owner),
             // A user's span outside any flow is not ours to record, nor is
             // a composition when compositions are off: the flows under it
             // start their own traces.
             Parent::None if role == SpanRole::User || !state.role_recorded(role) => return,
-            Parent::None => (None, SpanId::INVALID),
+            Parent::None => (None, SpanId::INVALID, None),
         };
         if let Some(trace) = &trace
             && !state.role_recorded(role)
         {
-            insert(&span, state.id, SpanState::Inside { trace: Arc::clone(trace), span_id: parent_id });
+            // A phase switched off: what it would have owned is its parent's.
+            let inside = SpanState::Inside { trace: Arc::clone(trace), span_id: parent_id, owner: inherited };
+            insert(&span, state.id, inside);
             return;
         }
 
@@ -410,6 +429,10 @@ where
             recorder.finish()
         };
         let start = SystemTime::now();
+        let owner = match role {
+            SpanRole::Flow | SpanRole::Node => fields.shared_name(),
+            _ => inherited,
+        };
 
         let (trace, root) = match trace {
             Some(trace) => (trace, false),
@@ -434,7 +457,7 @@ where
                     parent_id = SpanId::from_bytes(remote.span_id());
                 }
                 let run = if starts_run { RunInfo::take_from(&mut fields) } else { None };
-                let name = Arc::from(fields.str("name").unwrap_or(meta.name()));
+                let name = fields.shared_name().unwrap_or_else(|| Arc::from(meta.name()));
                 (Arc::new(TraceInfo { trace_id, name, remote, run }), true)
             }
         };
@@ -465,6 +488,7 @@ where
             span_id: state.ids.new_span_id(),
             parent_id,
             role,
+            owner,
             metadata: meta,
             start,
             end: start,
@@ -620,7 +644,7 @@ impl PocketflowLayer {
         while let Some(current) = next {
             let found = state_of(&current, layer, |state| match state {
                 Some(SpanState::Recorded(record)) => Some((record.trace.trace_id, record.span_id, true)),
-                Some(SpanState::Inside { trace, span_id }) => Some((trace.trace_id, *span_id, true)),
+                Some(SpanState::Inside { trace, span_id, .. }) => Some((trace.trace_id, *span_id, true)),
                 Some(SpanState::Unsampled { trace_id }) => Some((*trace_id, SpanId::INVALID, false)),
                 Some(SpanState::Closed) | None => None,
             });

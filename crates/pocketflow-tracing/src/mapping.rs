@@ -8,7 +8,7 @@
 //! | lifecycle stats | `pocketflow.lifecycle.*` |
 //! | a root's run options | trace-wide (merged with the config's); on a nested flow, observation metadata |
 //! | `traceparent`, `links` | the remote parent (honoured when the span started), span links |
-//! | phase spans | named `prep`, `exec`, `fallback`, `post`, `item` |
+//! | phase spans | named after their flow or node and the phase: `Classify.prep`, `Classify.exec`, `Classify.fallback`, `Classify.post`, `Classify.item` (an `exec` under an item of `Classify` is `Classify.exec`; a flow's own hooks are `<flow>.prep`/`<flow>.post`); the phase alone is `pocketflow.span` |
 //! | `input`/`output` | `langfuse.observation.input/output` and `input.value`/`output.value` (JSON strings) |
 //! | `error` | status ERROR with the message, and an `exception` event |
 //! | root span | `langfuse.trace.name` |
@@ -32,7 +32,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use pocketflow::TraceParent;
 use pocketflow::telemetry::event_names;
 
-use crate::config::{ObservationType, TraceAttributes, TracingConfig};
+use crate::config::{MAX_NAME_BYTES, ObservationType, TraceAttributes, TracingConfig};
 use crate::diagnostics;
 use crate::record::{FieldValue, Fields, FinishedSpan, RecordedEvent, RunInfo, SpanRole, TraceInfo};
 use crate::redact::Redactor;
@@ -115,7 +115,7 @@ impl Mapper {
         let fields = record.fields;
         let mut attributes = Vec::with_capacity(fields.0.len() + self.trace_attributes.len() + 8);
 
-        let name = span_name(role, record.metadata.name(), &fields);
+        let name = span_name(role, record.metadata.name(), record.owner.as_deref(), &fields);
         let observation = self.observation_type(role, &fields, &name);
         attributes.push(KeyValue::new("langfuse.observation.type", observation.as_str()));
         attributes.push(KeyValue::new("openinference.span.kind", observation.openinference_kind()));
@@ -406,6 +406,7 @@ impl Mapper {
         for (key, value) in event.fields.0 {
             let value = match value {
                 FieldValue::Str(text) => FieldValue::Str(self.redactor.mask_text(text)),
+                FieldValue::Name(text) => FieldValue::Str(self.redactor.mask_text(text.to_string())),
                 other => other,
             };
             attributes.push(KeyValue::new(key, to_value(value)));
@@ -511,7 +512,12 @@ fn remote_context(parent: TraceParent) -> SpanContext {
     )
 }
 
-fn span_name(role: SpanRole, meta_name: &'static str, fields: &Fields) -> Cow<'static, str> {
+/// A span's exported name: a flow's, node's, composition's or generation's
+/// own name; a phase's prefixed with its flow's or node's (`Classify.exec`),
+/// so that Langfuse's list of observations and Jaeger's list of operations
+/// tell one node's phases from another's (the phase alone is the
+/// `pocketflow.span` attribute); any other span's as it was opened.
+fn span_name(role: SpanRole, meta_name: &'static str, owner: Option<&str>, fields: &Fields) -> Cow<'static, str> {
     if let Some(name) = fields.str("otel.name") {
         return Cow::Owned(name.to_owned());
     }
@@ -520,8 +526,34 @@ fn span_name(role: SpanRole, meta_name: &'static str, fields: &Fields) -> Cow<'s
             Some(name) => Cow::Owned(name.to_owned()),
             None => Cow::Borrowed(meta_name),
         },
+        _ if role.is_phase() => match owner {
+            Some(owner) => Cow::Owned(phase_name(owner, meta_name)),
+            None => Cow::Borrowed(meta_name),
+        },
         _ => Cow::Borrowed(meta_name),
     }
+}
+
+/// `<owner>.<phase>`, within [`MAX_NAME_BYTES`]: an owner too long for it
+/// is cut on a character boundary and marked, so that the phase still shows.
+fn phase_name(owner: &str, phase: &str) -> String {
+    const CUT: &str = "…";
+    let mut name = String::with_capacity((owner.len() + 1 + phase.len()).min(MAX_NAME_BYTES));
+    if owner.len() + 1 + phase.len() <= MAX_NAME_BYTES {
+        name.push_str(owner);
+    } else {
+        // An owner already cut keeps one mark.
+        let owner = owner.strip_suffix(CUT).unwrap_or(owner);
+        let mut cut = MAX_NAME_BYTES.saturating_sub(1 + phase.len() + CUT.len()).min(owner.len());
+        while !owner.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.push_str(&owner[..cut]);
+        name.push_str(CUT);
+    }
+    name.push('.');
+    name.push_str(phase);
+    name
 }
 
 fn is_null(value: &FieldValue) -> bool {
@@ -549,6 +581,7 @@ fn warning_text(event: &RecordedEvent) -> String {
 fn into_string(value: FieldValue) -> String {
     match value {
         FieldValue::Str(s) => s,
+        FieldValue::Name(s) => s.to_string(),
         other => other.to_string(),
     }
 }
@@ -556,6 +589,7 @@ fn into_string(value: FieldValue) -> String {
 fn to_value(value: FieldValue) -> Value {
     match value {
         FieldValue::Str(s) => Value::from(s),
+        FieldValue::Name(s) => Value::String(StringValue::from(s)),
         FieldValue::Static(s) => Value::from(s),
         FieldValue::I64(v) => Value::I64(v),
         FieldValue::U64(v) => i64::try_from(v).map_or_else(|_| Value::from(v.to_string()), Value::I64),

@@ -121,6 +121,12 @@ impl SpanRole {
         matches!(self, Self::Flow | Self::Node | Self::Item | Self::Composition)
     }
 
+    /// Whether the span is a phase of a flow or node, exported under its
+    /// owner's name.
+    pub(crate) fn is_phase(self) -> bool {
+        matches!(self, Self::Prep | Self::Exec | Self::Fallback | Self::Post | Self::Item)
+    }
+
     /// The schema name (`pocketflow.span`), for the engine's spans.
     pub(crate) fn schema_name(self) -> Option<&'static str> {
         Some(match self {
@@ -141,6 +147,10 @@ impl SpanRole {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldValue {
     Str(String),
+    /// A name (`name`, `node`, `flow`, …), shared: a `flow` or `node`
+    /// span's name is also the owner of the phase spans under it, with no
+    /// copy of its own.
+    Name(Arc<str>),
     /// A string known at compile time (a lifecycle state): no allocation.
     Static(&'static str),
     I64(i64),
@@ -153,6 +163,7 @@ impl fmt::Display for FieldValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Str(s) => f.write_str(s),
+            Self::Name(s) => f.write_str(s),
             Self::Static(s) => f.write_str(s),
             Self::I64(v) => write!(f, "{v}"),
             Self::U64(v) => write!(f, "{v}"),
@@ -186,8 +197,17 @@ impl Fields {
     pub(crate) fn str(&self, name: &str) -> Option<&str> {
         match self.get(name)? {
             FieldValue::Str(s) => Some(s),
+            FieldValue::Name(s) => Some(s),
             FieldValue::Static(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// The `name` field, shared: a `flow` or `node` span's owner name.
+    pub(crate) fn shared_name(&self) -> Option<Arc<str>> {
+        match self.get("name")? {
+            FieldValue::Name(name) => Some(Arc::clone(name)),
+            other => Some(Arc::from(other.to_string())),
         }
     }
 
@@ -284,7 +304,7 @@ impl<'a> FieldRecorder<'a> {
         let value = match kind {
             TextKind::Skip => return,
             TextKind::Withheld => FieldValue::Static(""),
-            TextKind::Name => FieldValue::Str(bounded_name(&text())),
+            TextKind::Name => FieldValue::Name(bounded_name(&text())),
             TextKind::Whole => FieldValue::Str(text()),
             TextKind::Payload => FieldValue::Str(self.cap(field, text())),
         };
@@ -323,7 +343,7 @@ impl Visit for FieldRecorder<'_> {
         }
         match self.text_kind(field) {
             // Only the part kept is copied.
-            TextKind::Name => self.put(field.name(), FieldValue::Str(bounded_name(value))),
+            TextKind::Name => self.put(field.name(), FieldValue::Name(bounded_name(value))),
             kind => self.put_text_of_kind(field, kind, || value.to_owned()),
         }
     }
@@ -380,10 +400,10 @@ const NAME_CUT: &str = "…";
 
 /// `name`, or when it is longer than [`MAX_NAME_BYTES`] bytes its start,
 /// cut on a character boundary and marked with `…`, in at most
-/// [`MAX_NAME_BYTES`] bytes.
-fn bounded_name(name: &str) -> String {
+/// [`MAX_NAME_BYTES`] bytes. Made an `Arc` at once: one allocation.
+fn bounded_name(name: &str) -> Arc<str> {
     if name.len() <= MAX_NAME_BYTES {
-        return name.to_owned();
+        return Arc::from(name);
     }
     let mut cut = MAX_NAME_BYTES - NAME_CUT.len();
     while !name.is_char_boundary(cut) {
@@ -392,7 +412,7 @@ fn bounded_name(name: &str) -> String {
     let mut bounded = String::with_capacity(MAX_NAME_BYTES);
     bounded.push_str(&name[..cut]);
     bounded.push_str(NAME_CUT);
-    bounded
+    Arc::from(bounded)
 }
 
 /// An event recorded on a span.
@@ -414,6 +434,11 @@ pub(crate) struct SpanRecord {
     /// `SpanId::INVALID` for a root.
     pub(crate) parent_id: SpanId,
     pub(crate) role: SpanRole,
+    /// The flow or node a span belongs to: a `flow` or `node` span's own
+    /// name, shared (one `Arc`) with the phase spans under it, which are
+    /// exported as `<owner>.<phase>` so that 27 `exec` spans can be told
+    /// apart. `None` for other spans, and for a phase outside any.
+    pub(crate) owner: Option<Arc<str>>,
     /// The span's callsite: its name (`flow`, `exec`, `my_function`) and target.
     pub(crate) metadata: &'static Metadata<'static>,
     pub(crate) start: SystemTime,

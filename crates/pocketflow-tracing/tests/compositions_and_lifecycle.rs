@@ -159,7 +159,7 @@ fn a_composition_inside_a_flow_hangs_under_it_in_the_flows_trace() {
     let tree = trace.tree();
     let fanout = span_named(&traces, "Fanout");
     let path: Vec<String> = trace.path(fanout);
-    assert_eq!(path, ["Outer", "Compose", "exec", "Fanout"], "{tree}");
+    assert_eq!(path, ["Outer", "Compose", "Compose.exec", "Fanout"], "{tree}");
     let flows: Vec<&str> = trace.children(&fanout.span_id).iter().map(|s| s.name.as_str()).collect();
     assert_eq!(flows, ["A", "B"], "{tree}");
     assert_eq!(fanout.attr_str("langfuse.trace.name"), Some("Outer"));
@@ -246,7 +246,7 @@ fn lifecycle_stats_recorded_at_the_end_become_lifecycle_attributes() {
     );
     // Every wait suspends each run it is inside once; a run that completed
     // was polled once more than it was suspended.
-    for (name, suspensions) in [("C", 6), ("F", 5), ("N", 4), ("item", 3), ("Pause", 1)] {
+    for (name, suspensions) in [("C", 6), ("F", 5), ("N", 4), ("N.item", 3), ("Pause", 1)] {
         let span = span_named(&traces, name);
         let (polls, suspended, running_ms, suspended_ms) = stats(span);
         assert_eq!((polls, suspended), (Some(suspensions + 1), Some(suspensions)), "{name}");

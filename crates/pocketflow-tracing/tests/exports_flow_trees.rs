@@ -275,10 +275,10 @@ fn grpc_export_is_one_well_formed_trace_per_run() {
         let ask = span(trace, "Ask");
         assert_eq!(ask.attr_str("langfuse.observation.type"), Some("span"));
         assert_eq!(ask.attr_str("pocketflow.action"), Some("checked"));
-        assert_eq!(children_names(trace, ask), ["prep", "exec", "post"]);
+        assert_eq!(children_names(trace, ask), ["Ask.prep", "Ask.exec", "Ask.post"]);
 
         let flaky = span(trace, "Flaky");
-        assert_eq!(children_names(trace, flaky), ["prep", "exec", "exec", "post"]);
+        assert_eq!(children_names(trace, flaky), ["Flaky.prep", "Flaky.exec", "Flaky.exec", "Flaky.post"]);
         let execs = trace.children(&flaky.span_id);
         let (first, second) = (execs[1], execs[2]);
         assert_eq!(first.attr("pocketflow.attempt").and_then(|v| v.as_i64()), Some(0));
@@ -413,7 +413,11 @@ fn a_failed_node_marks_its_spans_and_the_flow_as_errors() {
     let trace = &traces[0];
     assert_well_formed(trace);
     let broken = span(trace, "Broken");
-    let exec = trace.children(&broken.span_id).into_iter().find(|s| s.name == "exec").expect("Broken's exec");
+    let exec = trace
+        .children(&broken.span_id)
+        .into_iter()
+        .find(|s| s.attr_str("pocketflow.span") == Some("exec"))
+        .expect("Broken's exec");
     for span in [span(trace, "Doomed"), broken, exec] {
         assert_eq!(span.status.code, StatusCode::Error, "{}", span.name);
         assert!(span.status.message.contains("disk on fire"), "{}: {}", span.name, span.status.message);
@@ -426,7 +430,7 @@ fn a_failed_node_marks_its_spans_and_the_flow_as_errors() {
         .map(|s| s.name.as_str())
         .collect();
     // The default fallback re-raises: that is where the failure surfaces.
-    assert_eq!(reported, ["fallback"], "the failure is reported once, where it happened");
+    assert_eq!(reported, ["Broken.fallback"], "the failure is reported once, where it happened");
     assert_eq!(span(trace, "Ask").status.code, StatusCode::Unset);
 }
 
@@ -447,9 +451,9 @@ fn switches_leave_out_inputs_outputs_and_phases() {
     let trace = &receiver.traces()[0];
     assert_eq!(trace.roots().len(), 1);
     assert!(trace.orphans().is_empty(), "{}", trace.tree());
-    let names: BTreeSet<&str> = trace.spans.iter().map(|s| s.name.as_str()).collect();
-    assert!(!names.contains("prep") && !names.contains("post"), "{names:?}");
-    assert_eq!(children_names(trace, span(trace, "Ask")), ["exec"]);
+    let phases: BTreeSet<&str> = trace.spans.iter().filter_map(|s| s.attr_str("pocketflow.span")).collect();
+    assert_eq!(phases, BTreeSet::from(["flow", "node", "exec"]), "{}", trace.tree());
+    assert_eq!(children_names(trace, span(trace, "Ask")), ["Ask.exec"]);
     for span in &trace.spans {
         for key in ["langfuse.observation.input", "langfuse.observation.output", "input.value", "output.value"] {
             assert!(span.attr(key).is_none(), "{} has {key}", span.name);
@@ -516,7 +520,7 @@ fn generations_carry_gen_ai_attributes_and_configured_types_apply() {
     assert_eq!(span(trace, "Assistant").attr_str("openinference.span.kind"), Some("AGENT"));
     assert_eq!(span(trace, "CallModel").attr_str("langfuse.observation.type"), Some("tool"));
     let generation = span(trace, "chat gpt-4o-mini");
-    assert_eq!(trace.parent(generation).map(|p| p.name.as_str()), Some("exec"));
+    assert_eq!(trace.parent(generation).map(|p| p.name.as_str()), Some("CallModel.exec"));
     assert_eq!(generation.attr_str("langfuse.observation.type"), Some("generation"));
     assert_eq!(generation.attr_str("openinference.span.kind"), Some("LLM"));
     assert_eq!(generation.attr_str("gen_ai.operation.name"), Some("chat"));

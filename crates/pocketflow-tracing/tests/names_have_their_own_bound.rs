@@ -86,7 +86,10 @@ fn a_name_longer_than_the_bound_is_cut_on_a_character_boundary_and_marked() {
         },
     );
     let spans: Vec<_> = traces.iter().flat_map(|t| &t.spans).collect();
-    let cut: Vec<_> = spans.iter().filter(|s| s.name.starts_with('é')).collect();
+    let cut: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name.starts_with('é') && matches!(s.attr_str("pocketflow.span"), Some("flow" | "node")))
+        .collect();
     assert_eq!(cut.len(), 2, "the flow and its first node");
     for span in cut {
         assert!(span.name.len() <= MAX_NAME_BYTES, "{} bytes", span.name.len());
@@ -97,4 +100,18 @@ fn a_name_longer_than_the_bound_is_cut_on_a_character_boundary_and_marked() {
     }
     let exact = span_named(&traces, &short);
     assert_eq!(exact.name.len(), MAX_NAME_BYTES, "a name of exactly the bound is kept whole");
+
+    // A phase is named `<node>.<phase>` within the bound too: its node's
+    // name is cut further (one mark), so that the phase still shows.
+    let phases: Vec<_> = spans.iter().filter(|s| s.attr_str("pocketflow.span") == Some("exec")).collect();
+    assert_eq!(phases.len(), 2, "one exec per node");
+    for span in phases {
+        assert!(span.name.len() <= MAX_NAME_BYTES, "{} bytes: {}", span.name.len(), span.name);
+        let owner = span.name.strip_suffix(".exec").expect("named after its node");
+        let kept = owner.strip_suffix('…').expect("the node's name, cut and marked once");
+        assert!(!kept.ends_with('…'), "one mark: {}", span.name);
+        assert!(kept.len() > MAX_NAME_BYTES - 16, "cut near the bound: {} bytes", span.name.len());
+        let node = if kept.starts_with('é') { &long } else { &short };
+        assert!(node.starts_with(kept), "a prefix of the node's name: {}", span.name);
+    }
 }

@@ -85,7 +85,7 @@ fn trace_async_context_switches_context_events() {
         flow.start(SpawnsFetch);
         block_on(flow.run(&SharedStore::new())).unwrap();
     });
-    let exec = span_named(&on, "exec");
+    let exec = span_named(&on, "SpawnsFetch.exec");
     let context: Vec<_> = exec.events.iter().filter(|e| e.name == "pocketflow.context").collect();
     assert_eq!(context.len(), 1, "{:?}", event_names(exec));
     assert_eq!(context[0].attributes.get("action").and_then(AttrValue::as_str), Some("spawned"));
@@ -149,7 +149,7 @@ fn trace_concurrent_flows_switches_composition_spans_and_the_concurrent_runs_att
     assert_eq!(on.len(), 2, "Outer's trace and Top's");
     let outer = span_named(&on, "Outer");
     let fan = child(&on, outer, "Fan");
-    let fan_exec = child(&on, fan, "exec");
+    let fan_exec = child(&on, fan, "Fan.exec");
     let inner = child(&on, fan_exec, "Inner");
     assert_eq!(inner.attr_str("pocketflow.span"), Some("composition"));
     for name in ["A", "B"] {
@@ -177,7 +177,7 @@ fn trace_concurrent_flows_switches_composition_spans_and_the_concurrent_runs_att
         assert!(span.attr("pocketflow.concurrent_runs").is_none() && span.attr("concurrent").is_none());
     }
     let outer = span_named(&off, "Outer");
-    let fan_exec = child(&off, child(&off, outer, "Fan"), "exec");
+    let fan_exec = child(&off, child(&off, outer, "Fan"), "Fan.exec");
     assert!(
         lifecycle_states(fan_exec).is_empty(),
         "a switched-off composition's transitions are not its parent's: {:?}",
@@ -243,20 +243,20 @@ fn async_error_recovery_switches_async_error_events_and_error_type() {
 
     // The engine reports exec's failure, handed back by the fallback, in
     // the fallback span.
-    let fallback = span_named(&on, "fallback");
+    let fallback = span_named(&on, "N.fallback");
     assert_eq!(error_type_of(fallback, "pocketflow.error"), Some("timeout"), "{:?}", event_names(fallback));
     assert_eq!(fallback.attr_str("error.type"), Some("timeout"), "from the engine's pocketflow.error");
     let guarded = span_named(&on, "Guarded");
     assert_eq!(error_type_of(guarded, "pocketflow.async_error"), Some("timeout"), "{:?}", event_names(guarded));
     assert_eq!(guarded.attr_str("error.type"), Some("timeout"), "from the handler's pocketflow.async_error");
-    for name in ["exec", "N", "F"] {
+    for name in ["N.exec", "N", "F"] {
         let span = span_named(&on, name);
         assert_eq!(span.status.code, StatusCode::Error, "{name} failed");
         assert!(span.attr("error.type").is_none(), "only where a failure was reported, not on {name}");
     }
-    assert!(event_names(span_named(&on, "exec")).contains(&"pocketflow.timeout"));
+    assert!(event_names(span_named(&on, "N.exec")).contains(&"pocketflow.timeout"));
 
-    let fallback = span_named(&off, "fallback");
+    let fallback = span_named(&off, "N.fallback");
     assert_eq!(error_type_of(fallback, "pocketflow.error"), Some("timeout"), "the error itself is still reported");
     for span in all_spans(&off) {
         assert!(span.attr("error.type").is_none(), "{}", span.name);
@@ -333,7 +333,7 @@ fn performance_monitoring_switches_durations_and_slow_node_marks() {
         |b: TracingConfigBuilder, on: bool| b.performance_monitoring(on).slow_node_threshold(Duration::from_millis(20));
     let (on, off) = both(threshold, timed_nodes);
 
-    for name in ["F", "Slow", "Quick", "Batch", "item", "Comp"] {
+    for name in ["F", "Slow", "Quick", "Batch", "Batch.item", "Comp"] {
         let span = span_named(&on, name);
         let Some(AttrValue::Double(ms)) = span.attr("pocketflow.duration_ms") else {
             panic!("{name} has no duration: {span:#?}");
@@ -341,7 +341,11 @@ fn performance_monitoring_switches_durations_and_slow_node_marks() {
         let measured = span.duration().as_secs_f64() * 1000.0;
         assert!((ms - measured).abs() < 0.01, "{name}: {ms} ms vs {measured} ms");
     }
-    for span in all_spans(&on).filter(|s| ["prep", "exec", "post"].contains(&s.name.as_str())) {
+    let phases =
+        all_spans(&on).filter(|s| s.attr_str("pocketflow.span").is_some_and(|p| ["prep", "exec", "post"].contains(&p)));
+    let phases: Vec<_> = phases.collect();
+    assert_eq!(phases.len(), 9, "Slow's, Quick's and Batch's");
+    for span in phases {
         assert!(span.attr("pocketflow.duration_ms").is_none(), "phases are not timed");
     }
     for name in ["F", "Slow", "Batch"] {
@@ -359,7 +363,7 @@ fn performance_monitoring_switches_durations_and_slow_node_marks() {
         assert_eq!(span.attr("pocketflow.slow").is_some(), over, "{name} lasted {:?}", span.duration());
         assert_eq!(span.events.iter().any(|e| e.name == "pocketflow.slow_node"), over, "{name}");
     }
-    for name in ["item", "Comp"] {
+    for name in ["Batch.item", "Comp"] {
         let span = span_named(&on, name);
         assert!(span.duration() >= Duration::from_millis(20), "{name} lasts past the threshold");
         assert!(span.attr("pocketflow.slow").is_none(), "only flows and nodes are marked slow: {name}");

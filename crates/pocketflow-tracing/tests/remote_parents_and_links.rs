@@ -230,7 +230,7 @@ fn current_traceparent_inside_exec_lets_a_second_run_continue_the_same_trace_und
     assert!(parent.is_sampled());
     assert_eq!(traces.len(), 1, "one trace: {traces:#?}");
     let trace = &traces[0];
-    let exec = trace.spans.iter().find(|s| s.name == "exec").unwrap();
+    let exec = trace.spans.iter().find(|s| s.attr_str("pocketflow.span") == Some("exec")).unwrap();
     let callee = span_named(&traces, "Callee");
     assert_eq!(callee.trace_id, exec.trace_id, "{}", trace.tree());
     assert_eq!(callee.parent_span_id.as_deref(), Some(exec.span_id.as_str()), "{}", trace.tree());

@@ -102,12 +102,12 @@ fn a_half_ratio_keeps_some_traces_and_every_kept_trace_is_whole() {
         assert!(markers.insert(marker.clone()), "two traces of run {marker}");
         let paths: BTreeSet<Vec<String>> = trace.spans.iter().map(|s| trace.path(s)).collect();
         for expected in [
-            &["Outer", "Fetch", "exec", "fetch_page"][..],
-            &["Outer", "Fetch", "prep"],
-            &["Outer", "Fetch", "post"],
-            &["Outer", "Inner", "Load", "prep"],
-            &["Outer", "Inner", "Load", "exec"],
-            &["Outer", "Inner", "Load", "post"],
+            &["Outer", "Fetch", "Fetch.exec", "fetch_page"][..],
+            &["Outer", "Fetch", "Fetch.prep"],
+            &["Outer", "Fetch", "Fetch.post"],
+            &["Outer", "Inner", "Load", "Load.prep"],
+            &["Outer", "Inner", "Load", "Load.exec"],
+            &["Outer", "Inner", "Load", "Load.post"],
         ] {
             let expected: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
             assert!(paths.contains(&expected), "no {expected:?} in\n{tree}");

@@ -203,7 +203,8 @@ fn credentials_in_error_messages_are_masked_everywhere_they_are_recorded() {
     assert!(result.is_err());
     assert_no_leak(&traces);
 
-    let attempts: Vec<&ReceivedSpan> = all_spans(&traces).into_iter().filter(|s| s.name == "exec").collect();
+    let attempts: Vec<&ReceivedSpan> =
+        all_spans(&traces).into_iter().filter(|s| s.attr_str("pocketflow.span") == Some("exec")).collect();
     assert_eq!(attempts.len(), 2);
     let first = attempts.iter().find(|s| s.attr("pocketflow.attempt").and_then(|a| a.as_i64()) == Some(0)).unwrap();
     assert_eq!(first.status.message, "401: Bearer [REDACTED] rejected");

@@ -46,7 +46,7 @@ fn run_failing_flow() {
 
 /// The spans the failure went through: the flow, the node, its `exec`.
 fn failed_spans(traces: &[ReceivedTrace]) -> [&ReceivedSpan; 3] {
-    [span_named(traces, "Broken"), span_named(traces, "Fails"), span_named(traces, "exec")]
+    [span_named(traces, "Broken"), span_named(traces, "Fails"), span_named(traces, "Fails.exec")]
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn level(span: &ReceivedSpan) -> Option<&str> {
 }
 
 fn execs(traces: &[ReceivedTrace]) -> Vec<&ReceivedSpan> {
-    all_spans(traces).filter(|s| s.name == "exec").collect()
+    all_spans(traces).filter(|s| s.attr_str("pocketflow.span") == Some("exec")).collect()
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn lookup_span(trace: &ReceivedTrace, fail: bool) -> &ReceivedSpan {
     let lookups: Vec<&ReceivedSpan> = trace.spans.iter().filter(|s| s.name == "lookup").collect();
     assert_eq!(lookups.len(), 1, "{tree}");
     let lookup = lookups[0];
-    assert_eq!(trace.path(lookup), ["Lookup", "Search", "exec", "lookup"], "{tree}");
+    assert_eq!(trace.path(lookup), ["Lookup", "Search", "Search.exec", "lookup"], "{tree}");
     let exec = trace.parent(lookup).unwrap();
     assert_eq!(exec.attr_str("pocketflow.span"), Some("exec"), "{tree}");
     assert_eq!(lookup.attr_str("code.namespace"), Some(HERE), "{lookup:?}");

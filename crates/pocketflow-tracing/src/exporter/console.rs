@@ -286,9 +286,11 @@ fn write_span(
 fn headline(span: &SpanData) -> String {
     let mut line = String::new();
     let text = |key: &str| text(&span.attributes, key);
+    // A phase shows as the phase alone (`exec #0`, not `Classify.exec #0`):
+    // the tree already shows whose it is.
     match text("pocketflow.span").as_deref() {
-        Some("exec" | "fallback") => {
-            let _ = write!(line, "{} #{}", span.name, text("pocketflow.attempt").unwrap_or_default());
+        Some(phase @ ("exec" | "fallback")) => {
+            let _ = write!(line, "{phase} #{}", text("pocketflow.attempt").unwrap_or_default());
         }
         Some("item") => {
             let _ = write!(line, "item {}", text("pocketflow.item.index").unwrap_or_default());
@@ -296,7 +298,7 @@ fn headline(span: &SpanData) -> String {
         Some("flow" | "node" | "composition") | None => {
             let _ = write!(line, "{} [{}]", span.name, text("langfuse.observation.type").unwrap_or_default());
         }
-        Some(_) => line.push_str(&span.name),
+        Some(phase) => line.push_str(phase),
     }
     let _ = write!(line, " {}", duration(span.start_time, span.end_time));
     if let Some(action) = text("pocketflow.action")

@@ -203,8 +203,11 @@ pub fn assert_marker_run(trace: &ReceivedTrace, flow_name: &str, marker: &str) {
         let expected_output = format!("\"{marker}/{}\"", node.name);
         assert_eq!(node.attr_str("langfuse.observation.output"), Some(expected_output.as_str()), "{tree}");
         let phases = trace.children(&node.span_id);
+        let phase_kinds: Vec<&str> = phases.iter().filter_map(|s| s.attr_str("pocketflow.span")).collect();
+        assert_eq!(phase_kinds, ["prep", "exec", "post"], "{tree}");
         let phase_names: Vec<&str> = phases.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(phase_names, ["prep", "exec", "post"], "{tree}");
+        let expected: Vec<String> = phase_kinds.iter().map(|phase| format!("{}.{phase}", node.name)).collect();
+        assert_eq!(phase_names, expected, "{tree}");
         assert_eq!(phases[0].attr_str("langfuse.observation.output"), Some(quoted.as_str()), "prep in\n{tree}");
         assert_eq!(phases[1].attr_str("langfuse.observation.input"), Some(quoted.as_str()), "exec in\n{tree}");
         assert_eq!(phases[1].attr_str("langfuse.observation.output"), Some(expected_output.as_str()), "{tree}");
