@@ -114,82 +114,14 @@ pub enum Sampler {
     TraceIdRatio(f64),
 }
 
-/// Langfuse's observation types, as `langfuse.observation.type` spells them.
+/// Langfuse's observation types, as `langfuse.observation.type` spells them:
+/// the engine's [`pocketflow::Observation`], the same kinds a node declares.
 ///
-/// Flows are `chain` and nodes `span` unless the config maps their name to
-/// another type ([`TracingConfigBuilder::observation_type`]); LLM calls made
-/// through [`crate::Generation`] are `generation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ObservationType {
-    /// A plain span.
-    Span,
-    /// A chain of steps (the default for flows).
-    Chain,
-    /// An agent that decides its own next steps.
-    Agent,
-    /// A tool call.
-    Tool,
-    /// An LLM call.
-    Generation,
-    /// A retrieval step.
-    Retriever,
-    /// An embedding call.
-    Embedding,
-    /// An evaluator.
-    Evaluator,
-    /// A guardrail.
-    Guardrail,
-}
-
-impl ObservationType {
-    /// Langfuse's name (`langfuse.observation.type`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Span => "span",
-            Self::Chain => "chain",
-            Self::Agent => "agent",
-            Self::Tool => "tool",
-            Self::Generation => "generation",
-            Self::Retriever => "retriever",
-            Self::Embedding => "embedding",
-            Self::Evaluator => "evaluator",
-            Self::Guardrail => "guardrail",
-        }
-    }
-
-    /// OpenInference's span kind for the same thing (`openinference.span.kind`),
-    /// so that Phoenix reads the trace the way Langfuse does. OpenInference
-    /// has no plain span; `CHAIN` is what other instrumentations use for it.
-    pub fn openinference_kind(self) -> &'static str {
-        match self {
-            Self::Span | Self::Chain => "CHAIN",
-            Self::Agent => "AGENT",
-            Self::Tool => "TOOL",
-            Self::Generation => "LLM",
-            Self::Retriever => "RETRIEVER",
-            Self::Embedding => "EMBEDDING",
-            Self::Evaluator => "EVALUATOR",
-            Self::Guardrail => "GUARDRAIL",
-        }
-    }
-
-    /// Parses Langfuse's name.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "span" => Self::Span,
-            "chain" => Self::Chain,
-            "agent" => Self::Agent,
-            "tool" => Self::Tool,
-            "generation" => Self::Generation,
-            "retriever" => Self::Retriever,
-            "embedding" => Self::Embedding,
-            "evaluator" => Self::Evaluator,
-            "guardrail" => Self::Guardrail,
-            _ => return None,
-        })
-    }
-}
+/// Flows are `chain` and nodes `span` unless the node declares another kind
+/// or the config maps their name to one
+/// ([`TracingConfigBuilder::observation_type`]); LLM calls made through
+/// [`crate::Generation`] are `generation`.
+pub type ObservationType = pocketflow::Observation;
 
 /// The default Langfuse host when only keys are set.
 pub const LANGFUSE_DEFAULT_HOST: &str = "https://cloud.langfuse.com";

@@ -118,7 +118,7 @@ impl Mapper {
         let name = span_name(role, record.metadata.name(), record.owner.as_deref(), &fields);
         let observation = self.observation_type(role, &fields, &name);
         attributes.push(KeyValue::new("langfuse.observation.type", observation.as_str()));
-        attributes.push(KeyValue::new("openinference.span.kind", observation.openinference_kind()));
+        attributes.push(KeyValue::new("openinference.span.kind", openinference_kind(observation)));
         attributes.push(KeyValue::new(
             "langfuse.trace.name",
             Value::String(StringValue::from(Arc::clone(&record.trace.name))),
@@ -554,6 +554,24 @@ fn phase_name(owner: &str, phase: &str) -> String {
     name.push('.');
     name.push_str(phase);
     name
+}
+
+/// OpenInference's span kind for an observation type
+/// (`openinference.span.kind`), so that Phoenix reads the trace the way
+/// Langfuse does. OpenInference has no plain span; `CHAIN` is what other
+/// instrumentations use for it.
+fn openinference_kind(observation: ObservationType) -> &'static str {
+    match observation {
+        ObservationType::Agent => "AGENT",
+        ObservationType::Tool => "TOOL",
+        ObservationType::Generation => "LLM",
+        ObservationType::Retriever => "RETRIEVER",
+        ObservationType::Embedding => "EMBEDDING",
+        ObservationType::Evaluator => "EVALUATOR",
+        ObservationType::Guardrail => "GUARDRAIL",
+        // Span, Chain, and any kind added later.
+        _ => "CHAIN",
+    }
 }
 
 fn is_null(value: &FieldValue) -> bool {

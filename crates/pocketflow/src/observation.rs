@@ -59,6 +59,13 @@ impl Observation {
     }
 }
 
+impl Observation {
+    /// The kind named `value` (as [`as_str`](Self::as_str) spells it).
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+}
+
 impl std::fmt::Display for Observation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
