@@ -44,24 +44,7 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ||
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
 
 # --- install (or reuse) Phoenix -------------------------------------------
-# Pinned: the checks read Phoenix's REST API, which a later release may change.
-PHOENIX_PIN=20.26.1
-phoenix_ok() {
-  [ -x "$VENV/bin/phoenix" ] && "$VENV/bin/python" -c 'import phoenix.server.main' >/dev/null 2>&1 &&
-    [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')" = "$PHOENIX_PIN" ]
-}
-if phoenix_ok; then
-  log "reusing Phoenix venv at target/ci/phoenix-venv"
-else
-  log "installing arize-phoenix $PHOENIX_PIN into target/ci/phoenix-venv (about 1 min, ~850 MB)"
-  rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
-  install_start=$(date +%s)
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_PIN"
-  phoenix_ok || die "arize-phoenix installed but 'phoenix' does not run"
-  log "installed in $(($(date +%s) - install_start))s"
-fi
+bash .ci/phoenix_install.sh "$VENV" || die "could not install Arize Phoenix"
 PHOENIX_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')
 log "Phoenix $PHOENIX_VERSION"
 

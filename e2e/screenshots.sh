@@ -94,23 +94,9 @@ JAEGER_UI=$(bash e2e/jaeger/build-ui.sh) || die "e2e/jaeger/build-ui.sh failed (
 log "collector: $COLLECTOR"
 log "Jaeger: $JAEGER, UI from $JAEGER_UI"
 
-# --- Phoenix (installed or reused, same pin and venv as .ci/e2e_phoenix.sh) ---
+# --- Phoenix (installed or reused, the same pin and venv as .ci/e2e_phoenix.sh) ---
 VENV=$ROOT/target/ci/phoenix-venv
-PHOENIX_PIN=20.26.1
-phoenix_ok() {
-  [ -x "$VENV/bin/phoenix" ] && "$VENV/bin/python" -c 'import phoenix.server.main' >/dev/null 2>&1 &&
-    [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arize-phoenix"))')" = "$PHOENIX_PIN" ]
-}
-if phoenix_ok; then
-  log "reusing Phoenix venv at target/ci/phoenix-venv"
-else
-  log "installing arize-phoenix $PHOENIX_PIN into target/ci/phoenix-venv (about 1 min, ~850 MB)"
-  rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_PIN"
-  phoenix_ok || die "arize-phoenix installed but 'phoenix' does not run"
-fi
+bash .ci/phoenix_install.sh "$VENV" || die "could not install Arize Phoenix"
 
 # --- start everything ---------------------------------------------------------
 # Nine free loopback ports (a port could in principle be taken between this
