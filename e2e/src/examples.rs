@@ -1,7 +1,7 @@
 //! Runs the repository's examples as a user does: the built example
 //! binary, configured only by environment variables, exporting OTLP.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::E2eError;
@@ -65,7 +65,7 @@ impl Examples {
 
     /// Whether the example binary exists.
     pub(crate) fn has(&self, name: &str) -> bool {
-        Path::new(&self.dir.join(name)).is_file()
+        self.dir.join(name).is_file()
     }
 }
 
