@@ -552,10 +552,11 @@ impl TracingConfigBuilder {
         redact_keys: Vec<String>;
         /// Cap on events kept per span. Default 128; `POCKETFLOW_MAX_EVENTS_PER_SPAN`.
         max_events_per_span: usize;
-        /// Cap on `pocketflow.lifecycle` events kept per span; the final
-        /// state is always kept, the rest are counted in
-        /// `pocketflow.lifecycle.dropped_events`. Default 32;
-        /// `POCKETFLOW_MAX_LIFECYCLE_EVENTS`.
+        /// Cap on repeated `pocketflow.lifecycle` cycles (`running`,
+        /// `suspended`, `resuming`) kept per span; the first transition to
+        /// each state and the final one are always kept, and the span's
+        /// `pocketflow.lifecycle.polls` and `.suspensions` count every
+        /// cycle. Default 32; `POCKETFLOW_MAX_LIFECYCLE_EVENTS`.
         max_lifecycle_events_per_span: usize;
         /// With performance monitoring on, flows and nodes that take at
         /// least this long are marked slow. Default 5 s;

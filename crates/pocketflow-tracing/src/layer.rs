@@ -502,8 +502,8 @@ where
                     0
                 },
             ),
+            lifecycle_seen: 0,
             dropped_events: 0,
-            lifecycle_dropped: 0,
             root,
             error_type: None,
             error_event: None,

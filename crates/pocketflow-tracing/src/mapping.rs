@@ -213,8 +213,10 @@ impl Mapper {
         if role == SpanRole::Generation {
             add_openinference_llm(&mut attributes);
         }
-        if record.lifecycle_dropped > 0 {
-            attributes.push(KeyValue::new("pocketflow.lifecycle.dropped_events", i64::from(record.lifecycle_dropped)));
+        // A count only where something was lost: events past the
+        // per-span cap (lifecycle cycles past theirs are in the counts).
+        if record.dropped_events > 0 {
+            attributes.push(KeyValue::new("pocketflow.dropped_events", i64::from(record.dropped_events)));
         }
         if let Some(error_type) = record.error_type {
             attributes.push(KeyValue::new("error.type", error_type));
@@ -228,11 +230,11 @@ impl Mapper {
         let mut events = SpanEvents::default();
         events.dropped_count = record.dropped_events;
         events.events = Vec::with_capacity(record.events.len() + record.lifecycle.len() + 1);
-        events.events.extend(record.lifecycle.into_iter().map(|(time, state)| {
+        events.events.extend(record.lifecycle.into_iter().map(|event| {
             Event::new(
                 event_names::LIFECYCLE,
-                time,
-                vec![KeyValue::new("level", "DEBUG"), KeyValue::new("state", state)],
+                event.time,
+                vec![KeyValue::new("level", "DEBUG"), KeyValue::new("state", event.state)],
                 0,
             )
         }));

@@ -447,12 +447,16 @@ pub(crate) struct SpanRecord {
     pub(crate) fields: Fields,
     pub(crate) events: Vec<RecordedEvent>,
     /// Lifecycle transitions, kept apart and compact: they are most of the
-    /// events.
-    pub(crate) lifecycle: Vec<(SystemTime, &'static str)>,
+    /// events. Each is marked whether it is the first of its state or the
+    /// final one (a milestone, always kept) or a repeated suspend/resume
+    /// cycle (summarized past the lifecycle cap).
+    pub(crate) lifecycle: Vec<LifecycleEvent>,
+    /// The states seen so far, one bit per [`pocketflow::NodeState`].
+    pub(crate) lifecycle_seen: u16,
+    /// Events lost to the per-span event cap: real losses, unlike
+    /// lifecycle cycles past the lifecycle cap, which the span's
+    /// `pocketflow.lifecycle.polls` and `.suspensions` count in full.
     pub(crate) dropped_events: u32,
-    /// Lifecycle transitions beyond the lifecycle cap
-    /// (`pocketflow.lifecycle.dropped_events`).
-    pub(crate) lifecycle_dropped: u32,
     /// Whether this span is the root of its trace (it may still have a
     /// remote parent).
     pub(crate) root: bool,
@@ -489,22 +493,36 @@ impl SpanRecord {
     }
 }
 
+/// A lifecycle transition kept on a span.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LifecycleEvent {
+    pub(crate) time: SystemTime,
+    pub(crate) state: &'static str,
+    /// The first transition to its state, or a final one: never given up
+    /// for another event.
+    pub(crate) milestone: bool,
+}
+
 impl SpanRecord {
-    /// Keeps `event` unless the span already holds `max_events` events
-    /// (lifecycle ones included); then counts it as dropped.
+    /// Keeps `event`. When the span already holds `max_events` events, a
+    /// repeated lifecycle cycle makes room for it (the lifecycle counts
+    /// still cover it); failing that, the event is counted as dropped.
     pub(crate) fn push_event(&mut self, event: RecordedEvent, max_events: usize) {
-        if self.has_room(max_events) {
+        if self.has_room(max_events) || self.give_up_a_cycle() {
             self.events.push(event);
         } else {
             self.dropped_events = self.dropped_events.saturating_add(1);
         }
     }
 
-    /// Keeps a lifecycle transition: the first `max_lifecycle` of them,
-    /// and the final state (`completed`, `failed`, `cancelled`) beyond that,
-    /// so that a span holds at most `max_lifecycle + 1` however often its
-    /// future suspends; the rest are counted. All within the span's event
-    /// cap.
+    /// Keeps a lifecycle transition: always the first of each state and
+    /// the final one (`completed`, `failed`, `cancelled`), and the
+    /// repeated `running`/`suspended`/`resuming` cycles while the span
+    /// holds fewer than `max_lifecycle`. Cycles past that are summarized,
+    /// not lost: `pocketflow.lifecycle.polls` and `.suspensions`, recorded
+    /// when the run ends, count every one. So a future that suspends a
+    /// million times keeps at most `max_lifecycle` plus a few milestones,
+    /// and a normal run keeps all of them. All within the span's event cap.
     pub(crate) fn push_lifecycle(
         &mut self,
         time: SystemTime,
@@ -512,13 +530,16 @@ impl SpanRecord {
         max_events: usize,
         max_lifecycle: usize,
     ) {
-        let len = self.lifecycle.len();
-        let within = len < max_lifecycle || (len == max_lifecycle && is_final_state(state));
-        if !within {
-            self.lifecycle_dropped = self.lifecycle_dropped.saturating_add(1);
-        } else if self.has_room(max_events) {
-            self.lifecycle.push((time, state));
-        } else {
+        let bit = state_bit(state);
+        let first = self.lifecycle_seen & bit == 0;
+        self.lifecycle_seen |= bit;
+        let milestone = first || is_final_state(state);
+        if !milestone && self.lifecycle.len() >= max_lifecycle {
+            return;
+        }
+        if self.has_room(max_events) || (milestone && self.give_up_a_cycle()) {
+            self.lifecycle.push(LifecycleEvent { time, state, milestone });
+        } else if milestone {
             self.dropped_events = self.dropped_events.saturating_add(1);
         }
     }
@@ -526,11 +547,29 @@ impl SpanRecord {
     fn has_room(&self, max_events: usize) -> bool {
         self.events.len() + self.lifecycle.len() < max_events
     }
+
+    /// Removes the latest repeated lifecycle cycle transition, if any.
+    fn give_up_a_cycle(&mut self) -> bool {
+        match self.lifecycle.iter().rposition(|event| !event.milestone) {
+            Some(index) => {
+                self.lifecycle.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Whether `state` ends a run.
 fn is_final_state(state: &str) -> bool {
     pocketflow::NodeState::ALL.iter().any(|end| end.is_final() && end.as_str() == state)
+}
+
+/// `state`'s bit in [`SpanRecord::lifecycle_seen`]; states the engine does
+/// not name share the last bit.
+fn state_bit(state: &str) -> u16 {
+    let index = pocketflow::NodeState::ALL.iter().position(|known| known.as_str() == state);
+    1 << index.unwrap_or(15).min(15)
 }
 
 /// A closed span on its way to the exporters.

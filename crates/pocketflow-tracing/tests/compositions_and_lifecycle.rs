@@ -291,7 +291,11 @@ fn suspending_node(suspensions: usize) {
 }
 
 fn dropped(span: &ReceivedSpan) -> Option<i64> {
-    span.attr("pocketflow.lifecycle.dropped_events").and_then(AttrValue::as_i64)
+    span.attr("pocketflow.dropped_events").and_then(AttrValue::as_i64)
+}
+
+fn counted(span: &ReceivedSpan, what: &str) -> Option<i64> {
+    span.attr(&format!("pocketflow.lifecycle.{what}")).and_then(AttrValue::as_i64)
 }
 
 fn busy(traces: &[ReceivedTrace]) -> &ReceivedSpan {
@@ -299,47 +303,77 @@ fn busy(traces: &[ReceivedTrace]) -> &ReceivedSpan {
 }
 
 #[test]
-fn a_span_whose_future_suspends_a_hundred_thousand_times_keeps_the_first_lifecycle_events_and_its_final_state() {
+fn a_span_whose_future_suspends_a_hundred_thousand_times_keeps_its_milestones_and_summarizes_the_cycles() {
     const SUSPENSIONS: usize = 100_000;
     let ((), traces) = export(|b| b, || suspending_node(SUSPENSIONS));
     let node = busy(&traces);
     let states = lifecycle_states(node);
-    // created, starting, running; suspended, resuming, running per wait;
-    // completing, completed.
-    let emitted = 3 + 3 * SUSPENSIONS + 2;
-    assert_eq!(states.len(), 33, "the default cap, 32, and the final state");
+    // The default cap, 32, then the milestones not seen yet.
+    assert_eq!(states.len(), 34, "{states:?}");
     assert_eq!(states[..7], ["created", "starting", "running", "suspended", "resuming", "running", "suspended"]);
-    assert_eq!(states.last(), Some(&"completed"));
-    assert_eq!(dropped(node), Some(i64::try_from(emitted - 33).unwrap()));
+    assert_eq!(states[32..], ["completing", "completed"]);
+    // Every cycle is counted, so nothing reads as lost.
+    assert_eq!(counted(node, "suspensions"), Some(i64::try_from(SUSPENSIONS).unwrap()));
+    assert_eq!(counted(node, "polls"), Some(i64::try_from(SUSPENSIONS + 1).unwrap()));
+    assert_eq!(dropped(node), None, "nothing was lost");
+    assert!(node.attr("pocketflow.lifecycle.dropped_events").is_none());
     assert!(node.events.iter().any(|e| e.name == "pocketflow.fallback"), "other events are not affected");
     assert_eq!(node.dropped_events_count, 0, "within the per-span event cap");
     let flow = span_named(&traces, "F");
-    assert_eq!(lifecycle_states(flow).len(), 33, "the flow suspended as often: {:?}", dropped(flow));
-    assert_eq!(lifecycle_states(flow).last(), Some(&"completed"));
+    let flow_states = lifecycle_states(flow);
+    assert!(flow_states.len() <= 34, "the flow suspended as often: {}", flow_states.len());
+    assert_eq!(flow_states.last(), Some(&"completed"));
+    assert_eq!(dropped(flow), None);
 }
 
 #[test]
-fn the_lifecycle_cap_is_configurable_and_only_spans_over_it_report_drops() {
+fn the_lifecycle_cap_is_configurable_and_a_run_within_it_keeps_every_transition() {
     let ((), traces) = export(|b| b.max_lifecycle_events_per_span(5), || suspending_node(2));
     let node = busy(&traces);
-    assert_eq!(lifecycle_states(node), ["created", "starting", "running", "suspended", "resuming", "completed"]);
-    assert_eq!(dropped(node), Some(11 - 6));
-    let quick = span_named(&traces, "Quick");
     assert_eq!(
-        lifecycle_states(quick),
-        ["created", "starting", "running", "completing", "completed"],
-        "exactly at the cap: all kept"
+        lifecycle_states(node),
+        ["created", "starting", "running", "suspended", "resuming", "completing", "completed"],
+        "past the cap, only the milestones"
     );
-    assert!(quick.attr("pocketflow.lifecycle.dropped_events").is_none());
+    assert_eq!(counted(node, "suspensions"), Some(2));
+    assert_eq!(dropped(node), None);
+    let quick = span_named(&traces, "Quick");
+    assert_eq!(lifecycle_states(quick), ["created", "starting", "running", "completing", "completed"]);
+
+    let ((), traces) = export(|b| b, || suspending_node(2));
+    let node = busy(&traces);
+    let states = lifecycle_states(node);
+    assert_eq!(
+        states.iter().filter(|s| **s == "suspended").count(),
+        2,
+        "a normal run keeps every transition: {states:?}"
+    );
+    assert_eq!(states.iter().filter(|s| **s == "resuming").count(), 2);
+    assert_eq!(states.len(), 3 + 3 * 2 + 2);
 }
 
 #[test]
-fn the_per_span_event_cap_still_applies_to_lifecycle_events() {
+fn the_per_span_event_cap_still_applies_and_lifecycle_cycles_never_push_out_other_events() {
     let ((), traces) = export(|b| b.max_events_per_span(10), || suspending_node(1_000));
     let node = busy(&traces);
     assert_eq!(node.events.len(), 10);
-    assert!(node.dropped_events_count > 0);
+    assert!(node.events.iter().any(|e| e.name == "pocketflow.fallback"), "the fallback event made room for itself");
+    let states = lifecycle_states(node);
+    assert_eq!(states.first(), Some(&"created"));
+    assert_eq!(states.last(), Some(&"completed"));
+    assert_eq!(node.dropped_events_count, 0, "only summarized cycles gave way");
     for span in all_spans(&traces) {
         assert!(span.events.len() <= 10, "{}", span.name);
     }
+}
+
+#[test]
+fn events_lost_to_the_per_span_cap_are_counted_where_a_user_sees_them() {
+    // Three slots: the node's milestones alone need more.
+    let ((), traces) = export(|b| b.max_events_per_span(3), || suspending_node(2));
+    let node = busy(&traces);
+    assert_eq!(node.events.len(), 3);
+    let lost = dropped(node).expect("a drop count on the span");
+    assert!(lost > 0);
+    assert_eq!(u32::try_from(lost).unwrap(), node.dropped_events_count);
 }
