@@ -507,6 +507,7 @@ where
             root,
             error_type: None,
             error_event: None,
+            started_with: None,
             failed_attempts: None,
         };
         insert(&span, state.id, SpanState::Recorded(record));
@@ -624,12 +625,38 @@ where
                 let error = error.to_owned();
                 with_nearest_record(parent, self.state.id, |owner| owner.count_failed_attempt(error));
             }
+            // What a composition's flows started with is its input.
+            if matches!(record.role, SpanRole::Flow | SpanRole::Composition)
+                && let Some(parent) = span.parent()
+            {
+                self.tell_composition(parent, &record);
+            }
             self.state.sink.send(record);
         }
     }
 }
 
 impl PocketflowLayer {
+    /// Adds what the flow or composition `child` started with to the input
+    /// of the composition it ran in, if its nearest recorded ancestor is
+    /// one.
+    fn tell_composition<S>(&self, parent: SpanRef<'_, S>, child: &SpanRecord)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let input = match child.role {
+            SpanRole::Flow => child.fields.str("input").map(str::to_owned),
+            _ => child.started_with.as_ref().map(|started| started.to_json()),
+        };
+        let (Some(input), Some(name)) = (input, child.fields.shared_name()) else { return };
+        let max_bytes = self.state.policy.max_payload_bytes;
+        with_nearest_record(parent, self.state.id, |composition| {
+            if composition.role == SpanRole::Composition {
+                composition.started_with.get_or_insert_default().push(child.start, name, input, max_bytes);
+            }
+        });
+    }
+
     /// The W3C context of `span` as this layer records it: the trace id and
     /// the id of the nearest recorded span, starting at `span` itself. An
     /// unsampled trace gives its id, a fresh span id and the sampled flag

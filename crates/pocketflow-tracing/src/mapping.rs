@@ -112,7 +112,12 @@ impl Mapper {
     pub(crate) fn map(&self, record: FinishedSpan) -> SpanData {
         let end = record.end;
         let role = record.role;
-        let fields = record.fields;
+        let mut fields = record.fields;
+        if let Some(started_with) = &record.started_with
+            && fields.get("input").is_none()
+        {
+            fields.set("input", FieldValue::Str(started_with.to_json()));
+        }
         let mut attributes = Vec::with_capacity(fields.0.len() + self.trace_attributes.len() + 8);
 
         let name = span_name(role, record.metadata.name(), record.owner.as_deref(), &fields);

@@ -466,6 +466,9 @@ pub(crate) struct SpanRecord {
     /// The message of the first ERROR event on a user span: tracing's
     /// convention for a failed span without an `error` field.
     pub(crate) error_event: Option<String>,
+    /// What the flows of a composition started with, its input: filled as
+    /// they end. `None` for other spans, and before the first flow ended.
+    pub(crate) started_with: Option<Box<StartedWith>>,
     /// Failed `exec` attempts directly under this node or item: a node
     /// that recovered from them is a WARNING in Langfuse, with what went
     /// wrong. Boxed: most spans have none.
@@ -490,6 +493,49 @@ impl SpanRecord {
             }
             None => self.failed_attempts = Some(Box::new(FailedAttempts { count: 1, last_error: error })),
         }
+    }
+}
+
+/// The inputs of a composition's flows (and nested compositions), kept in
+/// the order they started: Langfuse shows a trace's input from its root,
+/// and a composition has none of its own. Bounded by the payload cap, so a
+/// batch of a million flows keeps what fits and counts the rest.
+#[derive(Debug, Default)]
+pub(crate) struct StartedWith {
+    flows: Vec<(SystemTime, Arc<str>, String)>,
+    bytes: usize,
+    more: u64,
+}
+
+impl StartedWith {
+    /// Adds what the flow `name`, started at `start`, started with.
+    pub(crate) fn push(&mut self, start: SystemTime, name: Arc<str>, input: String, max_bytes: usize) {
+        let size = input.len() + name.len();
+        if self.bytes.saturating_add(size) > max_bytes && !self.flows.is_empty() {
+            self.more = self.more.saturating_add(1);
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        self.flows.push((start, name, input));
+    }
+
+    /// The input as JSON: `[{"flow": name, "input": value}, …]` in start
+    /// order, and `{"more_flows": N}` last when some did not fit. A value
+    /// that is not JSON (cut by the payload cap) is given as a string.
+    pub(crate) fn to_json(&self) -> String {
+        let mut flows: Vec<&(SystemTime, Arc<str>, String)> = self.flows.iter().collect();
+        flows.sort_by_key(|(start, _, _)| *start);
+        let mut entries: Vec<serde_json::Value> = flows
+            .into_iter()
+            .map(|(_, name, input)| {
+                let input = serde_json::from_str(input).unwrap_or_else(|_| serde_json::Value::String(input.clone()));
+                serde_json::json!({ "flow": &**name, "input": input })
+            })
+            .collect();
+        if self.more > 0 {
+            entries.push(serde_json::json!({ "more_flows": self.more }));
+        }
+        serde_json::Value::Array(entries).to_string()
     }
 }
 

@@ -377,3 +377,97 @@ fn events_lost_to_the_per_span_cap_are_counted_where_a_user_sees_them() {
     assert!(lost > 0);
     assert_eq!(u32::try_from(lost).unwrap(), node.dropped_events_count);
 }
+
+fn json_input(span: &ReceivedSpan) -> Value {
+    serde_json::from_str(span.attr_str("langfuse.observation.input").expect("an input")).unwrap()
+}
+
+/// A store holding `question`.
+fn store(question: &str) -> SharedStore {
+    let shared = SharedStore::new();
+    shared.insert("question", question);
+    shared
+}
+
+#[test]
+fn a_root_composition_has_what_each_of_its_flows_started_with_as_its_input() {
+    let (a, b) = (async_step_flow("A"), async_step_flow("B"));
+    let (first, second) = (store("why?"), store("how?"));
+    let ((), traces) = export(
+        |b| b,
+        || {
+            block_on(async {
+                Composition::parallel("Both").run([a.run(&first), b.run(&second)]).await;
+            });
+        },
+    );
+    let root = span_named(&traces, "Both");
+    assert_eq!(
+        json_input(root),
+        json!([{"flow": "A", "input": {"question": "why?"}}, {"flow": "B", "input": {"question": "how?"}}]),
+        "in the order the flows started"
+    );
+    assert_eq!(root.attr_str("input.mime_type"), Some("application/json"));
+    assert_eq!(json_input(root), serde_json::from_str::<Value>(root.attr_str("input.value").unwrap()).unwrap());
+}
+
+#[test]
+fn a_composition_of_compositions_gets_its_inputs_through_the_nested_one() {
+    let (a, b) = (async_step_flow("A"), async_step_flow("B"));
+    let (first, second) = (store("one"), store("two"));
+    let ((), traces) = export(
+        |b| b,
+        || {
+            block_on(async {
+                Composition::nested("Outer")
+                    .run(async {
+                        let results = Composition::batch("Inner")
+                            .run([(&a, &first), (&b, &second)], |(flow, shared)| flow.run(shared))
+                            .await;
+                        results.into_iter().collect::<Result<Vec<_>, _>>()
+                    })
+                    .await
+                    .unwrap();
+            });
+        },
+    );
+    let inner = json!([{"flow": "A", "input": {"question": "one"}}, {"flow": "B", "input": {"question": "two"}}]);
+    assert_eq!(json_input(span_named(&traces, "Inner")), inner);
+    assert_eq!(json_input(span_named(&traces, "Outer")), json!([{"flow": "Inner", "input": inner}]));
+}
+
+#[test]
+fn a_composition_of_many_flows_keeps_the_inputs_that_fit_the_payload_cap_and_counts_the_rest() {
+    let flows: Vec<AsyncFlow> = (0..50).map(|_| async_step_flow("F")).collect();
+    let stores: Vec<SharedStore> = (0..50).map(|i| store(&format!("question number {i}"))).collect();
+    let ((), traces) = export(
+        |b| b.max_payload_bytes(200),
+        || {
+            block_on(async {
+                Composition::batch("Many").run(flows.iter().zip(&stores), |(flow, shared)| flow.run(shared)).await;
+            });
+        },
+    );
+    let text = span_named(&traces, "Many").attr_str("langfuse.observation.input").unwrap().to_owned();
+    assert!(text.contains("question number 0"), "{text}");
+    assert!(!text.contains("question number 49"), "{text}");
+    let value: Value = serde_json::from_str(&text).expect("still JSON within the cap");
+    let entries = value.as_array().unwrap();
+    let more = entries.last().unwrap()["more_flows"].as_u64().expect("the rest counted");
+    assert_eq!(more + u64::try_from(entries.len() - 1).unwrap(), 50);
+}
+
+#[test]
+fn a_composition_records_no_input_when_inputs_are_off() {
+    let a = async_step_flow("A");
+    let shared = store("secret plan");
+    let ((), traces) = export(
+        |b| b.trace_inputs(false),
+        || {
+            block_on(async {
+                Composition::nested("Quiet").run(a.run(&shared)).await.unwrap();
+            });
+        },
+    );
+    assert!(span_named(&traces, "Quiet").attr("langfuse.observation.input").is_none());
+}
