@@ -83,8 +83,43 @@ fn concurrent_research_runs_export_separate_whole_traces_with_suspend_and_resume
     );
 
     let follow_ups = traces.iter().find(|t| t.roots().first().is_some_and(|r| r.name == "FollowUps")).unwrap();
-    assert_eq!(follow_ups.roots()[0].attr_str("pocketflow.composition.kind"), Some("batch"));
+    let root = follow_ups.roots()[0];
+    assert_eq!(root.attr_str("pocketflow.composition.kind"), Some("batch"));
     assert_eq!(follow_ups.spans.iter().filter(|s| s.name == "FollowUpFlow").count(), 2, "{}", follow_ups.tree());
+    // A composition's input is what its flows started with.
+    let input: serde_json::Value = serde_json::from_str(root.attr_str("langfuse.observation.input").unwrap()).unwrap();
+    let flows: Vec<&str> = input.as_array().unwrap().iter().filter_map(|e| e["flow"].as_str()).collect();
+    assert_eq!(flows, ["FollowUpFlow", "FollowUpFlow"], "{input}");
+}
+
+/// Langfuse shows no span events: the timeouts, async errors and retries of
+/// the research runs are also event observations, where and when they
+/// happened, none ERROR in runs that got over them.
+#[test]
+fn timeouts_async_errors_and_retries_are_event_observations_for_langfuse() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let traces = export(&receiver, &[]);
+    let mut kinds = BTreeSet::new();
+    for trace in &traces {
+        for span in trace.spans.iter().filter(|s| s.attr_str("langfuse.observation.type") == Some("event")) {
+            let parent = trace.parent(span).expect("under the span where it happened");
+            let event_name = span.attr_str("pocketflow.event.name").unwrap();
+            assert_eq!(span.start_unix_nano, span.end_unix_nano, "a point in time");
+            assert!(
+                parent.events.iter().any(|e| e.name == event_name && e.time_unix_nano == span.start_unix_nano),
+                "{}: the span event stays for Jaeger, at the same time",
+                span.name
+            );
+            assert!(span.attr_str("langfuse.observation.status_message").is_some_and(|m| !m.is_empty()));
+            kinds.insert(span.name.rsplit('.').next().unwrap().to_owned());
+            if trace.roots()[0].status.code != pocketflow_test_support::otlp::StatusCode::Error {
+                assert_eq!(span.attr_str("langfuse.observation.level"), Some("WARNING"), "{}", span.name);
+            }
+        }
+    }
+    for kind in ["timeout", "async_error", "retry"] {
+        assert!(kinds.contains(kind), "no {kind} event observation: {kinds:?}");
+    }
 }
 
 #[test]

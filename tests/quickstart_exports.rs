@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedTrace};
 
-const OBSERVATION_TYPES: [&str; 9] =
-    ["span", "chain", "agent", "tool", "generation", "retriever", "embedding", "evaluator", "guardrail"];
+const OBSERVATION_TYPES: [&str; 10] =
+    ["span", "chain", "agent", "tool", "generation", "retriever", "embedding", "evaluator", "guardrail", "event"];
 
 /// Runs the quickstart with exactly `vars` as its tracing environment.
 fn run(vars: &[(&str, &str)]) -> Output {
@@ -140,12 +140,15 @@ TicketTriage
   DraftRefunds
     DraftRefunds.prep
     DraftRefunds.exec
+      DraftRefunds.retry
     DraftRefunds.exec
+      DraftRefunds.retry
     DraftRefunds.exec
     DraftRefunds.post
   Summarize
     Summarize.prep
     Summarize.exec
+      Summarize.retry
     Summarize.exec
     Summarize.fallback
     Summarize.post
@@ -153,7 +156,9 @@ TicketTriage
     assert_eq!(tree.trim_end(), expected.trim_end(), "{tree}");
     for span in &trace.spans {
         let phase = span.attr_str("pocketflow.span").unwrap();
-        if let Some((_, suffix)) = span.name.split_once('.') {
+        if phase == "event" {
+            assert!(span.name.ends_with(".retry"), "{}", span.name);
+        } else if let Some((_, suffix)) = span.name.split_once('.') {
             assert_eq!(suffix, phase, "{}", span.name);
         } else {
             assert!(["flow", "node"].contains(&phase), "{}: {phase}", span.name);

@@ -5,7 +5,9 @@
 //! recovered or fell back are WARNING with their messages
 //! (`langfuse.observation.level`, `langfuse.observation.status_message`),
 //! while the OpenTelemetry status of the failed attempts stays ERROR for
-//! Jaeger. Absent payloads are left out, never sent as `null`.
+//! Jaeger. Each retry is also an event observation at the moment it was
+//! decided, since Langfuse shows no span events. Absent payloads are left
+//! out, never sent as `null`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -110,4 +112,29 @@ fn absent_payloads_are_left_out_not_sent_as_null() {
     // What is there is still there: the flow's input and output.
     let root = &trace.roots()[0];
     assert!(root.attr_str("langfuse.observation.output").is_some_and(|o| o.contains("refund")));
+}
+
+#[test]
+fn each_retry_is_an_event_observation_at_the_moment_it_happened() {
+    let trace = quickstart_trace();
+    let events: Vec<&ReceivedSpan> =
+        trace.spans.iter().filter(|s| s.attr_str("langfuse.observation.type") == Some("event")).collect();
+    let names: Vec<&str> = events.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{}", trace.tree());
+    for event in events {
+        let attempt = trace.parent(event).expect("under the attempt that failed");
+        assert_eq!(attempt.attr_str("pocketflow.span"), Some("exec"));
+        let node = attempt.name.trim_end_matches(".exec");
+        assert_eq!(event.name, format!("{node}.retry"));
+        assert_eq!(level(event), Some("WARNING"), "a retry is a problem the run got over");
+        assert_eq!(event.status.code, StatusCode::Unset);
+        assert_eq!(event.start_unix_nano, event.end_unix_nano, "a point in time");
+        let retry = attempt.events.iter().find(|e| e.name == "pocketflow.retry").expect("the span event stays");
+        assert_eq!(event.start_unix_nano, retry.time_unix_nano);
+        let error = attempt.status.message.as_str();
+        assert_eq!(message(event), format!("exec attempt failed; retrying: {error}"));
+        assert_eq!(event.attr_str("langfuse.observation.metadata.error"), Some(error));
+        assert!(event.attr("langfuse.observation.metadata.wait_ms").is_some());
+        assert_eq!(event.attr_str("langfuse.trace.name"), Some("TicketTriage"));
+    }
 }

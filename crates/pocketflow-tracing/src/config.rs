@@ -186,6 +186,7 @@ pub(crate) struct RecordSettings {
     pub(crate) concurrent_flows: bool,
     pub(crate) async_error_recovery: bool,
     pub(crate) performance_monitoring: bool,
+    pub(crate) event_observations: bool,
     pub(crate) debug: bool,
     pub(crate) max_payload_bytes: usize,
     pub(crate) redact_keys: Vec<String>,
@@ -359,6 +360,7 @@ impl Default for RecordSettings {
             concurrent_flows: true,
             async_error_recovery: true,
             performance_monitoring: false,
+            event_observations: true,
             debug: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             redact_keys: DEFAULT_REDACT_KEYS.iter().map(|k| (*k).to_owned()).collect(),
@@ -422,6 +424,7 @@ pub struct TracingConfigBuilder {
     pub(crate) trace_concurrent_flows: Option<bool>,
     pub(crate) async_error_recovery: Option<bool>,
     pub(crate) performance_monitoring: Option<bool>,
+    pub(crate) event_observations: Option<bool>,
     pub(crate) debug: Option<bool>,
     pub(crate) session_id: Option<String>,
     pub(crate) user_id: Option<String>,
@@ -525,6 +528,16 @@ impl TracingConfigBuilder {
         /// [`slow_node_threshold`](Self::slow_node_threshold). Default off;
         /// `POCKETFLOW_PERFORMANCE_MONITORING`.
         performance_monitoring: bool;
+        /// Export each retry, timeout, async error, warning and user
+        /// warning or error event also as a Langfuse event observation: a
+        /// zero-length child span (`langfuse.observation.type = "event"`,
+        /// `pocketflow.span = "event"`) with the event's level, message and
+        /// fields, because Langfuse drops span events. The span events stay
+        /// for Jaeger and Phoenix; the shipped collector configs drop the
+        /// event observations from the Jaeger pipeline, and an exporter
+        /// straight to Jaeger or Phoenix wants this off. The console tree
+        /// never shows them. Default on; `POCKETFLOW_EVENT_OBSERVATIONS`.
+        event_observations: bool;
         /// Print export diagnostics on stderr, and lifecycle events in the
         /// console tree. Default off; `POCKETFLOW_TRACING_DEBUG`.
         debug: bool;

@@ -199,6 +199,7 @@ fn record_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<RecordSe
             "POCKETFLOW_PERFORMANCE_MONITORING",
             d.performance_monitoring,
         )?,
+        event_observations: flag(b.event_observations, "POCKETFLOW_EVENT_OBSERVATIONS", d.event_observations)?,
         debug: flag(b.debug, "POCKETFLOW_TRACING_DEBUG", d.debug)?,
         max_payload_bytes: or_env(b.max_payload_bytes, || vars.positive("POCKETFLOW_MAX_PAYLOAD_BYTES"))?
             .unwrap_or(d.max_payload_bytes),
@@ -713,7 +714,7 @@ mod tests {
     #[test]
     fn each_record_flag_lands_in_its_field() {
         type Field = fn(&RecordSettings) -> bool;
-        let flags: [(&str, Field); 12] = [
+        let flags: [(&str, Field); 13] = [
             ("POCKETFLOW_TRACE_INPUTS", |r| r.inputs),
             ("POCKETFLOW_TRACE_OUTPUTS", |r| r.outputs),
             ("POCKETFLOW_TRACE_ERRORS", |r| r.errors),
@@ -725,6 +726,7 @@ mod tests {
             ("POCKETFLOW_TRACE_CONCURRENT_FLOWS", |r| r.concurrent_flows),
             ("POCKETFLOW_ASYNC_ERROR_RECOVERY", |r| r.async_error_recovery),
             ("POCKETFLOW_PERFORMANCE_MONITORING", |r| r.performance_monitoring),
+            ("POCKETFLOW_EVENT_OBSERVATIONS", |r| r.event_observations),
             ("POCKETFLOW_TRACING_DEBUG", |r| r.debug),
         ];
         for (var, field) in flags {

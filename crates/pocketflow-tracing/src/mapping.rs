@@ -27,7 +27,7 @@ use std::time::Duration;
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanLinks};
 
 use pocketflow::TraceParent;
 use pocketflow::telemetry::event_names;
@@ -59,6 +59,10 @@ pub(crate) struct Mapper {
     concurrent: bool,
     performance: bool,
     slow_threshold: Duration,
+    /// Problem events also as Langfuse event observations.
+    event_observations: bool,
+    /// Span ids of event observations.
+    ids: RandomIdGenerator,
     /// Set once an invalid link has been reported.
     warned_link: AtomicBool,
 }
@@ -101,6 +105,8 @@ impl Mapper {
             concurrent: config.record.concurrent_flows,
             performance: config.record.performance_monitoring,
             slow_threshold: config.record.slow_node_threshold,
+            event_observations: config.record.event_observations,
+            ids: RandomIdGenerator::default(),
             warned_link: AtomicBool::new(false),
         }
     }
@@ -109,7 +115,76 @@ impl Mapper {
         &self.resource
     }
 
-    pub(crate) fn map(&self, record: FinishedSpan) -> SpanData {
+    /// Maps `record` into `out`, followed by its event observations.
+    pub(crate) fn map(&self, record: FinishedSpan, out: &mut Vec<SpanData>) {
+        let trace = Arc::clone(&record.trace);
+        let prefix = record.owner.clone();
+        let span = self.map_span(record);
+        if self.event_observations {
+            self.add_event_observations(&span, &trace, prefix.as_deref(), out);
+        }
+        out.push(span);
+    }
+
+    /// Retries, timeouts, async errors, warnings and a user's warnings and
+    /// errors, each as a zero-length child span of type `event`: Langfuse
+    /// shows no span events, and a point in time is what an event is.
+    fn add_event_observations(&self, span: &SpanData, trace: &TraceInfo, owner: Option<&str>, out: &mut Vec<SpanData>) {
+        let parent_failed = matches!(span.status, Status::Error { .. });
+        for event in &span.events.events {
+            let Some(short) = event_observation_kind(event) else { continue };
+            let error_level =
+                event.attributes.iter().any(|kv| kv.key.as_str() == "level" && kv.value.as_str() == "ERROR");
+            let name = match short {
+                Some(short) => Cow::Owned(format!("{}.{short}", owner.unwrap_or(&span.name))),
+                None => event.name.clone(),
+            };
+            let mut attributes = Vec::with_capacity(event.attributes.len() + self.trace_attributes.len() + 6);
+            attributes.push(KeyValue::new("langfuse.observation.type", "event"));
+            attributes.push(KeyValue::new("pocketflow.span", "event"));
+            attributes.push(KeyValue::new("pocketflow.event.name", event.name.clone()));
+            attributes
+                .push(KeyValue::new("langfuse.trace.name", Value::String(StringValue::from(Arc::clone(&trace.name)))));
+            attributes.extend(self.trace_attributes_of(trace).iter().cloned());
+            let level = if error_level && parent_failed { "ERROR" } else { "WARNING" };
+            attributes.push(KeyValue::new("langfuse.observation.level", level));
+            // Like every status message, shown only with error details on.
+            if self.errors {
+                attributes.push(KeyValue::new("langfuse.observation.status_message", event_message(event)));
+            }
+            for kv in &event.attributes {
+                if !matches!(kv.key.as_str(), "level" | "message") {
+                    attributes.push(KeyValue::new(
+                        format!("langfuse.observation.metadata.{}", kv.key.as_str()),
+                        kv.value.clone(),
+                    ));
+                }
+            }
+            out.push(SpanData {
+                span_context: SpanContext::new(
+                    span.span_context.trace_id(),
+                    self.ids.new_span_id(),
+                    TraceFlags::SAMPLED,
+                    false,
+                    TraceState::default(),
+                ),
+                parent_span_id: span.span_context.span_id(),
+                parent_span_is_remote: false,
+                span_kind: SpanKind::Internal,
+                name,
+                start_time: event.timestamp,
+                end_time: event.timestamp,
+                attributes,
+                dropped_attributes_count: 0,
+                events: SpanEvents::default(),
+                links: SpanLinks::default(),
+                status: Status::Unset,
+                instrumentation_scope: self.scope.clone(),
+            });
+        }
+    }
+
+    fn map_span(&self, record: FinishedSpan) -> SpanData {
         let end = record.end;
         let role = record.role;
         let mut fields = record.fields;
@@ -590,6 +665,38 @@ fn is_none_action(value: &FieldValue) -> bool {
         FieldValue::Str(text) => text == "None",
         FieldValue::Static(text) => *text == "None",
         _ => false,
+    }
+}
+
+/// Whether `event` becomes an event observation, and its kind for the
+/// name (`retry`, `timeout`, …); `Some(None)` for a user's event, named by
+/// its message.
+fn event_observation_kind(event: &Event) -> Option<Option<&'static str>> {
+    match &*event.name {
+        event_names::RETRY => Some(Some("retry")),
+        event_names::TIMEOUT => Some(Some("timeout")),
+        event_names::ASYNC_ERROR => Some(Some("async_error")),
+        event_names::WARNING => Some(Some("warning")),
+        // The engine's own others: a failed span is its own ERROR
+        // observation, a fallback has its span, lifecycle and context are
+        // not problems.
+        name if name.starts_with("pocketflow.") || name == "exception" => None,
+        _ => {
+            let level = event.attributes.iter().find(|kv| kv.key.as_str() == "level")?;
+            matches!(&*level.value.as_str(), "WARN" | "ERROR").then_some(None)
+        }
+    }
+}
+
+/// An event observation's status message: the event's message, with its
+/// `error` when it has one.
+fn event_message(event: &Event) -> String {
+    let field =
+        |key: &str| event.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned());
+    let message = field("message").unwrap_or_else(|| event.name.to_string());
+    match field("error").filter(|error| !error.is_empty()) {
+        Some(error) => format!("{message}: {error}"),
+        None => message,
     }
 }
 

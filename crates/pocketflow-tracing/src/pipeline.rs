@@ -346,7 +346,10 @@ impl Worker {
             };
             let mut drain = spans.drain(..);
             loop {
-                let chunk: Vec<_> = drain.by_ref().take(batch.max(1)).map(|span| self.mapper.map(span)).collect();
+                let mut chunk = Vec::new();
+                for span in drain.by_ref().take(batch.max(1)) {
+                    self.mapper.map(span, &mut chunk);
+                }
                 if chunk.is_empty() {
                     break;
                 }

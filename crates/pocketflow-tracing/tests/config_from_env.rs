@@ -37,7 +37,7 @@ fn assert_invalid_endpoint(vars: &[(&str, &str)], var: &str) -> String {
     message
 }
 
-const BOOL_VARS: [&str; 13] = [
+const BOOL_VARS: [&str; 14] = [
     "POCKETFLOW_TRACE_INPUTS",
     "POCKETFLOW_TRACE_OUTPUTS",
     "POCKETFLOW_TRACE_ERRORS",
@@ -49,6 +49,7 @@ const BOOL_VARS: [&str; 13] = [
     "POCKETFLOW_TRACE_CONCURRENT_FLOWS",
     "POCKETFLOW_ASYNC_ERROR_RECOVERY",
     "POCKETFLOW_PERFORMANCE_MONITORING",
+    "POCKETFLOW_EVENT_OBSERVATIONS",
     "POCKETFLOW_TRACING_DEBUG",
     "OTEL_SDK_DISABLED",
 ];
@@ -422,7 +423,7 @@ fn the_first_invalid_variable_is_reported() {
 #[test]
 fn every_variable_is_documented_and_accepted() {
     const DOC: &str = include_str!("../../../docs/configuration.md");
-    let valid: [(&str, &str); 48] = [
+    let valid: [(&str, &str); 49] = [
         ("POCKETFLOW_TRACING_EXPORTER", "console"),
         ("OTEL_SDK_DISABLED", "false"),
         ("POCKETFLOW_TRACE_INPUTS", "true"),
@@ -436,6 +437,7 @@ fn every_variable_is_documented_and_accepted() {
         ("POCKETFLOW_TRACE_CONCURRENT_FLOWS", "true"),
         ("POCKETFLOW_ASYNC_ERROR_RECOVERY", "true"),
         ("POCKETFLOW_PERFORMANCE_MONITORING", "false"),
+        ("POCKETFLOW_EVENT_OBSERVATIONS", "true"),
         ("POCKETFLOW_TRACING_DEBUG", "false"),
         ("POCKETFLOW_MAX_PAYLOAD_BYTES", "1024"),
         ("POCKETFLOW_MAX_EVENTS_PER_SPAN", "10"),

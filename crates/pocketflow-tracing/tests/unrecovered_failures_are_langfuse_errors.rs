@@ -82,3 +82,32 @@ fn with_error_details_off_the_levels_stay_without_messages() {
         assert!(span.attr("langfuse.observation.status_message").is_none(), "{}: {span:#?}", span.name);
     }
 }
+
+fn event_observations(traces: &[ReceivedTrace]) -> Vec<&ReceivedSpan> {
+    all_spans(traces).filter(|s| s.attr_str("langfuse.observation.type") == Some("event")).collect()
+}
+
+#[test]
+fn the_retry_before_a_failure_is_a_warning_event_observation_under_its_attempt() {
+    let ((), traces) = export(|b| b, run_failing_flow);
+    let events = event_observations(&traces);
+    assert_eq!(events.len(), 1, "one retry between the two attempts");
+    let retry = events[0];
+    assert_eq!(retry.name, "AlwaysDown.retry");
+    assert_eq!(level(retry), Some("WARNING"), "a retry is not where the run failed");
+    assert_eq!(
+        retry.attr_str("langfuse.observation.status_message"),
+        Some(format!("exec attempt failed; retrying: {MESSAGE}").as_str())
+    );
+    assert_eq!(retry.attr("langfuse.observation.metadata.attempt").and_then(|v| v.as_i64()), Some(0));
+    let first_attempt =
+        execs(&traces).into_iter().find(|s| s.attr("pocketflow.attempt").and_then(|a| a.as_i64()) == Some(0));
+    assert_eq!(retry.parent_span_id.as_deref(), first_attempt.map(|s| s.span_id.as_str()));
+}
+
+#[test]
+fn event_observations_can_be_switched_off_and_the_span_events_stay() {
+    let ((), traces) = export(|b| b.event_observations(false), run_failing_flow);
+    assert!(event_observations(&traces).is_empty());
+    assert!(all_spans(&traces).flat_map(|s| &s.events).any(|e| e.name == "pocketflow.retry"));
+}

@@ -103,18 +103,20 @@ fn lookup_span(trace: &ReceivedTrace, fail: bool) -> &ReceivedSpan {
 }
 
 /// Runs the lookup flow once (its search failing or not) and returns what
-/// the receiver got: one whole trace.
+/// the receiver got: one whole trace, with the failed lookup's error event
+/// also as an event observation.
 fn export_lookup(fail: bool) -> Vec<ReceivedTrace> {
     let receiver = OtlpReceiver::grpc().unwrap();
     let (layer, guard) = layer(&receiver);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || run_lookup(fail));
     let report = guard.shutdown();
-    assert_eq!((report.stats.exported, report.stats.dropped), (LOOKUP_RUN_SPANS as u64, 0), "{report}");
+    let spans = LOOKUP_RUN_SPANS + usize::from(fail);
+    assert_eq!((report.stats.exported, report.stats.dropped), (spans as u64, 0), "{report}");
 
-    assert_eq!(receiver.wait_for_spans(LOOKUP_RUN_SPANS, WAIT).len(), LOOKUP_RUN_SPANS);
+    assert_eq!(receiver.wait_for_spans(spans, WAIT).len(), spans);
     let traces = receiver.traces();
     assert_eq!(traces.len(), 1);
-    common::assert_whole(&traces[0], LOOKUP_RUN_SPANS);
+    common::assert_whole(&traces[0], spans);
     traces
 }
 
@@ -156,6 +158,16 @@ fn an_error_event_in_an_instrumented_function_marks_its_span_failed_and_only_it(
     );
     // The node handled the failed lookup: nothing above it failed.
     assert_others_ok(&traces[0], "lookup");
+    // Langfuse shows no span events: the error is also an event
+    // observation under the span, ERROR as the span is.
+    let observation = traces[0].children(&lookup.span_id).into_iter().next().expect("an event observation");
+    assert_eq!(observation.name, "lookup failed");
+    assert_eq!(observation.attr_str("langfuse.observation.type"), Some("event"));
+    assert_eq!(observation.attr_str("langfuse.observation.level"), Some("ERROR"));
+    assert_eq!(observation.attr_str("langfuse.observation.status_message"), Some("lookup failed: quota exceeded"));
+    assert_eq!(observation.attr("langfuse.observation.metadata.retry_after_s").and_then(|v| v.as_i64()), Some(30));
+    assert_eq!(observation.start_unix_nano, observation.end_unix_nano);
+    assert_eq!(observation.start_unix_nano, failed.time_unix_nano);
 }
 
 #[test]

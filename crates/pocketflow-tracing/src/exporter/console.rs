@@ -117,6 +117,10 @@ impl SpanExporter for ConsoleExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         self.with_state(|state| {
             for span in batch {
+                // The tree shows events on their spans already.
+                if text(&span.attributes, "pocketflow.span").as_deref() == Some("event") {
+                    continue;
+                }
                 let trace_id = span.span_context.trace_id();
                 let span_id = span.span_context.span_id();
                 let local_root = span.parent_span_id == SpanId::INVALID || span.parent_span_is_remote;
