@@ -140,8 +140,11 @@ run_case() {
   SUMMARY+=("$label: $example, project $project, $exported spans exported and read back, PASS")
 }
 
-HTTP_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$HTTP_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
-GRPC_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$GRPC_PORT")
+# Straight to Phoenix, as docs/configuration.md says: Phoenix shows span
+# events, so the event observations meant for Langfuse are switched off.
+HTTP_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$HTTP_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+  POCKETFLOW_EVENT_OBSERVATIONS=false)
+GRPC_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$GRPC_PORT" POCKETFLOW_EVENT_OBSERVATIONS=false)
 run_case http quickstart phoenix_check.py pocketflow-e2e-http "${HTTP_ENV[@]}"
 run_case grpc quickstart phoenix_check.py pocketflow-e2e-grpc "${GRPC_ENV[@]}"
 run_case async-http comprehensive_async_example phoenix_check_async.py pocketflow-e2e-async-http "${HTTP_ENV[@]}"

@@ -13,4 +13,10 @@ go run "go.opentelemetry.io/collector/cmd/builder@v${release}" \
 # refuses ("403 Forbidden: This module version is not available"); v1.49.0,
 # the next release, is served and keeps the same API.
 go get github.com/aws/aws-sdk-go-v2/service/servicediscovery@v1.49.0
+# The filter processor's OTTL packages, at the same release: left to itself,
+# `go mod tidy` looks for them in the newest contrib modules, which the proxy
+# refuses (pkg/ottl/contexts/xprofile v0.165.1: 403).
+contrib=github.com/open-telemetry/opentelemetry-collector-contrib
+go get "$contrib/processor/filterprocessor@v${release}" "$contrib/pkg/ottl@v${release}" \
+  "$contrib/internal/filter@v${release}"
 go mod tidy

@@ -220,7 +220,8 @@ run_example() {
 }
 
 TO_COLLECTOR=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$C_GRPC")
-TO_PHOENIX=(OTEL_EXPORTER_OTLP_ENDPOINT="$PHOENIX_BASE" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
+TO_PHOENIX=(OTEL_EXPORTER_OTLP_ENDPOINT="$PHOENIX_BASE" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+  POCKETFLOW_EVENT_OBSERVATIONS=false)
 run_example jaeger-async comprehensive_async_example "${TO_COLLECTOR[@]}" >/dev/null
 JAEGER_SPANS=$(run_example jaeger-quickstart quickstart "${TO_COLLECTOR[@]}")
 run_example phoenix-async comprehensive_async_example "${TO_PHOENIX[@]}" >/dev/null

@@ -165,3 +165,22 @@ TicketTriage
         }
     }
 }
+
+/// The console tree shows events on their spans, so the console alone gets
+/// no event observations: it exports exactly the spans an OTLP endpoint
+/// gets, less those.
+#[test]
+fn the_console_alone_exports_no_event_observations() {
+    let output = run(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report = stderr.lines().rev().find(|l| l.contains("spans exported")).unwrap();
+    let console: usize = report.split_whitespace().find_map(|w| w.parse().ok()).unwrap();
+
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let endpoint = receiver.endpoint();
+    run(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    let trace = single_trace(&receiver);
+    let events = trace.spans.iter().filter(|s| s.attr_str("pocketflow.span") == Some("event")).count();
+    assert!(events > 0);
+    assert_eq!(console, trace.spans.len() - events, "{report}");
+}

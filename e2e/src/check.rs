@@ -1,6 +1,9 @@
 //! The comparison of one trace as the Langfuse-contract receiver got it with
 //! the same trace read back from Jaeger: whole, one root, the same
-//! parentage, names, service, attributes and events.
+//! parentage, names, service, attributes and events. The event
+//! observations (Langfuse's view of span events) are for Langfuse only: the
+//! collector's Jaeger pipeline filters them out, and Jaeger shows the same
+//! events as logs of their parent spans.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,16 @@ fn bare(id: &str) -> &str {
     if trimmed.is_empty() { "0" } else { trimmed }
 }
 
+/// Whether `span` is an event observation, which only Langfuse gets.
+pub(crate) fn is_event_observation(span: &ReceivedSpan) -> bool {
+    span.attributes.get("pocketflow.span").and_then(AttrValue::as_str) == Some("event")
+}
+
+/// The spans of `trace` that Jaeger gets: all but the event observations.
+pub(crate) fn for_jaeger(trace: &ReceivedTrace) -> Vec<&ReceivedSpan> {
+    trace.spans.iter().filter(|s| !is_event_observation(s)).collect()
+}
+
 /// Checks `jaeger` against `expected`, span by span.
 pub(crate) fn same_trace(expected: &ReceivedTrace, jaeger: Option<&JaegerTrace>) -> Result<(), E2eError> {
     let id = &expected.trace_id;
@@ -23,14 +36,26 @@ pub(crate) fn same_trace(expected: &ReceivedTrace, jaeger: Option<&JaegerTrace>)
         return fail("not found".into());
     };
     let by_id: BTreeMap<&str, &JaegerSpan> = jaeger.spans.iter().map(|s| (bare(&s.span_id), s)).collect();
-    if by_id.len() != expected.spans.len() || jaeger.spans.len() != expected.spans.len() {
-        return fail(format!("{} span(s), {} sent", jaeger.spans.len(), expected.spans.len()));
+    let sent = for_jaeger(expected);
+    if by_id.len() != sent.len() || jaeger.spans.len() != sent.len() {
+        return fail(format!("{} span(s), {} sent (event observations left out)", jaeger.spans.len(), sent.len()));
+    }
+    // Each event observation's event is a log of its parent in Jaeger.
+    for event in expected.spans.iter().filter(|s| is_event_observation(s)) {
+        let parent = event.parent_span_id.as_deref().map(bare).and_then(|id| by_id.get(id));
+        let name = event.attributes.get("pocketflow.event.name").and_then(AttrValue::as_str);
+        let logged = parent.is_some_and(|parent| {
+            parent.logs.iter().any(|log| log.event() == name && log.timestamp == event.start_unix_nano / 1_000)
+        });
+        if !logged {
+            return fail(format!("event observation {:?}: no log at its time on its parent", event.name));
+        }
     }
     let roots: Vec<&JaegerSpan> = jaeger.spans.iter().filter(|s| s.parent().is_none()).collect();
     if roots.len() != 1 {
         return fail(format!("{} roots (want 1)", roots.len()));
     }
-    for span in &expected.spans {
+    for span in sent {
         let Some(got) = by_id.get(bare(&span.span_id)) else {
             return fail(format!("span {} ({}) missing", span.span_id, span.name));
         };

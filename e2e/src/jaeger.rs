@@ -64,6 +64,9 @@ pub(crate) struct JaegerTag {
 /// A span log (an OpenTelemetry span event).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct JaegerLog {
+    /// Microseconds since the epoch.
+    #[serde(default)]
+    pub(crate) timestamp: u64,
     #[serde(default)]
     pub(crate) fields: Vec<JaegerTag>,
 }

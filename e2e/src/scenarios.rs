@@ -155,7 +155,7 @@ fn expect_all_delivered(langfuse: &LangfuseContract, expected: usize, what: &str
 fn expect_whole_in_jaeger(jaeger: &Jaeger, traces: &[ReceivedTrace]) -> Result<(), E2eError> {
     for trace in traces {
         check_langfuse_attributes(trace)?;
-        let got = jaeger.query.wait_for_trace(&trace.trace_id, trace.spans.len(), DELIVERY_TIMEOUT)?;
+        let got = jaeger.query.wait_for_trace(&trace.trace_id, check::for_jaeger(trace).len(), DELIVERY_TIMEOUT)?;
         check::same_trace(trace, got.as_ref())?;
     }
     Ok(())
@@ -180,9 +180,14 @@ fn through_the_agent(setup: &Setup, jaeger: &Jaeger) -> Result<(), E2eError> {
     let traces = langfuse.traces();
     expect_whole_in_jaeger(jaeger, &traces)?;
     agent.stop()?;
+    let events = traces.iter().flat_map(|t| &t.spans).filter(|s| check::is_event_observation(s)).count();
+    if events == 0 {
+        return Err(E2eError::Check("through the agent: no event observation reached Langfuse".into()));
+    }
     println!(
         "e2e-collector: through the agent: {} example run(s), {} trace(s), {expected} span(s): all at the \
-         Langfuse-contract receiver ({requests} request(s), contract kept) and whole in Jaeger ({:.1} s)",
+         Langfuse-contract receiver ({requests} request(s), contract kept, {events} of them event observations) \
+         and whole in Jaeger without the event observations, their events as logs ({:.1} s)",
         runs.len(),
         traces.len(),
         started.elapsed().as_secs_f64()

@@ -163,7 +163,10 @@ impl TracingConfig {
             return Ok(self.inactive());
         }
         let config = self.clone();
-        self.start(move || exporter::ExporterSet::from_config(&config))
+        // The console tree shows events on their spans: event
+        // observations are for what leaves the process.
+        let leaves = self.exporters.iter().any(|kind| matches!(kind, ExporterKind::Otlp | ExporterKind::Langfuse));
+        self.start(leaves, move || exporter::ExporterSet::from_config(&config))
     }
 
     /// Like [`layer`](Self::layer), sending to `exporter` instead of the
@@ -175,7 +178,7 @@ impl TracingConfig {
         self,
         exporter: impl SpanExporter + 'static,
     ) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
-        self.start(move || {
+        self.start(true, move || {
             let mut set = exporter::ExporterSet::default();
             set.push("custom", exporter);
             Ok(set)
@@ -192,14 +195,17 @@ impl TracingConfig {
         Ok(guard)
     }
 
+    /// Starts the export thread; `leaves`: some exporter sends spans out of
+    /// the process (event observations are made only then).
     fn start(
         self,
+        leaves: bool,
         build: impl FnOnce() -> Result<exporter::ExporterSet, TracingError> + Send + 'static,
     ) -> Result<(PocketflowLayer, TracingGuard), TracingError> {
         if self.disabled {
             return Ok(self.inactive());
         }
-        let mapper = mapping::Mapper::new(&self);
+        let mapper = mapping::Mapper::new(&self, leaves);
         let (sink, guard) = pipeline::start(&self.batch, mapper, self.record.debug, build)?;
         Ok((PocketflowLayer::new(&self, sink, true), guard))
     }

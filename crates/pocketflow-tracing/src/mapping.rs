@@ -68,7 +68,9 @@ pub(crate) struct Mapper {
 }
 
 impl Mapper {
-    pub(crate) fn new(config: &TracingConfig) -> Self {
+    /// `event_observations`: whether some exporter wants them (the console
+    /// alone does not), with the config's switch on.
+    pub(crate) fn new(config: &TracingConfig, event_observations: bool) -> Self {
         let t = &config.trace;
         let metadata = t.metadata.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
         let trace_attributes = trace_attributes(t, t.session_id.as_deref(), t.user_id.as_deref(), &t.tags, metadata);
@@ -105,7 +107,7 @@ impl Mapper {
             concurrent: config.record.concurrent_flows,
             performance: config.record.performance_monitoring,
             slow_threshold: config.record.slow_node_threshold,
-            event_observations: config.record.event_observations,
+            event_observations: event_observations && config.record.event_observations,
             ids: RandomIdGenerator::default(),
             warned_link: AtomicBool::new(false),
         }
