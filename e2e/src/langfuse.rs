@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pocketflow_test_support::otlp::{OtlpReceiver, ReceivedRequest, ReceivedSpan, ReceivedTrace, group_traces};
+use pocketflow_test_support::otlp::{
+    OtlpReceiver, ReceivedRequest, ReceivedSpan, ReceivedTrace, StatusCode, group_traces,
+};
 
 use crate::E2eError;
 use crate::services::free_addr;
@@ -165,9 +167,20 @@ fn check_contract(requests: &[ReceivedRequest], auth: &str) -> Result<usize, E2e
     Ok(requests.len())
 }
 
+/// The level Langfuse gives a span's observation: `langfuse.observation.level`
+/// when set, else ERROR for an OpenTelemetry status ERROR, else DEFAULT.
+fn langfuse_level(span: &ReceivedSpan) -> &str {
+    match span.attr_str("langfuse.observation.level") {
+        Some(level) => level,
+        None if span.status.code == StatusCode::Error => "ERROR",
+        None => "DEFAULT",
+    }
+}
+
 /// Checks the attributes Langfuse maps: each trace's root names the trace
-/// (`langfuse.trace.name`), and every span says what kind of observation it
-/// is (`langfuse.observation.type`).
+/// (`langfuse.trace.name`), every span says what kind of observation it
+/// is (`langfuse.observation.type`), and a trace whose run succeeded has
+/// no ERROR observation (Langfuse would mark the whole trace failed).
 pub(crate) fn check_langfuse_attributes(trace: &ReceivedTrace) -> Result<(), E2eError> {
     let roots = trace.roots();
     let [root] = roots.as_slice() else {
@@ -191,6 +204,17 @@ pub(crate) fn check_langfuse_attributes(trace: &ReceivedTrace) -> Result<(), E2e
             trace.trace_id, span.name
         )));
     }
+    if root.status.code != StatusCode::Error
+        && let Some(span) = trace.spans.iter().find(|s| langfuse_level(s) == "ERROR")
+    {
+        return Err(E2eError::Check(format!(
+            "trace {} ({}) succeeded, yet Langfuse would show span {:?} as ERROR: {:?}",
+            trace.trace_id,
+            root.name,
+            span.name,
+            span.attr_str("langfuse.observation.status_message").unwrap_or(&span.status.message)
+        )));
+    }
     Ok(())
 }
 
@@ -200,9 +224,11 @@ mod tests {
 
     use std::collections::BTreeMap;
 
-    use pocketflow_test_support::otlp::ReceivedRequest;
+    use pocketflow_test_support::otlp::{
+        AttrValue, ReceivedRequest, ReceivedSpan, ReceivedStatus, ReceivedTrace, StatusCode,
+    };
 
-    use super::{LangfuseContract, TRACES_PATH, check_contract};
+    use super::{LangfuseContract, TRACES_PATH, check_contract, check_langfuse_attributes};
 
     fn request() -> ReceivedRequest {
         ReceivedRequest {
@@ -248,5 +274,54 @@ mod tests {
         assert!(problem(|r| r.content_encoding = None).contains("content-encoding"));
         assert!(problem(|r| r.content_type = Some("application/json".into())).contains("content-type"));
         assert!(problem(|r| r.error = Some("bad gzip".into())).contains("rejected: bad gzip"));
+    }
+
+    fn span(id: &str, parent: Option<&str>, failed: bool, level: Option<&str>) -> ReceivedSpan {
+        let mut attributes = BTreeMap::from([
+            ("langfuse.trace.name".to_owned(), AttrValue::String("Flow".into())),
+            ("langfuse.observation.type".to_owned(), AttrValue::String("span".into())),
+        ]);
+        if let Some(level) = level {
+            attributes.insert("langfuse.observation.level".to_owned(), AttrValue::String(level.into()));
+        }
+        ReceivedSpan {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            name: if parent.is_none() { "Flow".into() } else { format!("Flow.{id}") },
+            kind: 1,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            attributes,
+            resource: BTreeMap::new(),
+            scope_name: "pocketflow".into(),
+            scope_version: String::new(),
+            events: Vec::new(),
+            dropped_events_count: 0,
+            dropped_attributes_count: 0,
+            status: ReceivedStatus {
+                code: if failed { StatusCode::Error } else { StatusCode::Unset },
+                message: if failed { "boom".into() } else { String::new() },
+            },
+            links: Vec::new(),
+        }
+    }
+
+    fn trace(spans: Vec<ReceivedSpan>) -> ReceivedTrace {
+        ReceivedTrace { trace_id: "0af7651916cd43dd8448eb211c80319c".into(), spans }
+    }
+
+    #[test]
+    fn a_succeeded_trace_with_an_error_observation_fails_the_level_check() {
+        // A failed attempt marked WARNING: Langfuse does not fail the trace.
+        let recovered = trace(vec![span("a1", None, false, None), span("b2", Some("a1"), true, Some("WARNING"))]);
+        assert!(check_langfuse_attributes(&recovered).is_ok());
+        // The same attempt without a level: its ERROR status makes it ERROR.
+        let unmarked = trace(vec![span("a1", None, false, None), span("b2", Some("a1"), true, None)]);
+        let error = check_langfuse_attributes(&unmarked).unwrap_err().to_string();
+        assert!(error.contains("as ERROR"), "{error}");
+        // A run that failed may have ERROR observations.
+        let failed = trace(vec![span("a1", None, true, Some("ERROR")), span("b2", Some("a1"), true, None)]);
+        assert!(check_langfuse_attributes(&failed).is_ok());
     }
 }
