@@ -170,6 +170,8 @@ pub struct TracingConfig {
     pub(crate) observation_types: BTreeMap<String, ObservationType>,
     pub(crate) excluded_targets: Vec<String>,
     pub(crate) disabled: bool,
+    /// Progress bars for long batches, on a terminal.
+    pub(crate) progress: bool,
 }
 
 /// What is recorded on spans.
@@ -313,6 +315,12 @@ impl TracingConfig {
     pub fn is_disabled(&self) -> bool {
         self.disabled
     }
+
+    /// Whether [`init`](Self::init) adds the [`crate::BatchProgress`] bars
+    /// (`POCKETFLOW_PROGRESS`); they draw only on a terminal.
+    pub fn progress(&self) -> bool {
+        self.progress
+    }
 }
 
 impl Default for TracingConfig {
@@ -342,6 +350,7 @@ impl TracingConfig {
             observation_types: BTreeMap::new(),
             excluded_targets: DEFAULT_EXCLUDED_TARGETS.iter().map(|t| (*t).to_owned()).collect(),
             disabled: false,
+            progress: true,
         }
     }
 }
@@ -458,6 +467,7 @@ pub struct TracingConfigBuilder {
     pub(crate) observation_types: BTreeMap<String, ObservationType>,
     pub(crate) excluded_targets: Option<Vec<String>>,
     pub(crate) disabled: Option<bool>,
+    pub(crate) progress: Option<bool>,
 }
 
 macro_rules! setters {
@@ -608,6 +618,12 @@ impl TracingConfigBuilder {
         excluded_targets: Vec<String>;
         /// Turn tracing off: nothing is recorded or exported. `OTEL_SDK_DISABLED`.
         disabled: bool;
+        /// Show a progress bar on stderr for each batch node or batch flow
+        /// that runs longer than a second ([`crate::BatchProgress`], added by
+        /// [`TracingConfig::init`]). Drawn only when stderr is a terminal
+        /// and `CI` is unset, so it is safe to leave on. Independent of
+        /// [`disabled`](Self::disabled). Default on; `POCKETFLOW_PROGRESS`.
+        progress: bool;
     }
 
     string_setters! {

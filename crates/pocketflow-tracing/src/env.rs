@@ -55,6 +55,7 @@ pub(crate) fn resolve(
         .take()
         .or_else(|| vars.list("POCKETFLOW_TRACING_EXCLUDED_TARGETS"))
         .unwrap_or_else(|| owned(&DEFAULT_EXCLUDED_TARGETS));
+    let progress = or_env(b.progress, || vars.bool("POCKETFLOW_PROGRESS"))?.unwrap_or(true);
     let trace = trace_attributes(&b, &vars)?;
     let sampler = sampler(b.sampler, &vars)?;
     let mut otlp = otlp_settings(&b, &vars)?;
@@ -75,6 +76,7 @@ pub(crate) fn resolve(
         observation_types: b.observation_types,
         excluded_targets,
         disabled,
+        progress,
     })
 }
 

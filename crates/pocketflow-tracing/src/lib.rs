@@ -113,6 +113,7 @@ mod generation;
 mod layer;
 mod mapping;
 mod pipeline;
+mod progress;
 mod propagation;
 mod record;
 mod redact;
@@ -133,6 +134,9 @@ pub use generation::{Cost, Generation, Message, Pricing, Role, TARGET as GENERAT
 pub use layer::PocketflowLayer;
 pub use mapping::SCOPE_NAME;
 pub use pipeline::{ExportStats, ShutdownReport, TracingGuard};
+#[doc(hidden)]
+pub use progress::{BarSummary, BatchSummary, ProgressProbe};
+pub use progress::{BatchProgress, PROGRESS_SHOW_AFTER};
 pub use propagation::{current_traceparent, inject};
 
 /// The name prefix of this crate's own diagnostics, the lines it writes on
@@ -185,14 +189,29 @@ impl TracingConfig {
         })
     }
 
-    /// Installs the layer alone as the global subscriber.
+    /// Installs the layer as the global subscriber, with the
+    /// [`BatchProgress`] bars unless [`progress`](TracingConfigBuilder::progress)
+    /// is off.
     ///
     /// # Errors
     /// As [`layer`](Self::layer), or [`TracingError::AlreadyInstalled`].
     pub fn init(self) -> Result<TracingGuard, TracingError> {
+        let progress = self.progress_layer();
         let (layer, guard) = self.layer()?;
-        tracing_subscriber::registry().with(layer).try_init().map_err(|_| TracingError::AlreadyInstalled)?;
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(progress)
+            .try_init()
+            .map_err(|_| TracingError::AlreadyInstalled)?;
         Ok(guard)
+    }
+
+    /// The progress bars for long batches this config asks for: a
+    /// [`BatchProgress`] (inert off a terminal and in CI), or `None` when
+    /// [`progress`](TracingConfigBuilder::progress) is off. For a
+    /// subscriber you assemble yourself next to [`layer`](Self::layer).
+    pub fn progress_layer(&self) -> Option<BatchProgress> {
+        self.progress.then(BatchProgress::new)
     }
 
     /// Starts the export thread; `leaves`: some exporter sends spans out of

@@ -435,6 +435,7 @@ impl Mapper {
             (SpanRole::Node, "kind") => "pocketflow.node.kind".into(),
             (SpanRole::Node, "max_retries") => "pocketflow.node.max_retries".into(),
             (SpanRole::Flow | SpanRole::Node, "action") => "pocketflow.action".into(),
+            (SpanRole::Flow | SpanRole::Node, "items") => "pocketflow.batch.items".into(),
             (SpanRole::Exec | SpanRole::Fallback, "attempt") => "pocketflow.attempt".into(),
             (SpanRole::Item, "index") => "pocketflow.item.index".into(),
             (SpanRole::Composition, "name") => "pocketflow.composition.name".into(),

@@ -37,7 +37,7 @@ fn assert_invalid_endpoint(vars: &[(&str, &str)], var: &str) -> String {
     message
 }
 
-const BOOL_VARS: [&str; 14] = [
+const BOOL_VARS: [&str; 15] = [
     "POCKETFLOW_TRACE_INPUTS",
     "POCKETFLOW_TRACE_OUTPUTS",
     "POCKETFLOW_TRACE_ERRORS",
@@ -52,6 +52,7 @@ const BOOL_VARS: [&str; 14] = [
     "POCKETFLOW_EVENT_OBSERVATIONS",
     "POCKETFLOW_TRACING_DEBUG",
     "OTEL_SDK_DISABLED",
+    "POCKETFLOW_PROGRESS",
 ];
 
 #[test]
@@ -109,6 +110,21 @@ fn otel_sdk_disabled_turns_everything_off() {
     assert_eq!(c.exporters(), [ExporterKind::None]);
     let c = TracingConfig::builder().disabled(false).from_vars([("OTEL_SDK_DISABLED", "true")]).unwrap();
     assert!(!c.is_disabled());
+}
+
+#[test]
+fn progress_is_on_by_default_and_code_beats_env() {
+    assert!(config(&[]).progress());
+    for (value, on) in [("false", false), ("0", false), ("off", false), ("true", true), ("yes", true)] {
+        assert_eq!(config(&[("POCKETFLOW_PROGRESS", value)]).progress(), on, "{value}");
+    }
+    let c = TracingConfig::builder().progress(true).from_vars([("POCKETFLOW_PROGRESS", "false")]).unwrap();
+    assert!(c.progress());
+    // Set in code, the variable is not read: an invalid value is no error.
+    let c = TracingConfig::builder().progress(false).from_vars([("POCKETFLOW_PROGRESS", "sometimes")]).unwrap();
+    assert!(!c.progress());
+    // Independent of tracing being off.
+    assert!(config(&[("OTEL_SDK_DISABLED", "true")]).progress());
 }
 
 #[test]
@@ -423,7 +439,7 @@ fn the_first_invalid_variable_is_reported() {
 #[test]
 fn every_variable_is_documented_and_accepted() {
     const DOC: &str = include_str!("../../../docs/configuration.md");
-    let valid: [(&str, &str); 49] = [
+    let valid: [(&str, &str); 50] = [
         ("POCKETFLOW_TRACING_EXPORTER", "console"),
         ("OTEL_SDK_DISABLED", "false"),
         ("POCKETFLOW_TRACE_INPUTS", "true"),
@@ -445,6 +461,7 @@ fn every_variable_is_documented_and_accepted() {
         ("POCKETFLOW_SLOW_NODE_THRESHOLD_MS", "250"),
         ("POCKETFLOW_REDACT_KEYS", "password"),
         ("POCKETFLOW_TRACING_EXCLUDED_TARGETS", "h2,hyper,tonic"),
+        ("POCKETFLOW_PROGRESS", "true"),
         ("POCKETFLOW_SESSION_ID", "s"),
         ("POCKETFLOW_USER_ID", "u"),
         ("OTEL_SERVICE_NAME", "svc"),

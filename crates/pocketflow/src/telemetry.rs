@@ -169,7 +169,18 @@ macro_rules! run_span {
 /// flight, for the outermost flow of a run (or a nested flow with options
 /// of its own).
 pub(crate) fn flow_span(name: &str, kind: &'static str, run: Option<(&RunOptions, Option<usize>)>) -> Span {
-    run_span!("flow", run, name, kind, graph = Empty, input = Empty, output = Empty, action = Empty, error = Empty,)
+    run_span!(
+        "flow",
+        run,
+        name,
+        kind,
+        graph = Empty,
+        items = Empty,
+        input = Empty,
+        output = Empty,
+        action = Empty,
+        error = Empty,
+    )
 }
 
 /// Records the flow's graph (Mermaid) on the outermost flow span of a run.
@@ -188,6 +199,7 @@ pub(crate) fn node_span(name: &str, kind: &'static str, observation: Observation
         kind,
         observation = observation.as_str(),
         max_retries,
+        items = Empty,
         input = Empty,
         output = Empty,
         action = Empty,
@@ -288,6 +300,15 @@ pub(crate) fn item_span(index: usize) -> Span {
         running_ms = Empty,
         suspended_ms = Empty
     )
+}
+
+/// Records how many items a batch node's `prep` returned, or how many
+/// parameter sets a batch flow's `prep` returned, on its `node` or `flow`
+/// span: each becomes an `item` span, so a subscriber can show progress.
+pub(crate) fn record_items(span: &Span, items: usize) {
+    if !span.is_disabled() {
+        span.record("items", u64::try_from(items).unwrap_or(u64::MAX));
+    }
 }
 
 /// Records `value` as the span's `field`, as lazy JSON.

@@ -143,6 +143,7 @@ pub(crate) fn run_batch_node<'a, S: Sync, O: BatchOps<S> + Send + 'a>(
     traced(span, site, async move {
         let ctx = node_ctx(&node_span, name, params, max_retries)?;
         let items = phase(telemetry::prep_span(), name, Phase::Prep, ops.prep(ctx, shared)).await?;
+        telemetry::record_items(&node_span, items.len());
         telemetry::record_json(&node_span, "input", &items);
         let outputs = match ops.concurrency() {
             Concurrency::Sequential => {

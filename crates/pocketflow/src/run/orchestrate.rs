@@ -235,6 +235,7 @@ pub(crate) fn run_batch_flow_sync<S: Serialize, H: BatchFlowHooks<S>>(
     let result = within(&span, frame, || {
         let ctx = Ctx::new(name, params, 1);
         let batches = phase(telemetry::prep_span(), name, Phase::Prep, || hooks.prep(&ctx, shared))?;
+        telemetry::record_items(&span, batches.len());
         for (index, batch) in batches.iter().enumerate() {
             let (span, site) = item_start(index, batch);
             within(&span, site, || walk_sync(name, graph, env, &params.merged(batch), shared))?;
@@ -287,6 +288,7 @@ where
     let run = traced(span, frame, async move {
         let ctx = Ctx::new(name, params, 1);
         let batches = async_node::phase(telemetry::prep_span(), name, Phase::Prep, hooks.prep(ctx, shared)).await?;
+        telemetry::record_items(&flow_span, batches.len());
         match concurrency {
             Concurrency::Sequential => {
                 for (index, batch) in batches.iter().enumerate() {

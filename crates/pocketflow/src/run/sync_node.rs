@@ -130,6 +130,7 @@ pub(crate) fn run_batch_node<S, N: BatchNode<S>>(
     within(&span, site, || {
         let ctx = node_ctx(&span, name, params, max_retries)?;
         let items = phase(telemetry::prep_span(), name, Phase::Prep, || node.prep(&ctx, shared))?;
+        telemetry::record_items(&span, items.len());
         telemetry::record_json(&span, "input", &items);
         let mut outputs = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
