@@ -8,7 +8,9 @@
 //! recorded counts as failed) and, once the batch has run for a second,
 //! draws a bar for it on stderr: name, items done of total, rate, failures,
 //! elapsed. Several batches at once get one bar each (`MultiProgress`). A
-//! bar is cleared when its batch ends.
+//! bar is cleared when its batch ends. Flows composed in parallel or as a
+//! batch (`pocketflow::Composition`) count the same way: a `composition`
+//! span knows its `count`, and each of its `flow` children is an item.
 //!
 //! Nothing runs on a timer: a bar appears, and is redrawn, when an item
 //! closes. Short batches therefore never draw at all.
@@ -39,6 +41,10 @@ pub const PROGRESS_SHOW_AFTER: Duration = Duration::from_secs(1);
 /// The `kind`s of the engine's batch nodes and flows, the spans that get a bar.
 const BATCH_KINDS: [&str; 6] =
     ["BatchNode", "AsyncBatchNode", "AsyncParallelBatchNode", "BatchFlow", "AsyncBatchFlow", "AsyncParallelBatchFlow"];
+
+/// The `kind`s of `composition` spans that get a bar, and the kind shown
+/// for them: a nested composition runs one flow.
+const COMPOSITION_KINDS: [(&str, &str); 2] = [("parallel", "ParallelComposition"), ("batch", "BatchComposition")];
 
 /// A longer node or flow name is cut (on a character boundary) so that
 /// the bar still fits a line.
@@ -213,7 +219,7 @@ impl Batch {
     }
 }
 
-/// Marks an `item` span whose `error` was recorded.
+/// Marks an `item` (or composed `flow`) span whose `error` was recorded.
 struct ItemFailed;
 
 /// Whether `meta` is one of the engine's spans named `name`.
@@ -221,7 +227,7 @@ fn is_engine_span(meta: &Metadata<'_>, name: &str) -> bool {
     meta.target() == TARGET && meta.name() == name
 }
 
-/// Reads a `node`/`flow` span's `name` and batch `kind`.
+/// Reads a `node`/`flow`/`composition` span's `name` and batch `kind`.
 #[derive(Default)]
 struct NameAndKind {
     name: Option<String>,
@@ -232,7 +238,11 @@ impl Visit for NameAndKind {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "name" => self.name = Some(label(value)),
-            "kind" => self.kind = BATCH_KINDS.iter().copied().find(|kind| *kind == value),
+            "kind" => {
+                self.kind = BATCH_KINDS.iter().copied().find(|kind| *kind == value).or_else(|| {
+                    COMPOSITION_KINDS.iter().find(|(composition, _)| *composition == value).map(|(_, shown)| *shown)
+                });
+            }
             _ => {}
         }
     }
@@ -252,18 +262,23 @@ fn label(name: &str) -> String {
     }
 }
 
-/// Reads `items`.
+/// Reads `items` (a composition's `count`).
 struct Items(Option<u64>);
+
+/// The fields that give a batch's total.
+fn is_total(field: &Field) -> bool {
+    matches!(field.name(), "items" | "count")
+}
 
 impl Visit for Items {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "items" {
+        if is_total(field) {
             self.0 = Some(value);
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == "items" {
+        if is_total(field) {
             self.0 = u64::try_from(value).ok();
         }
     }
@@ -362,7 +377,10 @@ where
             return;
         }
         let meta = attrs.metadata();
-        if !(is_engine_span(meta, span_names::NODE) || is_engine_span(meta, span_names::FLOW)) {
+        if !(is_engine_span(meta, span_names::NODE)
+            || is_engine_span(meta, span_names::FLOW)
+            || is_engine_span(meta, span_names::COMPOSITION))
+        {
             return;
         }
         let mut fields = NameAndKind::default();
@@ -389,10 +407,12 @@ where
         if meta.target() != TARGET {
             return;
         }
+        if matches!(meta.name(), span_names::ITEM | span_names::FLOW)
+            && meta.fields().field("error").is_some_and(|error| values.contains(&error))
+        {
+            span.extensions_mut().insert(ItemFailed);
+        }
         if meta.name() == span_names::ITEM {
-            if meta.fields().field("error").is_some_and(|error| values.contains(&error)) {
-                span.extensions_mut().insert(ItemFailed);
-            }
             return;
         }
         if !meta.fields().field("items").is_some_and(|items| values.contains(&items)) {
@@ -419,20 +439,24 @@ where
         if meta.target() != TARGET {
             return;
         }
-        if meta.name() == span_names::ITEM {
+        if matches!(meta.name(), span_names::ITEM | span_names::FLOW) {
             let failed = span.extensions().get::<ItemFailed>().is_some();
-            // Only the batch's own items: an item of a batch nested inside
-            // this item counts for that inner batch.
-            let Some(parent) = span.parent() else { return };
-            let mut extensions = parent.extensions_mut();
-            if let Some(batch) = extensions.get_mut::<Batch>() {
-                batch.done += 1;
-                batch.failed += u64::from(failed);
-                shared.refresh(batch, failed);
+            // Only the batch's own items (a flow counts for the composition
+            // right above it): an item of a batch nested inside this item
+            // counts for that inner batch.
+            if let Some(parent) = span.parent() {
+                let mut extensions = parent.extensions_mut();
+                if let Some(batch) = extensions.get_mut::<Batch>() {
+                    batch.done += 1;
+                    batch.failed += u64::from(failed);
+                    shared.refresh(batch, failed);
+                }
             }
-            return;
+            if meta.name() == span_names::ITEM {
+                return;
+            }
         }
-        if !matches!(meta.name(), span_names::NODE | span_names::FLOW) {
+        if !matches!(meta.name(), span_names::NODE | span_names::FLOW | span_names::COMPOSITION) {
             return;
         }
         let batch = span.extensions_mut().remove::<Batch>();

@@ -195,3 +195,44 @@ fn the_config_decides_whether_init_adds_the_bars() {
     let off = TracingConfig::builder().from_vars([("POCKETFLOW_PROGRESS", "false")]).unwrap();
     assert!(off.progress_layer().is_none());
 }
+
+/// A flow `name` whose one node fails or not.
+fn one_node_flow(name: &'static str, fails: bool) -> Flow {
+    let mut flow = Flow::named(name);
+    if fails {
+        flow.start(Classify { count: 1, fail_at: Some(0) });
+    } else {
+        flow.start(Plain);
+    }
+    flow
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn flows_composed_in_parallel_or_as_a_batch_count_as_items() {
+    let (progress, probe) = BatchProgress::with_probe(Duration::ZERO);
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(progress));
+    let flows = [one_node_flow("A", false), one_node_flow("B", true), one_node_flow("C", false)];
+    let stores = [SharedStore::new(), SharedStore::new(), SharedStore::new()];
+    let results = pocketflow::Composition::parallel("Fanout")
+        .run(flows.iter().zip(&stores).map(|(flow, shared)| async move { flow.run(shared) }))
+        .await;
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    let good = &flows[0];
+    pocketflow::Composition::batch("PerStore").run(&stores, |shared| async move { good.run(shared) }).await;
+    pocketflow::Composition::nested("One").run(async { good.run(&stores[0]) }).await.unwrap();
+
+    let finished = probe.finished();
+    let fanout = named(&finished, "Fanout");
+    assert_eq!(fanout.len(), 1, "{finished:?}");
+    assert_eq!(
+        (fanout[0].kind, fanout[0].total, fanout[0].done, fanout[0].failed),
+        ("ParallelComposition", Some(3), 3, 1)
+    );
+    assert_eq!(fanout[0].bar.as_ref().map(|b| b.message.as_str()), Some(" · 1 failed"));
+    let per_store = named(&finished, "PerStore");
+    assert_eq!(
+        per_store.iter().map(|b| (b.kind, b.total, b.done, b.failed)).collect::<Vec<_>>(),
+        [("BatchComposition", Some(3), 3, 0)]
+    );
+    assert!(named(&finished, "One").is_empty(), "a nested composition runs one flow: no bar");
+}
