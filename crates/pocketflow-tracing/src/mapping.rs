@@ -15,6 +15,8 @@
 //! | `node` span's `observation` | `langfuse.observation.type`, `openinference.span.kind` (the config's map by name wins) |
 //! | a `Generation` | `gen_ai.*`, `llm.*` (model, token counts, cost, `llm.input_messages.N.message.*`), `langfuse.observation.model.name`, `.usage_details`, `.cost_details` |
 //! | every span | trace-wide attributes, `langfuse.observation.type`, `openinference.span.kind` |
+//! | a retry, timeout, async error, warning | also a zero-length child span of type `event` (Langfuse reads no span events), when spans leave the process |
+//! | a composition | its input: what its flows started with |
 //!
 //! The full table is in `docs/span-schema.md`.
 
