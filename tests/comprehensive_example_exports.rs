@@ -22,7 +22,9 @@ fn export(receiver: &OtlpReceiver, vars: &[(&str, &str)]) -> Vec<ReceivedTrace> 
     let stderr = String::from_utf8_lossy(&output.stderr);
     let report = stderr.lines().rev().find(|l| l.contains("spans exported")).expect("a shutdown report");
     let numbers: Vec<usize> = report.split_whitespace().filter_map(|w| w.trim_end_matches(',').parse().ok()).collect();
-    let [exported, dropped] = numbers[..] else { panic!("unexpected report: {report}") };
+    // "N spans exported, M dropped", then maybe "; K of the exported are
+    // event observations".
+    let [exported, dropped, ..] = numbers[..] else { panic!("unexpected report: {report}") };
     assert_eq!(dropped, 0, "{report}");
     assert_eq!(receiver.wait_for_spans(exported, Duration::from_secs(10)).len(), exported, "{report}");
     receiver.traces()

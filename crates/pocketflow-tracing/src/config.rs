@@ -254,9 +254,40 @@ impl fmt::Debug for LangfuseSettings {
 #[derive(Debug, Clone)]
 pub(crate) struct BatchSettings {
     pub(crate) max_queue_size: usize,
+    pub(crate) max_queue_bytes: usize,
+    pub(crate) queue_full: QueueFullPolicy,
     pub(crate) max_export_batch_size: usize,
+    pub(crate) max_concurrent_exports: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) shutdown_timeout: Duration,
+}
+
+/// What happens to a finished span when the export queue is full (its
+/// byte bound, [`TracingConfigBuilder::max_queue_bytes`], or its span
+/// bound). Every span dropped is counted in [`crate::ExportStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueFullPolicy {
+    /// The closing span's thread waits, up to this long, for the export
+    /// thread to make room: a burst slows the flow down instead of losing
+    /// spans. When the export thread makes no room in that time (a
+    /// collector that is down), the span is dropped, and so is every span
+    /// after it, without waiting, until the export thread takes spans
+    /// again: an outage costs one wait, not one per span. The default,
+    /// with [`DEFAULT_QUEUE_FULL_WAIT`]; `POCKETFLOW_QUEUE_FULL=wait`.
+    Wait(Duration),
+    /// The new span is dropped; the application never waits.
+    /// `POCKETFLOW_QUEUE_FULL=drop_newest`.
+    DropNewest,
+    /// The oldest queued spans are dropped to make room; the application
+    /// never waits. `POCKETFLOW_QUEUE_FULL=drop_oldest`.
+    DropOldest,
+}
+
+impl Default for QueueFullPolicy {
+    fn default() -> Self {
+        Self::Wait(DEFAULT_QUEUE_FULL_WAIT)
+    }
 }
 
 impl TracingConfig {
@@ -383,10 +414,13 @@ impl Default for RecordSettings {
 impl Default for BatchSettings {
     fn default() -> Self {
         Self {
-            max_queue_size: 2048,
-            max_export_batch_size: 512,
+            max_queue_size: MAX_QUEUE_SIZE,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+            queue_full: QueueFullPolicy::default(),
+            max_export_batch_size: DEFAULT_MAX_EXPORT_BATCH_SIZE,
+            max_concurrent_exports: DEFAULT_MAX_CONCURRENT_EXPORTS,
             scheduled_delay: Duration::from_millis(1000),
-            shutdown_timeout: Duration::from_secs(5),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -400,11 +434,35 @@ pub const DEFAULT_MAX_EVENTS_PER_SPAN: usize = 128;
 /// final state (`completed`, `failed`, `cancelled`) is kept beyond the cap.
 pub const DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN: usize = 32;
 /// Largest span queue accepted (`OTEL_BSP_MAX_QUEUE_SIZE`,
-/// `max_queue_size`): 1,048,576 spans. The queue grows as spans wait and is
-/// never allocated up front, but a bigger number would only let a stalled
-/// collector hold gigabytes of spans. The export batch size must not exceed
-/// the queue size.
+/// `max_queue_size`), and the default: 1,048,576 spans. The queue grows as
+/// spans wait and is never allocated up front; what bounds it by default is
+/// its memory, [`DEFAULT_MAX_QUEUE_BYTES`]. The export batch size must not
+/// exceed the queue size.
 pub const MAX_QUEUE_SIZE: usize = 1 << 20;
+/// Default bound on the memory the span queue holds: 64 MiB
+/// (`POCKETFLOW_MAX_QUEUE_MB`, `max_queue_bytes`), estimated from each
+/// span's recorded text and events. A burst of 200,000 flow spans with
+/// small payloads fits in about half of it.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 << 20;
+/// Largest queue memory bound accepted: 16 GiB.
+pub const MAX_QUEUE_BYTES: usize = 16 << 30;
+/// Default wait for room in a full queue ([`QueueFullPolicy::Wait`]).
+pub const DEFAULT_QUEUE_FULL_WAIT: Duration = Duration::from_secs(1);
+/// Default spans per export (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 2048;
+/// A batch is also cut at this many bytes (estimated, before encoding), so
+/// that a request stays under the 4 MiB that gRPC servers accept by
+/// default (the OpenTelemetry Collector's `max_recv_msg_size_mib`).
+pub const MAX_EXPORT_BATCH_BYTES: usize = 3 << 20;
+/// Default exports in flight at once (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`):
+/// the next batch is mapped and sent while the collector answers the last.
+pub const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 4;
+/// Most exports in flight accepted.
+pub const MAX_CONCURRENT_EXPORTS: usize = 64;
+/// Default deadline of [`crate::TracingGuard::shutdown`]
+/// (`POCKETFLOW_SHUTDOWN_TIMEOUT_MS`, `shutdown_timeout`). Shutdown drains
+/// the queue for as long as exports make progress, up to this.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest span, node, flow or trace name recorded, in bytes; a longer one
 /// is cut on a character boundary and ends with `…`. Names are bounded on
 /// their own, whatever the payload cap: they identify spans in every
@@ -457,6 +515,9 @@ pub struct TracingConfigBuilder {
     pub(crate) otlp_headers: Option<Vec<(String, Secret)>>,
     pub(crate) export_timeout: Option<Duration>,
     pub(crate) otlp_gzip: Option<bool>,
+    pub(crate) max_queue_bytes: Option<usize>,
+    pub(crate) queue_full: Option<QueueFullPolicy>,
+    pub(crate) max_concurrent_exports: Option<usize>,
     pub(crate) langfuse_public_key: Option<String>,
     pub(crate) langfuse_secret_key: Option<Secret>,
     pub(crate) langfuse_host: Option<String>,
@@ -602,17 +663,37 @@ impl TracingConfigBuilder {
         otlp_gzip: bool;
         /// Langfuse secret key. `LANGFUSE_SECRET_KEY`.
         langfuse_secret_key: Secret;
-        /// Spans buffered before new ones are dropped. Default 2048, at most
-        /// [`MAX_QUEUE_SIZE`]; `OTEL_BSP_MAX_QUEUE_SIZE`.
+        /// Spans the export queue holds at most. Default and maximum
+        /// [`MAX_QUEUE_SIZE`]: the queue is bounded by its memory first
+        /// ([`max_queue_bytes`](Self::max_queue_bytes)). When it is full,
+        /// [`queue_full`](Self::queue_full) decides. `OTEL_BSP_MAX_QUEUE_SIZE`.
         max_queue_size: usize;
-        /// Spans per export. Default 512 (lowered to the queue size when
-        /// the queue is smaller); a value set larger than the queue size is
-        /// an error. `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
+        /// Memory the export queue holds at most, in bytes (estimated from
+        /// each span's text and events). Default
+        /// [`DEFAULT_MAX_QUEUE_BYTES`] (64 MiB), at most [`MAX_QUEUE_BYTES`];
+        /// `POCKETFLOW_MAX_QUEUE_MB` (in MiB).
+        max_queue_bytes: usize;
+        /// What happens to a span when the queue is full. Default: wait up
+        /// to 1 s for room ([`QueueFullPolicy::Wait`]);
+        /// `POCKETFLOW_QUEUE_FULL`, `POCKETFLOW_QUEUE_FULL_WAIT_MS`.
+        queue_full: QueueFullPolicy;
+        /// Spans per export, at most; a batch is also cut at
+        /// [`MAX_EXPORT_BATCH_BYTES`]. Default 2048 (lowered to the queue
+        /// size when the queue is smaller); a value set larger than the
+        /// queue size is an error. `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
         max_export_batch_size: usize;
+        /// Exports in flight at once. Default 4, at most
+        /// [`MAX_CONCURRENT_EXPORTS`]; `OTEL_BSP_MAX_CONCURRENT_EXPORTS`.
+        max_concurrent_exports: usize;
         /// Longest wait before a partial batch is exported. Default 1 s;
         /// `OTEL_BSP_SCHEDULE_DELAY` (ms).
         scheduled_delay: Duration;
-        /// How long shutdown waits for the last exports. Default 5 s.
+        /// How long shutdown may take at most: it exports what is queued
+        /// for as long as exports make progress, and gives up at this
+        /// deadline (or when exports stop making progress for the export
+        /// timeout), counting what is left as unflushed. Also the deadline
+        /// of [`TracingGuard::flush`](crate::TracingGuard::flush). Default
+        /// [`DEFAULT_SHUTDOWN_TIMEOUT`] (30 s); `POCKETFLOW_SHUTDOWN_TIMEOUT_MS`.
         shutdown_timeout: Duration;
         /// Targets never recorded. Default [`DEFAULT_EXCLUDED_TARGETS`].
         excluded_targets: Vec<String>;

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{
-    BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, ExporterKind, LANGFUSE_DEFAULT_HOST,
-    LangfuseSettings, MAX_QUEUE_SIZE, OtlpSettings, Protocol, RecordSettings, Sampler, Secret, TraceAttributes,
-    TracingConfig, TracingConfigBuilder,
+    BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_FULL_WAIT, ExporterKind,
+    LANGFUSE_DEFAULT_HOST, LangfuseSettings, MAX_CONCURRENT_EXPORTS, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, OtlpSettings,
+    Protocol, QueueFullPolicy, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig, TracingConfigBuilder,
 };
 use crate::endpoint;
 use crate::error::ConfigError;
@@ -488,12 +488,60 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
         None => d.max_export_batch_size.min(max_queue_size),
     };
     let scheduled_delay = duration_setting(b.scheduled_delay, "scheduled_delay", vars, &["OTEL_BSP_SCHEDULE_DELAY"])?;
+    let max_queue_bytes = match b.max_queue_bytes {
+        Some(0) => return Err(invalid_setting("max_queue_bytes", "must be greater than zero")),
+        Some(n) if n > MAX_QUEUE_BYTES => {
+            return Err(ConfigError::TooLarge {
+                name: "max_queue_bytes".to_owned(),
+                value: n.to_string(),
+                max: MAX_QUEUE_BYTES,
+            });
+        }
+        Some(n) => n,
+        None => vars.count("POCKETFLOW_MAX_QUEUE_MB", MAX_QUEUE_BYTES >> 20)?.map_or(d.max_queue_bytes, |mb| mb << 20),
+    };
+    let max_concurrent_exports = bounded_setting(
+        b.max_concurrent_exports,
+        "max_concurrent_exports",
+        vars,
+        "OTEL_BSP_MAX_CONCURRENT_EXPORTS",
+        MAX_CONCURRENT_EXPORTS,
+    )?
+    .unwrap_or(d.max_concurrent_exports);
+    let shutdown_timeout =
+        duration_setting(b.shutdown_timeout, "shutdown_timeout", vars, &["POCKETFLOW_SHUTDOWN_TIMEOUT_MS"])?;
     Ok(BatchSettings {
         max_queue_size,
+        max_queue_bytes,
+        queue_full: queue_full(b.queue_full, vars)?,
         max_export_batch_size,
+        max_concurrent_exports,
         scheduled_delay: scheduled_delay.unwrap_or(d.scheduled_delay),
-        shutdown_timeout: b.shutdown_timeout.unwrap_or(d.shutdown_timeout),
+        shutdown_timeout: shutdown_timeout.unwrap_or(d.shutdown_timeout),
     })
+}
+
+/// The queue-full policy set in code, or `POCKETFLOW_QUEUE_FULL` (`wait`,
+/// `drop_newest`, `drop_oldest`) with `POCKETFLOW_QUEUE_FULL_WAIT_MS`.
+fn queue_full(code: Option<QueueFullPolicy>, vars: &Vars<'_>) -> Result<QueueFullPolicy, ConfigError> {
+    const VAR: &str = "POCKETFLOW_QUEUE_FULL";
+    const WAIT_VAR: &str = "POCKETFLOW_QUEUE_FULL_WAIT_MS";
+    if let Some(policy) = code {
+        return match policy {
+            QueueFullPolicy::Wait(wait) if wait.is_zero() => {
+                Err(invalid_setting("queue_full", "the wait must be greater than zero"))
+            }
+            policy => Ok(policy),
+        };
+    }
+    let wait = vars.millis(&[WAIT_VAR])?.unwrap_or(DEFAULT_QUEUE_FULL_WAIT);
+    let Some(value) = vars.get(VAR) else { return Ok(QueueFullPolicy::Wait(wait)) };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "wait" => Ok(QueueFullPolicy::Wait(wait)),
+        "drop_newest" => Ok(QueueFullPolicy::DropNewest),
+        "drop_oldest" => Ok(QueueFullPolicy::DropOldest),
+        _ => Err(invalid(VAR, &value, "wait, drop_newest or drop_oldest")),
+    }
 }
 
 /// A count set in code (zero is an error) or read from `var`.
@@ -777,6 +825,36 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_bound_policy_concurrency_and_shutdown_deadline() {
+        let c = resolve_vars(&[
+            ("POCKETFLOW_MAX_QUEUE_MB", "8"),
+            ("POCKETFLOW_QUEUE_FULL", "Drop_Oldest"),
+            ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "2"),
+            ("POCKETFLOW_SHUTDOWN_TIMEOUT_MS", "1500"),
+        ])
+        .expect("valid variables");
+        assert_eq!((c.batch.max_queue_bytes, c.batch.queue_full), (8 << 20, QueueFullPolicy::DropOldest));
+        assert_eq!((c.batch.max_concurrent_exports, c.batch.shutdown_timeout), (2, Duration::from_millis(1500)));
+        let wait = |vars: &[(&str, &str)]| resolve_vars(vars).map(|c| c.batch.queue_full);
+        assert_eq!(
+            wait(&[("POCKETFLOW_QUEUE_FULL", "wait"), ("POCKETFLOW_QUEUE_FULL_WAIT_MS", "250")]),
+            Ok(QueueFullPolicy::Wait(Duration::from_millis(250)))
+        );
+        assert_eq!(wait(&[("POCKETFLOW_QUEUE_FULL", "drop_newest")]), Ok(QueueFullPolicy::DropNewest));
+        for (var, value) in [
+            ("POCKETFLOW_QUEUE_FULL", "block"),
+            ("POCKETFLOW_QUEUE_FULL_WAIT_MS", "0"),
+            ("POCKETFLOW_MAX_QUEUE_MB", "0"),
+            ("POCKETFLOW_MAX_QUEUE_MB", "16385"),
+            ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "65"),
+            ("POCKETFLOW_SHUTDOWN_TIMEOUT_MS", "soon"),
+        ] {
+            let error = resolve_vars(&[(var, value)]).expect_err(value).to_string();
+            assert!(error.contains(var), "{var}={value}: {error}");
+        }
+    }
+
+    #[test]
     fn service_name_sources() {
         let name = |vars: &[(&str, &str)]| resolve_vars(vars).expect("valid variables").trace.service_name;
         let resource = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-resource,team=a");
@@ -794,7 +872,10 @@ mod tests {
         assert_eq!(c.trace.service_name.as_deref(), Some("pocketflow"));
         assert_eq!(c.excluded_targets.len(), DEFAULT_EXCLUDED_TARGETS.len());
         assert_eq!(c.otlp.timeout, DEFAULT_EXPORT_TIMEOUT);
-        assert_eq!(c.batch.max_export_batch_size, 512);
+        assert_eq!(c.batch.max_export_batch_size, 2048);
+        assert_eq!((c.batch.max_queue_size, c.batch.max_queue_bytes), (MAX_QUEUE_SIZE, 64 << 20));
+        assert_eq!(c.batch.queue_full, QueueFullPolicy::Wait(Duration::from_secs(1)));
+        assert_eq!((c.batch.max_concurrent_exports, c.batch.shutdown_timeout), (4, Duration::from_secs(30)));
         assert_eq!(c.record.max_lifecycle_events_per_span, 32);
         assert_eq!(c.record.slow_node_threshold, Duration::from_millis(5000));
     }

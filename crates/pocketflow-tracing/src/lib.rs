@@ -123,9 +123,11 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use config::{
-    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_EVENTS_PER_SPAN,
-    DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_REDACT_KEYS, DEFAULT_SLOW_NODE_THRESHOLD,
-    ExporterKind, LANGFUSE_DEFAULT_HOST, MAX_NAME_BYTES, MAX_QUEUE_SIZE, ObservationType, Protocol, Sampler, Secret,
+    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_CONCURRENT_EXPORTS, DEFAULT_MAX_EVENTS_PER_SPAN,
+    DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_QUEUE_BYTES, DEFAULT_QUEUE_FULL_WAIT, DEFAULT_REDACT_KEYS, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_SLOW_NODE_THRESHOLD, ExporterKind, LANGFUSE_DEFAULT_HOST, MAX_CONCURRENT_EXPORTS, MAX_EXPORT_BATCH_BYTES,
+    MAX_NAME_BYTES, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, ObservationType, Protocol, QueueFullPolicy, Sampler, Secret,
     TracingConfig, TracingConfigBuilder,
 };
 pub use error::{ConfigError, ResponseError, TracingError};
@@ -225,7 +227,7 @@ impl TracingConfig {
             return Ok(self.inactive());
         }
         let mapper = mapping::Mapper::new(&self, leaves);
-        let (sink, guard) = pipeline::start(&self.batch, mapper, self.record.debug, build)?;
+        let (sink, guard) = pipeline::start(&self.batch, self.otlp.timeout, mapper, self.record.debug, build)?;
         Ok((PocketflowLayer::new(&self, sink, true), guard))
     }
 

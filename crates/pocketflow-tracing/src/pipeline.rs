@@ -1,16 +1,24 @@
-//! The export thread: a bounded queue between the layer and the exporters.
+//! The export thread: a queue bounded by memory between the layer and the
+//! exporters.
 //!
-//! A closing span is pushed onto a shared batch under a short lock, and the
-//! export thread is woken once per batch, not per span. A slow or absent
-//! collector never blocks a node: when the queue is full the span is dropped
-//! and counted. The thread owns a current-thread tokio runtime for the
-//! exporters (tonic and reqwest need one), so exporting never depends on the
-//! application's runtime: [`TracingGuard::shutdown`] works from a
-//! current-thread runtime, a multi-thread one, or none, without the SDK's
-//! flush deadlock. The thread runs with a no-op dispatcher, so the
-//! transport's own spans and events (h2, hyper, tonic, reqwest) never reach
-//! any layer.
+//! A closing span is pushed onto the queue under a short lock, and the
+//! export thread is woken once per batch, not per span. When the queue is
+//! full, the [`QueueFullPolicy`] decides: by default the closing span's
+//! thread waits for room (a burst slows the flow rather than losing spans),
+//! and once a wait finds the export thread making no progress (a collector
+//! that is down), spans are dropped without waiting until it moves again;
+//! every drop is counted. The thread maps batches to OpenTelemetry and
+//! keeps several exports in flight, so that the next batch is prepared
+//! while the collector answers the last.
+//!
+//! The thread owns a current-thread tokio runtime for the exporters (tonic
+//! and reqwest need one), so exporting never depends on the application's
+//! runtime: [`TracingGuard::shutdown`] works from a current-thread runtime,
+//! a multi-thread one, or none, without the SDK's flush deadlock. The
+//! thread runs with a no-op dispatcher, so the transport's own spans and
+//! events (h2, hyper, tonic, reqwest) never reach any layer.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -18,14 +26,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::BatchSettings;
+use opentelemetry_sdk::trace::SpanData;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::config::{BatchSettings, MAX_EXPORT_BATCH_BYTES, QueueFullPolicy};
 use crate::diagnostics;
 use crate::endpoint::mask_credentials;
 use crate::error::TracingError;
 use crate::exporter::ExporterSet;
 use crate::mapping::Mapper;
 use crate::record::FinishedSpan;
-use opentelemetry_sdk::trace::SpanData;
 
 /// A request from the guard to the export thread, answered on the sender.
 enum Control {
@@ -37,26 +48,88 @@ enum Control {
 #[derive(Debug)]
 struct Queue {
     pending: Mutex<Pending>,
-    /// Signalled when a batch is full or a control request arrives.
-    wake: Condvar,
+    /// Wakes the export thread: a batch is ready, or a control request or
+    /// a waiting producer arrived.
+    wake: Notify,
+    /// Wakes producers waiting for room.
+    room: Condvar,
     capacity: usize,
+    max_bytes: usize,
     batch: usize,
+    policy: QueueFullPolicy,
     counters: Counters,
 }
 
 #[derive(Default)]
 struct Pending {
-    spans: Vec<FinishedSpan>,
+    /// Spans with their estimated size.
+    spans: VecDeque<(FinishedSpan, usize)>,
+    bytes: usize,
     control: Vec<Control>,
     /// Set once the export thread has stopped: later spans are dropped.
     stopped: bool,
-    /// Spans ever accepted (counted under the lock the push takes anyway).
-    queued: u64,
+    /// A producer waited for room in vain: drop without waiting until the
+    /// export thread takes spans again.
+    stalled: bool,
+    /// Spans ever accepted into the queue.
+    accepted: u64,
+    /// Of those, spans dropped from the queue to make room (`DropOldest`).
+    evicted: u64,
 }
 
 impl fmt::Debug for Pending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pending").field("spans", &self.spans.len()).field("stopped", &self.stopped).finish()
+        f.debug_struct("Pending")
+            .field("spans", &self.spans.len())
+            .field("bytes", &self.bytes)
+            .field("stopped", &self.stopped)
+            .field("stalled", &self.stalled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// Whether a span of `size` bytes fits. An empty queue takes any span,
+    /// however big: the byte bound must not turn one large span into a
+    /// loss.
+    fn fits(&self, size: usize, capacity: usize, max_bytes: usize) -> bool {
+        self.spans.is_empty() || (self.spans.len() < capacity && self.bytes.saturating_add(size) <= max_bytes)
+    }
+
+    fn push(&mut self, span: FinishedSpan, size: usize) {
+        self.spans.push_back((span, size));
+        self.bytes = self.bytes.saturating_add(size);
+        self.accepted += 1;
+    }
+
+    fn pop(&mut self) -> Option<FinishedSpan> {
+        let (span, size) = self.spans.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(size);
+        Some(span)
+    }
+
+    /// Takes the next batch: up to `max` spans and about
+    /// [`MAX_EXPORT_BATCH_BYTES`] (at least one span).
+    fn take_batch(&mut self, max: usize) -> Vec<FinishedSpan> {
+        let mut batch = Vec::with_capacity(self.spans.len().min(max));
+        let mut bytes = 0usize;
+        while batch.len() < max
+            && let Some((_, size)) = self.spans.front()
+        {
+            if !batch.is_empty() && bytes.saturating_add(*size) > MAX_EXPORT_BATCH_BYTES {
+                break;
+            }
+            bytes = bytes.saturating_add(*size);
+            if let Some(span) = self.pop() {
+                batch.push(span);
+            }
+        }
+        batch
+    }
+
+    /// Whether a full batch is waiting.
+    fn batch_ready(&self, batch: usize) -> bool {
+        self.spans.len() >= batch || self.bytes >= MAX_EXPORT_BATCH_BYTES
     }
 }
 
@@ -68,12 +141,43 @@ impl Queue {
     }
 
     /// Asks the export thread for `control` and waits up to `timeout` for
-    /// its answer; returns whether it came.
-    fn request(&self, control: fn(SyncSender<()>) -> Control, timeout: Duration) -> bool {
+    /// its answer, giving up earlier if no span settles (exported or
+    /// failed) for `stall`; returns whether the answer came.
+    fn request(&self, control: fn(SyncSender<()>) -> Control, timeout: Duration, stall: Duration) -> bool {
         let (ack, done) = mpsc::sync_channel(1);
         self.lock().control.push(control(ack));
         self.wake.notify_one();
-        done.recv_timeout(timeout).is_ok()
+        let deadline = deadline_after(timeout);
+        let mut settled = self.counters.settled();
+        let mut last_progress = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(100));
+            match done.recv_timeout(slice) {
+                Ok(()) => return true,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now_settled = self.counters.settled();
+            if now_settled != settled {
+                settled = now_settled;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() >= stall {
+                return false;
+            }
+        }
+    }
+
+    fn drop_span(&self) {
+        self.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+        diagnostics::report_once(
+            &self.counters.warned_full,
+            "queue_full",
+            "the span queue is full; spans are being dropped (raise POCKETFLOW_MAX_QUEUE_MB, or check the exporter)",
+        );
     }
 }
 
@@ -81,9 +185,20 @@ impl Queue {
 #[derive(Debug, Default)]
 struct Counters {
     dropped_queue_full: AtomicU64,
-    exported: AtomicU64,
+    /// Recorded spans exported.
+    exported_recorded: AtomicU64,
+    /// Event observations exported with them.
+    event_observations: AtomicU64,
+    /// Recorded spans in failed exports.
     failed: AtomicU64,
     warned_full: AtomicBool,
+}
+
+impl Counters {
+    /// Recorded spans whose export finished, one way or the other.
+    fn settled(&self) -> u64 {
+        self.exported_recorded.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
 }
 
 /// The layer's end of the queue.
@@ -100,42 +215,104 @@ impl SpanSink {
 
     pub(crate) fn send(&self, span: FinishedSpan) {
         let Some(queue) = &self.queue else { return };
+        let size = span.approx_bytes();
         let mut pending = queue.lock();
-        let len = pending.spans.len();
-        if pending.stopped || len >= queue.capacity {
+        if pending.stopped {
             drop(pending);
-            queue.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            diagnostics::report_once(
-                &queue.counters.warned_full,
-                "queue_full",
-                "the span queue is full; spans are being dropped (raise OTEL_BSP_MAX_QUEUE_SIZE, or check the exporter)",
-            );
+            queue.drop_span();
             return;
         }
-        pending.spans.push(span);
-        pending.queued += 1;
+        if !pending.fits(size, queue.capacity, queue.max_bytes) {
+            match queue.policy {
+                QueueFullPolicy::DropNewest => {
+                    drop(pending);
+                    queue.drop_span();
+                    return;
+                }
+                QueueFullPolicy::DropOldest => {
+                    while !pending.fits(size, queue.capacity, queue.max_bytes) && pending.pop().is_some() {
+                        pending.evicted += 1;
+                        queue.drop_span();
+                    }
+                }
+                QueueFullPolicy::Wait(wait) => {
+                    pending = match wait_for_room(queue, pending, size, wait) {
+                        Some(pending) => pending,
+                        None => {
+                            queue.drop_span();
+                            return;
+                        }
+                    };
+                }
+            }
+        }
+        pending.push(span, size);
+        let ready = pending.batch_ready(queue.batch);
         drop(pending);
-        if len + 1 == queue.batch {
+        if ready {
             queue.wake.notify_one();
         }
     }
 }
 
-/// What happened to the spans of a run, as reported at shutdown.
+/// Waits up to `wait` for room for a span of `size` bytes; `None` if none
+/// came (the queue is then marked stalled) or the queue stopped.
+fn wait_for_room<'a>(
+    queue: &'a Queue,
+    mut pending: MutexGuard<'a, Pending>,
+    size: usize,
+    wait: Duration,
+) -> Option<MutexGuard<'a, Pending>> {
+    if pending.stalled {
+        return None;
+    }
+    // The export thread may be sleeping on a partial batch: it has work.
+    queue.wake.notify_one();
+    let deadline = deadline_after(wait);
+    while !pending.fits(size, queue.capacity, queue.max_bytes) {
+        let now = Instant::now();
+        if pending.stopped || pending.stalled || now >= deadline {
+            pending.stalled = !pending.stopped;
+            return None;
+        }
+        pending = match queue.room.wait_timeout(pending, deadline - now) {
+            Ok((pending, _)) => pending,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+    }
+    Some(pending)
+}
+
+/// What happened to the spans of a run, as reported at shutdown. Every
+/// span the layer recorded is either exported or dropped:
+/// [`recorded`](Self::recorded) = `exported - event_observations + dropped`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ExportStats {
-    /// Spans the exporters accepted.
+    /// Spans the exporters accepted: what a backend receives, event
+    /// observations included.
     pub exported: u64,
-    /// Spans lost: dropped because the queue was full, refused by an
-    /// exporter, or still queued when shutdown gave up waiting.
+    /// Of `exported`: the event observations the layer added for Langfuse
+    /// (derived from recorded spans' events, not recorded themselves).
+    pub event_observations: u64,
+    /// Recorded spans lost: dropped because the queue was full, refused by
+    /// an exporter, or still queued when shutdown gave up waiting.
     pub dropped: u64,
-    /// Of `dropped`: spans dropped because the queue was full.
+    /// Of `dropped`: spans dropped because the queue was full (the newest
+    /// or the oldest, as the [`QueueFullPolicy`] says).
     pub dropped_queue_full: u64,
     /// Of `dropped`: spans in batches an exporter failed to send.
     pub failed_export: u64,
     /// Of `dropped`: spans still queued when shutdown timed out.
     pub unflushed: u64,
+}
+
+impl ExportStats {
+    /// The spans the layer recorded and handed to the queue (or tried
+    /// to): those exported plus those dropped.
+    pub fn recorded(&self) -> u64 {
+        self.exported.saturating_sub(self.event_observations) + self.dropped
+    }
 }
 
 /// The outcome of [`TracingGuard::shutdown`].
@@ -159,6 +336,9 @@ impl fmt::Display for ShutdownReport {
                 s.dropped_queue_full, s.failed_export, s.unflushed
             )?;
         }
+        if s.event_observations > 0 {
+            write!(f, "; {} of the exported are event observations", s.event_observations)?;
+        }
         if !self.completed {
             f.write_str("; timed out waiting for the exporter")?;
         }
@@ -175,11 +355,13 @@ pub struct TracingGuard {
     queue: Option<Arc<Queue>>,
     thread: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
+    /// Shutdown gives up when no export settles for this long.
+    stall: Duration,
 }
 
 impl TracingGuard {
     pub(crate) fn disabled() -> Self {
-        Self { queue: None, thread: None, shutdown_timeout: Duration::ZERO }
+        Self { queue: None, thread: None, shutdown_timeout: Duration::ZERO, stall: Duration::ZERO }
     }
 
     /// Span counts so far.
@@ -188,8 +370,10 @@ impl TracingGuard {
         let c = &queue.counters;
         let dropped_queue_full = c.dropped_queue_full.load(Ordering::Relaxed);
         let failed_export = c.failed.load(Ordering::Relaxed);
+        let event_observations = c.event_observations.load(Ordering::Relaxed);
         ExportStats {
-            exported: c.exported.load(Ordering::Relaxed),
+            exported: c.exported_recorded.load(Ordering::Relaxed) + event_observations,
+            event_observations,
             dropped: dropped_queue_full + failed_export,
             dropped_queue_full,
             failed_export,
@@ -197,15 +381,17 @@ impl TracingGuard {
         }
     }
 
-    /// Exports everything queued so far and waits for it, up to the shutdown
-    /// timeout. Returns whether the exporters finished in time. Blocks the
-    /// calling thread, never the export.
+    /// Exports everything queued so far and waits for it, for as long as
+    /// exports make progress, up to the shutdown timeout. Returns whether
+    /// the exporters finished in time. Blocks the calling thread, never
+    /// the export.
     pub fn flush(&self) -> bool {
         let Some(queue) = &self.queue else { return true };
-        queue.request(Control::Flush, self.shutdown_timeout)
+        queue.request(Control::Flush, self.shutdown_timeout, self.stall)
     }
 
-    /// Exports what is queued, stops the exporters and reports what was
+    /// Exports what is queued (for as long as exports make progress, up to
+    /// the shutdown timeout), stops the exporters and reports what was
     /// exported and what was lost. Safe to call from any thread, including
     /// a tokio runtime's (current-thread or multi-thread).
     pub fn shutdown(mut self) -> ShutdownReport {
@@ -216,15 +402,20 @@ impl TracingGuard {
         let Some(queue) = self.queue.clone() else {
             return ShutdownReport { stats: self.stats(), completed: true };
         };
-        let completed = queue.request(Control::Shutdown, self.shutdown_timeout);
+        let completed = queue.request(Control::Shutdown, self.shutdown_timeout, self.stall);
         if completed && let Some(thread) = self.thread.take() {
             // The thread has answered; it only returns from here on.
             let _ = thread.join();
         }
         let mut stats = self.stats();
         self.queue = None;
-        let settled = stats.exported + stats.failed_export;
-        stats.unflushed = queue.lock().queued.saturating_sub(settled);
+        let settled = queue.counters.settled();
+        let mut pending = queue.lock();
+        // Whatever comes later is dropped and counted.
+        pending.stopped = true;
+        stats.unflushed = pending.accepted.saturating_sub(pending.evicted).saturating_sub(settled);
+        drop(pending);
+        queue.room.notify_all();
         stats.dropped += stats.unflushed;
         ShutdownReport { stats, completed }
     }
@@ -243,21 +434,33 @@ impl Drop for TracingGuard {
 
 /// Starts the export thread. `build` makes the exporters on that thread,
 /// inside its runtime (tonic needs one); its error is returned here.
+/// `export_timeout`: one export's deadline; shutdown gives up when nothing
+/// settles for that long.
 pub(crate) fn start(
     batch: &BatchSettings,
+    export_timeout: Duration,
     mapper: Mapper,
     debug: bool,
     build: impl FnOnce() -> Result<ExporterSet, TracingError> + Send + 'static,
 ) -> Result<(SpanSink, TracingGuard), TracingError> {
     let queue = Arc::new(Queue {
         pending: Mutex::default(),
-        wake: Condvar::new(),
+        wake: Notify::new(),
+        room: Condvar::new(),
         capacity: batch.max_queue_size,
+        max_bytes: batch.max_queue_bytes,
         batch: batch.max_export_batch_size,
+        policy: batch.queue_full,
         counters: Counters::default(),
     });
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-    let worker = Worker { queue: Arc::clone(&queue), mapper, delay: batch.scheduled_delay, debug };
+    let worker = Worker {
+        queue: Arc::clone(&queue),
+        mapper,
+        delay: batch.scheduled_delay,
+        concurrency: batch.max_concurrent_exports.max(1),
+        debug,
+    };
     let thread = std::thread::Builder::new()
         .name("pocketflow-tracing-export".to_owned())
         .spawn(move || {
@@ -275,7 +478,11 @@ pub(crate) fn start(
         }
     }
     let sink = SpanSink { queue: Some(Arc::clone(&queue)) };
-    let guard = TracingGuard { queue: Some(queue), thread: Some(thread), shutdown_timeout: batch.shutdown_timeout };
+    // One export may take its whole timeout (plus its connection set-up)
+    // without anything settling.
+    let stall = export_timeout.saturating_mul(2).max(Duration::from_secs(1));
+    let guard =
+        TracingGuard { queue: Some(queue), thread: Some(thread), shutdown_timeout: batch.shutdown_timeout, stall };
     Ok((sink, guard))
 }
 
@@ -290,8 +497,13 @@ struct Worker {
     queue: Arc<Queue>,
     mapper: Mapper,
     delay: Duration,
+    concurrency: usize,
     debug: bool,
 }
+
+/// What one export reports back: recorded spans, event observations, and
+/// the exporters' error.
+type ExportDone = (u64, u64, Result<(), String>);
 
 impl Worker {
     fn run(
@@ -319,45 +531,54 @@ impl Worker {
         };
         exporters.set_resource(self.mapper.resource());
         let _ = ready.send(Ok(()));
+        runtime.block_on(self.export_loop(Arc::new(exporters)));
+    }
 
-        let batch = self.queue.batch;
-        // Grown as spans arrive, never sized from the configured numbers: a
-        // queue or batch size must not turn into an allocation up front.
-        let mut spare = Vec::new();
+    /// Takes batches off the queue and keeps up to `concurrency` exports
+    /// in flight, until shutdown.
+    async fn export_loop(&self, exporters: Arc<ExporterSet>) {
+        let mut in_flight: JoinSet<ExportDone> = JoinSet::new();
         let mut deadline = deadline_after(self.delay);
+        // Control requests waiting for the queue to drain.
+        let mut waiting: Vec<Control> = Vec::new();
         loop {
-            let (mut spans, control) = {
+            let wake = self.queue.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            // Take what is due, while there is room in flight.
+            let (batch, control) = {
                 let mut pending = self.queue.lock();
-                while pending.spans.len() < batch && pending.control.is_empty() {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    pending = match self.queue.wake.wait_timeout(pending, deadline - now) {
-                        Ok((pending, _)) => pending,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    };
+                waiting.append(&mut pending.control);
+                let due = !waiting.is_empty() || Instant::now() >= deadline || pending.batch_ready(self.queue.batch);
+                let batch = if due && in_flight.len() < self.concurrency && !pending.spans.is_empty() {
+                    pending.take_batch(self.queue.batch)
+                } else {
+                    Vec::new()
+                };
+                if !batch.is_empty() {
+                    // Progress: waiting producers may go on.
+                    pending.stalled = false;
                 }
-                let control = std::mem::take(&mut pending.control);
+                let drained = pending.spans.is_empty();
+                let control = if drained && in_flight.is_empty() && batch.is_empty() {
+                    std::mem::take(&mut waiting)
+                } else {
+                    Vec::new()
+                };
                 if control.iter().any(|c| matches!(c, Control::Shutdown(_))) {
                     pending.stopped = true;
                 }
-                (std::mem::replace(&mut pending.spans, std::mem::take(&mut spare)), control)
+                (batch, control)
             };
-            let mut drain = spans.drain(..);
-            loop {
-                let mut chunk = Vec::new();
-                for span in drain.by_ref().take(batch.max(1)) {
-                    self.mapper.map(span, &mut chunk);
+            if !batch.is_empty() {
+                self.queue.room.notify_all();
+                in_flight.spawn(self.export(Arc::clone(&exporters), batch));
+                if self.queue.lock().spans.is_empty() {
+                    deadline = deadline_after(self.delay);
                 }
-                if chunk.is_empty() {
-                    break;
-                }
-                self.export(&runtime, &exporters, chunk);
+                continue;
             }
-            drop(drain);
-            spare = spans;
-            deadline = deadline_after(self.delay);
+            let mut stop = false;
             for request in control {
                 match request {
                     Control::Flush(ack) => {
@@ -366,29 +587,64 @@ impl Worker {
                     }
                     Control::Shutdown(ack) => {
                         exporters.shutdown();
+                        // Producers waiting for room give up now.
+                        self.queue.room.notify_all();
                         let _ = ack.send(());
-                        return;
+                        stop = true;
+                    }
+                }
+            }
+            if stop {
+                return;
+            }
+            if self.queue.lock().spans.is_empty() {
+                deadline = deadline_after(self.delay);
+            }
+            tokio::select! {
+                () = &mut wake => {}
+                () = tokio::time::sleep_until(deadline.into()) => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok(done) = done {
+                        self.settle(done);
                     }
                 }
             }
         }
     }
 
-    fn export(&self, runtime: &tokio::runtime::Runtime, exporters: &ExporterSet, spans: Vec<SpanData>) {
-        let count = spans.len() as u64;
+    /// Maps `batch` (on this thread) and returns the export to run.
+    fn export(
+        &self,
+        exporters: Arc<ExporterSet>,
+        batch: Vec<FinishedSpan>,
+    ) -> impl std::future::Future<Output = ExportDone> + Send + 'static {
+        let recorded = batch.len() as u64;
+        let mut spans: Vec<SpanData> = Vec::with_capacity(batch.len());
+        for record in batch {
+            self.mapper.map(record, &mut spans);
+        }
+        let added = spans.len() as u64 - recorded;
+        async move {
+            let result = exporters.export(spans).await.map_err(|error| error.to_string());
+            (recorded, added, result)
+        }
+    }
+
+    fn settle(&self, (recorded, added, result): ExportDone) {
         let counters = &self.queue.counters;
-        match runtime.block_on(exporters.export(spans)) {
+        match result {
             Ok(()) => {
-                counters.exported.fetch_add(count, Ordering::Relaxed);
+                counters.exported_recorded.fetch_add(recorded, Ordering::Relaxed);
+                counters.event_observations.fetch_add(added, Ordering::Relaxed);
                 if self.debug {
-                    diagnostics::report("exported", &format!("{count} spans"));
+                    diagnostics::report("exported", &format!("{} spans", recorded + added));
                 }
             }
             Err(error) => {
-                let previous = counters.failed.fetch_add(count, Ordering::Relaxed);
+                let previous = counters.failed.fetch_add(recorded, Ordering::Relaxed);
                 if previous == 0 || self.debug {
                     // Transport errors quote the endpoint, password included.
-                    let message = format!("{count} spans lost: {error}");
+                    let message = format!("{recorded} spans lost: {error}");
                     diagnostics::report("export_failed", &mask_credentials(&message));
                 }
             }

@@ -483,7 +483,38 @@ pub(crate) struct FailedAttempts {
     pub(crate) last_error: String,
 }
 
+/// What a field costs in memory beyond its text: the slot and the name.
+const FIELD_OVERHEAD: usize = 48;
+
+impl Fields {
+    /// Roughly the memory the fields hold, text included.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(_, value)| {
+                FIELD_OVERHEAD
+                    + match value {
+                        FieldValue::Str(text) => text.len(),
+                        FieldValue::Name(text) => text.len(),
+                        _ => 0,
+                    }
+            })
+            .sum()
+    }
+}
+
 impl SpanRecord {
+    /// Roughly the memory the record holds: what the span queue's byte
+    /// bound counts. An estimate (allocator slack is not seen), cheap
+    /// enough to take on the application's thread for every span.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.fields.approx_bytes()
+            + self.events.iter().map(|event| 64 + event.name.len() + event.fields.approx_bytes()).sum::<usize>()
+            + self.lifecycle.len() * std::mem::size_of::<LifecycleEvent>()
+            + self.started_with.as_ref().map_or(0, |started| started.approx_bytes())
+    }
+
     /// Counts a failed attempt under this span.
     pub(crate) fn count_failed_attempt(&mut self, error: String) {
         match &mut self.failed_attempts {
@@ -517,6 +548,10 @@ impl StartedWith {
         }
         self.bytes = self.bytes.saturating_add(size);
         self.flows.push((start, name, input));
+    }
+
+    fn approx_bytes(&self) -> usize {
+        self.bytes + self.flows.len() * 64
     }
 
     /// The input as JSON: `[{"flow": name, "input": value}, …]` in start

@@ -377,6 +377,8 @@ fn numbers() {
         "POCKETFLOW_MAX_EVENTS_PER_SPAN",
         "OTEL_BSP_MAX_QUEUE_SIZE",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "OTEL_BSP_MAX_CONCURRENT_EXPORTS",
+        "POCKETFLOW_MAX_QUEUE_MB",
     ] {
         config(&[(var, "42")]);
         for bad in ["0", "-1", "1.5", "lots"] {
@@ -384,12 +386,18 @@ fn numbers() {
             assert!(message.contains("a positive integer"), "{message}");
         }
     }
-    for var in ["OTEL_BSP_SCHEDULE_DELAY", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+    for var in [
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "POCKETFLOW_SHUTDOWN_TIMEOUT_MS",
+        "POCKETFLOW_QUEUE_FULL_WAIT_MS",
+    ] {
         config(&[(var, "1500")]);
         assert_invalid_var(&[(var, "1.5s")], var);
         assert_invalid_var(&[(var, "0")], var);
     }
-    // The default batch (512) is lowered to a smaller queue; a batch asked
+    // The default batch (2048) is lowered to a smaller queue; a batch asked
     // for must fit (config_rejects_bad_values.rs).
     config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10")]);
 
@@ -439,7 +447,7 @@ fn the_first_invalid_variable_is_reported() {
 #[test]
 fn every_variable_is_documented_and_accepted() {
     const DOC: &str = include_str!("../../../docs/configuration.md");
-    let valid: [(&str, &str); 50] = [
+    let valid: [(&str, &str); 55] = [
         ("POCKETFLOW_TRACING_EXPORTER", "console"),
         ("OTEL_SDK_DISABLED", "false"),
         ("POCKETFLOW_TRACE_INPUTS", "true"),
@@ -490,6 +498,11 @@ fn every_variable_is_documented_and_accepted() {
         ("LANGFUSE_HOST", "https://cloud.langfuse.com"),
         ("LANGFUSE_BASE_URL", "https://cloud.langfuse.com"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+        ("POCKETFLOW_MAX_QUEUE_MB", "32"),
+        ("POCKETFLOW_QUEUE_FULL", "wait"),
+        ("POCKETFLOW_QUEUE_FULL_WAIT_MS", "500"),
+        ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "2"),
+        ("POCKETFLOW_SHUTDOWN_TIMEOUT_MS", "20000"),
     ];
     for (var, _) in valid {
         assert!(DOC.contains(&format!("`{var}`")), "{var} is missing from docs/configuration.md");

@@ -143,12 +143,15 @@ fn a_batch_larger_than_the_queue_is_refused_and_the_default_batch_is_lowered_to_
         err,
         ConfigError::BatchLargerThanQueue { name: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE".to_owned(), batch: 512, queue: 10 }
     );
-    let err = error(TracingConfig::builder(), &[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")]);
+    let err = error(
+        TracingConfig::builder(),
+        &[("OTEL_BSP_MAX_QUEUE_SIZE", "2048"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")],
+    );
     assert!(matches!(err, ConfigError::BatchLargerThanQueue { batch: 4096, queue: 2048, .. }), "{err:?}");
     let err = TracingConfig::builder().max_queue_size(10).max_export_batch_size(100).build().unwrap_err();
     assert!(matches!(&err, ConfigError::BatchLargerThanQueue { name, .. } if name == "max_export_batch_size"));
 
-    // Only the queue was asked for: the default batch (512) fits itself to it.
+    // Only the queue was asked for: the default batch (2048) fits itself to it.
     TracingConfig::builder().from_vars([("OTEL_BSP_MAX_QUEUE_SIZE", "10")]).unwrap();
     TracingConfig::builder().max_queue_size(10).max_export_batch_size(10).build().unwrap();
 }

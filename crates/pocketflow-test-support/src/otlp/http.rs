@@ -24,8 +24,14 @@ use super::store::Store;
 
 /// Serves until the listener fails; the caller stops it by dropping the
 /// future (which, on its runtime's shutdown, also ends the connections).
-/// `forced` replaces every answer's status.
-pub(crate) async fn serve(listener: TcpListener, store: Arc<Store>, forced: Option<StatusCode>) {
+/// `forced` replaces every answer's status; `delay` holds every answer back
+/// that long (a slow backend).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    store: Arc<Store>,
+    forced: Option<StatusCode>,
+    delay: Option<std::time::Duration>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -33,7 +39,15 @@ pub(crate) async fn serve(listener: TcpListener, store: Arc<Store>, forced: Opti
             Err(_) => return,
         };
         let store = Arc::clone(&store);
-        let service = service_fn(move |request| handle(request, Arc::clone(&store), forced));
+        let service = service_fn(move |request| {
+            let store = Arc::clone(&store);
+            async move {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                handle(request, store, forced).await
+            }
+        });
         tokio::spawn(async move {
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });

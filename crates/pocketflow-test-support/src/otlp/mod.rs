@@ -77,7 +77,16 @@ impl OtlpReceiver {
     /// stopped and started again on the same port looks, to the exporter
     /// sending to it, like a backend that was down for a while.
     pub fn http_at(addr: SocketAddr) -> io::Result<Self> {
-        Self::start("http", addr, |listener, store| http::serve(listener, store, None))
+        Self::start("http", addr, |listener, store| http::serve(listener, store, None, None))
+    }
+
+    /// Like [`OtlpReceiver::http`], but every answer comes `delay` after
+    /// its request: a backend that accepts slowly, for back-pressure tests.
+    /// Requests on several connections wait at the same time.
+    pub fn http_slow(delay: Duration) -> io::Result<Self> {
+        Self::start("http", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), move |listener, store| {
+            http::serve(listener, store, None, Some(delay))
+        })
     }
 
     /// Like [`OtlpReceiver::http`], but answers every request with `status`,
@@ -87,7 +96,7 @@ impl OtlpReceiver {
     pub fn http_responding(status: u16) -> io::Result<Self> {
         let status = hyper::StatusCode::from_u16(status).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Self::start("http", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), move |listener, store| {
-            http::serve(listener, store, Some(status))
+            http::serve(listener, store, Some(status), None)
         })
     }
 
