@@ -1,8 +1,10 @@
 //! A collector that never answers, refuses every batch, or is not there at
-//! all never holds up a flow: spans go through a small bounded queue, and
-//! what cannot be exported is dropped and counted. Whatever happens, the
-//! shutdown report accounts for every span the flows produced, as
-//! exported or as one of the three kinds of dropped.
+//! all never holds up a flow for long: spans go through a small bounded
+//! queue; under the default policy a full queue makes the flow wait once
+//! (the export thread making no room, later spans are dropped without
+//! waiting), and what cannot be exported is dropped and counted. Whatever
+//! happens, the shutdown report accounts for every span the flows produced,
+//! as exported or as one of the three kinds of dropped.
 //!
 //! No wall-clock thresholds: the flows completing, and `shutdown` returning,
 //! are the assertions. Subscribers are thread-local, so the tests share
