@@ -438,6 +438,14 @@ pub(crate) fn long_run(sizes: Sizes) -> Result<Record, CaseError> {
     if !report.completed {
         notes.push("shutdown timed out".to_owned());
     }
+    if stats.exported + stats.dropped != spans || exporter.received() != stats.exported {
+        notes.push(format!(
+            "{} exported + {} dropped of {spans} spans; the exporter saw {}",
+            stats.exported,
+            stats.dropped,
+            exporter.received()
+        ));
+    }
     Ok(Record {
         runs: Some(1),
         nodes: Some(nodes),
