@@ -77,18 +77,18 @@ pub(crate) struct Sizes {
 impl Sizes {
     /// The sizes for `--quick`.
     pub(crate) const QUICK: Self = Self {
-        engine_runs: 300,
+        engine_runs: 1000,
         engine_nodes: 1000,
-        chain_runs: 1000,
+        chain_runs: 5000,
         burst_flows: 5000,
         concurrent_flows: 1000,
         long_run_nodes: 200_000,
     };
     /// The full sizes.
     pub(crate) const FULL: Self = Self {
-        engine_runs: 3000,
+        engine_runs: 10_000,
         engine_nodes: 1000,
-        chain_runs: 10_000,
+        chain_runs: 25_000,
         burst_flows: 5000,
         concurrent_flows: 1000,
         long_run_nodes: 1_000_000,
