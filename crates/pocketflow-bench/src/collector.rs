@@ -267,6 +267,8 @@ pub(crate) fn sum_metric(page: &str, name: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -288,6 +290,14 @@ mod tests {
             sum_metric("otelcol_receiver_accepted_spans 2.05e5\n", "otelcol_receiver_accepted_spans"),
             Some(205_000)
         );
+    }
+
+    #[test]
+    fn a_binary_that_exits_is_reported_and_cleaned_up() {
+        let error = Collector::start(Path::new("/bin/false"), "exits").map(|_| ()).unwrap_err();
+        assert!(matches!(error, CollectorError::Exited { .. }), "{error}");
+        let dir = std::env::temp_dir().join(format!("pocketflow-bench-{}-exits", std::process::id()));
+        assert!(!dir.exists(), "{} left behind", dir.display());
     }
 
     #[test]
