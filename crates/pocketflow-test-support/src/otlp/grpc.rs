@@ -42,8 +42,12 @@ impl TraceService for Receiver {
 }
 
 /// Serves until the listener fails; the caller stops it by dropping the
-/// future.
+/// future. `TCP_NODELAY` on accepted connections, as tonic's own `serve`
+/// sets it: without it each response's small HTTP/2 frames wait on the
+/// client's delayed ACK, and an export took ~40-80 ms on loopback
+/// (measured with `pocketflow-bench`: 13k spans/s delivered, 85k with it).
 pub(crate) async fn serve(listener: TcpListener, store: Arc<Store>) {
     let service = TraceServiceServer::new(Receiver(store)).accept_compressed(CompressionEncoding::Gzip);
-    let _ = Server::builder().serve_with_incoming(service, TcpIncoming::from(listener)).await;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let _ = Server::builder().serve_with_incoming(service, incoming).await;
 }
