@@ -11,6 +11,7 @@
 
 mod cases;
 mod collector;
+mod python;
 mod report;
 mod workload;
 
@@ -25,7 +26,7 @@ use report::Record;
 /// any dispatcher exists, so that every callsite is off for them (as in
 /// the criterion bench); the long run comes next, so that its peak memory
 /// starts from a small heap.
-const CASES: [&str; 11] = [
+const CASES: [&str; 13] = [
     "engine_sync",
     "engine_async",
     "long_run",
@@ -37,11 +38,14 @@ const CASES: [&str; 11] = [
     "collector_http",
     "burst_5000_flows",
     "concurrent_1000",
+    "python_otel_grpc",
+    "python_otel_http",
 ];
 
 const USAGE: &str = "usage: pocketflow-bench [--quick] [--only CASE[,CASE...]]\n\
     cases: engine_sync engine_async long_run layer_noop tracing_opentelemetry_noop layer_otlp_grpc \
-    layer_otlp_http collector_grpc collector_http burst_5000_flows concurrent_1000\n\
+    layer_otlp_http collector_grpc collector_http burst_5000_flows concurrent_1000 python_otel_grpc \
+    python_otel_http\n\
     collector cases use $POCKETFLOW_OTELCOL or target/otel/pocketflow-otelcol";
 
 /// What the command line asked for.
@@ -123,6 +127,8 @@ fn run(case: &str, sizes: Sizes) -> Result<Record, CaseError> {
         "collector_http" => cases::collector_case(case, Protocol::HttpProtobuf, sizes.chain_runs),
         "burst_5000_flows" => cases::layer_otlp(case, Protocol::Grpc, sizes.burst_flows),
         "concurrent_1000" => cases::concurrent(sizes),
+        "python_otel_grpc" => python::python_case(case, "grpc", sizes.burst_flows),
+        "python_otel_http" => python::python_case(case, "http", sizes.burst_flows),
         other => Err(CaseError::Check(format!("no case {other}"))),
     }
 }

@@ -439,11 +439,12 @@ pub const DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN: usize = 32;
 /// its memory, [`DEFAULT_MAX_QUEUE_BYTES`]. The export batch size must not
 /// exceed the queue size.
 pub const MAX_QUEUE_SIZE: usize = 1 << 20;
-/// Default bound on the memory the span queue holds: 64 MiB
+/// Default bound on the memory the span queue holds: 32 MiB
 /// (`POCKETFLOW_MAX_QUEUE_MB`, `max_queue_bytes`), estimated from each
-/// span's recorded text and events. A burst of 200,000 flow spans with
-/// small payloads fits in about half of it.
-pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 << 20;
+/// span's fields, text and events as allocated. With the batches in
+/// flight, a process streaming spans flat out peaks under 64 MB
+/// (`pocketflow-bench`'s `long_run`: 58 MB).
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 << 20;
 /// Largest queue memory bound accepted: 16 GiB.
 pub const MAX_QUEUE_BYTES: usize = 16 << 30;
 /// Default wait for room in a full queue ([`QueueFullPolicy::Wait`]).
@@ -670,7 +671,7 @@ impl TracingConfigBuilder {
         max_queue_size: usize;
         /// Memory the export queue holds at most, in bytes (estimated from
         /// each span's text and events). Default
-        /// [`DEFAULT_MAX_QUEUE_BYTES`] (64 MiB), at most [`MAX_QUEUE_BYTES`];
+        /// [`DEFAULT_MAX_QUEUE_BYTES`] (32 MiB), at most [`MAX_QUEUE_BYTES`];
         /// `POCKETFLOW_MAX_QUEUE_MB` (in MiB).
         max_queue_bytes: usize;
         /// What happens to a span when the queue is full. Default: wait up

@@ -483,23 +483,24 @@ pub(crate) struct FailedAttempts {
     pub(crate) last_error: String,
 }
 
-/// What a field costs in memory beyond its text: the slot and the name.
-const FIELD_OVERHEAD: usize = 48;
+/// What one heap allocation costs beyond what it holds (the allocator's
+/// header and rounding), for the queue's memory estimate.
+const ALLOCATION_OVERHEAD: usize = 16;
 
 impl Fields {
-    /// Roughly the memory the fields hold, text included.
+    /// Roughly the memory the fields hold: their slots (as allocated) and
+    /// their text. A shared name is the owner's, not counted again.
     pub(crate) fn approx_bytes(&self) -> usize {
-        self.0
+        let slots = self.0.capacity() * std::mem::size_of::<(&'static str, FieldValue)>() + ALLOCATION_OVERHEAD;
+        let text: usize = self
+            .0
             .iter()
-            .map(|(_, value)| {
-                FIELD_OVERHEAD
-                    + match value {
-                        FieldValue::Str(text) => text.len(),
-                        FieldValue::Name(text) => text.len(),
-                        _ => 0,
-                    }
+            .map(|(_, value)| match value {
+                FieldValue::Str(text) => text.capacity() + ALLOCATION_OVERHEAD,
+                _ => 0,
             })
-            .sum()
+            .sum();
+        slots + text
     }
 }
 
@@ -510,8 +511,10 @@ impl SpanRecord {
     pub(crate) fn approx_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.fields.approx_bytes()
-            + self.events.iter().map(|event| 64 + event.name.len() + event.fields.approx_bytes()).sum::<usize>()
-            + self.lifecycle.len() * std::mem::size_of::<LifecycleEvent>()
+            + self.events.capacity() * std::mem::size_of::<RecordedEvent>()
+            + self.events.iter().map(|event| event.name.len() + event.fields.approx_bytes()).sum::<usize>()
+            + self.lifecycle.capacity() * std::mem::size_of::<LifecycleEvent>()
+            + 2 * ALLOCATION_OVERHEAD
             + self.started_with.as_ref().map_or(0, |started| started.approx_bytes())
     }
 
