@@ -221,9 +221,9 @@ impl Traced {
     }
 }
 
-/// Runs `runs` chains back to back under the layer, then shuts it down.
-fn run_chains(layer: PocketflowLayer, guard: pocketflow_tracing::TracingGuard, runs: u64) -> Result<Traced, CaseError> {
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+/// Runs `runs` chains back to back under `dispatch`, which it drops
+/// after; returns the result, the time the runs took, and the store.
+fn time_chains(dispatch: Dispatch, runs: u64) -> (Result<(), FlowError>, Duration, ChainStore) {
     let flow = workload::chain();
     let store = ChainStore::default();
     let start = Instant::now();
@@ -236,6 +236,13 @@ fn run_chains(layer: PocketflowLayer, guard: pocketflow_tracing::TracingGuard, r
     });
     let run = start.elapsed();
     drop(dispatch);
+    (result, run, store)
+}
+
+/// Runs `runs` chains back to back under the layer, then shuts it down.
+fn run_chains(layer: PocketflowLayer, guard: pocketflow_tracing::TracingGuard, runs: u64) -> Result<Traced, CaseError> {
+    let start = Instant::now();
+    let (result, run, store) = time_chains(Dispatch::new(tracing_subscriber::registry().with(layer)), runs);
     let report = guard.shutdown();
     let total = start.elapsed();
     result?;
@@ -260,20 +267,9 @@ pub(crate) fn tracing_opentelemetry_noop(sizes: Sizes) -> Result<Record, CaseErr
     let processor = BatchSpanProcessor::builder(exporter.clone()).build();
     let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("pocketflow"));
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    let flow = workload::chain();
-    let store = ChainStore::default();
     let runs = sizes.chain_runs;
     let start = Instant::now();
-    let result = tracing::dispatcher::with_default(&dispatch, || {
-        for _ in 0..runs {
-            store.reset();
-            flow.run(&store)?;
-        }
-        Ok::<_, FlowError>(())
-    });
-    let run = start.elapsed();
-    drop(dispatch);
+    let (result, run, _) = time_chains(Dispatch::new(tracing_subscriber::registry().with(layer)), runs);
     let shutdown = provider.shutdown();
     let total = start.elapsed();
     result?;
