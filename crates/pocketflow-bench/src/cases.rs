@@ -188,10 +188,10 @@ impl Traced {
     fn record(&self, case: &str, delivered: u64, deliver: Duration) -> Record {
         let stats = &self.report.stats;
         let mut notes = Vec::new();
-        if stats.exported + stats.dropped != self.spans() {
+        if stats.recorded() != self.spans() {
             notes.push(format!(
                 "the pipeline accounted for {} of {} spans ({} exported + {} dropped)",
-                stats.exported + stats.dropped,
+                stats.recorded(),
                 self.spans(),
                 stats.exported,
                 stats.dropped
@@ -317,6 +317,17 @@ pub(crate) fn layer_otlp(case: &str, protocol: Protocol, runs: u64) -> Result<Re
 /// `collector_grpc`, `collector_http`: the same through the real collector,
 /// counted by the collector's own `otelcol_receiver_accepted_spans`.
 pub(crate) fn collector_case(case: &str, protocol: Protocol, runs: u64) -> Result<Record, CaseError> {
+    collector_case_with(case, protocol, runs, None)
+}
+
+/// [`collector_case`] with `batch` spans per export instead of the default
+/// (the sweeps of `--plots`).
+pub(crate) fn collector_case_with(
+    case: &str,
+    protocol: Protocol,
+    runs: u64,
+    batch: Option<usize>,
+) -> Result<Record, CaseError> {
     let binary = match collector::find_binary() {
         Ok(binary) => binary,
         Err(reason) => return Ok(Record::skipped(case, reason)),
@@ -326,7 +337,12 @@ pub(crate) fn collector_case(case: &str, protocol: Protocol, runs: u64) -> Resul
         Protocol::HttpProtobuf => collector.http_endpoint(),
         _ => collector.grpc_endpoint(),
     };
-    let (layer, guard) = otlp_config(protocol, endpoint)?.layer()?;
+    let mut config =
+        TracingConfig::builder().exporters(vec![ExporterKind::Otlp]).protocol(protocol).otlp_endpoint(endpoint);
+    if let Some(batch) = batch {
+        config = config.max_export_batch_size(batch);
+    }
+    let (layer, guard) = config.build()?.layer()?;
     let start = Instant::now();
     let traced = run_chains(layer, guard, runs)?;
     let delivered = collector.wait_for_accepted(traced.report.stats.exported, ARRIVAL_TIMEOUT)?;
@@ -344,12 +360,17 @@ pub(crate) fn collector_case(case: &str, protocol: Protocol, runs: u64) -> Resul
 /// two-worker tokio runtime, under the layer into a discarding exporter.
 /// Each step yields once, so the flows interleave.
 pub(crate) fn concurrent(sizes: Sizes) -> Result<Record, CaseError> {
+    concurrent_flows("concurrent_1000", sizes.concurrent_flows)
+}
+
+/// `flows` async chains spawned at once, as [`concurrent`] (the sweeps of
+/// `--plots` vary `flows`).
+pub(crate) fn concurrent_flows(case: &str, flows: u64) -> Result<Record, CaseError> {
     let exporter = DiscardingExporter::default();
     let (layer, guard) = TracingConfig::builder().build()?.layer_with_exporter(exporter.clone())?;
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build()?;
     let flow = Arc::new(workload::async_chain());
-    let flows = sizes.concurrent_flows;
     let start = Instant::now();
     let outcome: Result<Vec<u64>, CaseError> = rt.block_on(async {
         let handles: Vec<_> = (0..flows)
@@ -380,7 +401,7 @@ pub(crate) fn concurrent(sizes: Sizes) -> Result<Record, CaseError> {
     let steps = outcome?;
     check(steps.iter().all(|&s| s == workload::CHAIN_NODES), || "a flow did not run every node".to_owned())?;
     let traced = Traced { runs: flows, run, total, report };
-    let mut record = traced.record("concurrent_1000", exporter.received(), total);
+    let mut record = traced.record(case, exporter.received(), total);
     record.note = Some(
         [Some("ns_per_span is wall-clock over both workers".to_owned()), record.note]
             .into_iter()
@@ -394,7 +415,12 @@ pub(crate) fn concurrent(sizes: Sizes) -> Result<Record, CaseError> {
 /// `long_run`: one sync loop of `long_run_nodes` nodes under the layer into
 /// a discarding exporter: peak RSS, and the time per node at both ends.
 pub(crate) fn long_run(sizes: Sizes) -> Result<Record, CaseError> {
-    let nodes = sizes.long_run_nodes;
+    loop_run("long_run", sizes.long_run_nodes)
+}
+
+/// One sync loop of `nodes` nodes under the layer, as [`long_run`] (the
+/// sweeps of `--plots` vary `nodes`).
+pub(crate) fn loop_run(case: &str, nodes: u64) -> Result<Record, CaseError> {
     let ticks = Counter::ticks_for(nodes);
     let window = LONG_RUN_WINDOW / 2;
     check(ticks > 2 * window + 1, || format!("{nodes} nodes are too few to time both ends"))?;
@@ -434,7 +460,7 @@ pub(crate) fn long_run(sizes: Sizes) -> Result<Record, CaseError> {
     if !report.completed {
         notes.push("shutdown timed out".to_owned());
     }
-    if stats.exported + stats.dropped != spans || exporter.received() != stats.exported {
+    if stats.recorded() != spans || exporter.received() != stats.exported {
         notes.push(format!(
             "{} exported + {} dropped of {spans} spans; the exporter saw {}",
             stats.exported,
@@ -458,7 +484,7 @@ pub(crate) fn long_run(sizes: Sizes) -> Result<Record, CaseError> {
         deliver_ms: Some(ms(total)),
         peak_rss_mb: Some(peak),
         note: Some(notes.join("; ")),
-        ..Record::new("long_run")
+        ..Record::new(case)
     })
 }
 

@@ -11,6 +11,7 @@
 
 mod cases;
 mod collector;
+mod plots;
 mod python;
 mod report;
 mod workload;
@@ -42,7 +43,7 @@ const CASES: [&str; 13] = [
     "python_otel_http",
 ];
 
-const USAGE: &str = "usage: pocketflow-bench [--quick] [--only CASE[,CASE...]]\n\
+const USAGE: &str = "usage: pocketflow-bench [--quick] [--only CASE[,CASE...]] [--plots DIR]\n\
     cases: engine_sync engine_async long_run layer_noop tracing_opentelemetry_noop layer_otlp_grpc \
     layer_otlp_http collector_grpc collector_http burst_5000_flows concurrent_1000 python_otel_grpc \
     python_otel_http\n\
@@ -53,10 +54,12 @@ const USAGE: &str = "usage: pocketflow-bench [--quick] [--only CASE[,CASE...]]\n
 struct Args {
     quick: bool,
     only: Option<Vec<String>>,
+    /// Run the sweeps and write their SVG plots here, instead of the cases.
+    plots: Option<std::path::PathBuf>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args { quick: false, only: None };
+    let mut parsed = Args { quick: false, only: None, plots: None };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -69,6 +72,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 }
                 parsed.only = Some(names);
             }
+            "--plots" => parsed.plots = Some(args.next().ok_or("--plots needs a directory")?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -84,6 +88,16 @@ fn main() -> ExitCode {
         }
     };
     let sizes = if args.quick { Sizes::QUICK } else { Sizes::FULL };
+    if let Some(dir) = &args.plots {
+        pocketflow_test_support::keep_interest_dynamic();
+        return match plots::write_plots(dir, args.quick) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("pocketflow-bench: plots: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let wanted = |case: &str| args.only.as_ref().is_none_or(|only| only.iter().any(|name| name == case));
     let mut failed = false;
     let mut traced_ready = false;
@@ -149,11 +163,13 @@ mod tests {
 
     #[test]
     fn the_command_line_is_read() {
-        assert_eq!(args(&[]), Ok(Args { quick: false, only: None }));
+        assert_eq!(args(&[]), Ok(Args { quick: false, only: None, plots: None }));
         assert_eq!(
             args(&["--quick", "--only", "long_run,layer_noop"]),
-            Ok(Args { quick: true, only: Some(vec!["long_run".into(), "layer_noop".into()]) })
+            Ok(Args { quick: true, only: Some(vec!["long_run".into(), "layer_noop".into()]), plots: None })
         );
+        assert_eq!(args(&["--plots", "docs/images"]).map(|a| a.plots), Ok(Some("docs/images".into())));
+        assert!(args(&["--plots"]).is_err());
         assert!(args(&["--only", "nope"]).is_err());
         assert!(args(&["--only", "check_chain"]).is_err());
         assert!(args(&["--only"]).is_err());

@@ -449,8 +449,11 @@ pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 << 20;
 pub const MAX_QUEUE_BYTES: usize = 16 << 30;
 /// Default wait for room in a full queue ([`QueueFullPolicy::Wait`]).
 pub const DEFAULT_QUEUE_FULL_WAIT: Duration = Duration::from_secs(1);
-/// Default spans per export (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
-pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 2048;
+/// Default spans per export (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`): with 4
+/// exports in flight, 1,024 delivered the most spans per second to the
+/// OpenTelemetry Collector over both protocols in `pocketflow-bench
+/// --plots` (`docs/performance.md`).
+pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 1024;
 /// A batch is also cut at this many bytes (estimated, before encoding), so
 /// that a request stays under the 4 MiB that gRPC servers accept by
 /// default (the OpenTelemetry Collector's `max_recv_msg_size_mib`).
@@ -679,7 +682,7 @@ impl TracingConfigBuilder {
         /// `POCKETFLOW_QUEUE_FULL`, `POCKETFLOW_QUEUE_FULL_WAIT_MS`.
         queue_full: QueueFullPolicy;
         /// Spans per export, at most; a batch is also cut at
-        /// [`MAX_EXPORT_BATCH_BYTES`]. Default 2048 (lowered to the queue
+        /// [`MAX_EXPORT_BATCH_BYTES`]. Default 1024 (lowered to the queue
         /// size when the queue is smaller); a value set larger than the
         /// queue size is an error. `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
         max_export_batch_size: usize;

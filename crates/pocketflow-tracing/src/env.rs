@@ -872,7 +872,7 @@ mod tests {
         assert_eq!(c.trace.service_name.as_deref(), Some("pocketflow"));
         assert_eq!(c.excluded_targets.len(), DEFAULT_EXCLUDED_TARGETS.len());
         assert_eq!(c.otlp.timeout, DEFAULT_EXPORT_TIMEOUT);
-        assert_eq!(c.batch.max_export_batch_size, 2048);
+        assert_eq!(c.batch.max_export_batch_size, 1024);
         assert_eq!((c.batch.max_queue_size, c.batch.max_queue_bytes), (MAX_QUEUE_SIZE, 32 << 20));
         assert_eq!(c.batch.queue_full, QueueFullPolicy::Wait(Duration::from_secs(1)));
         assert_eq!((c.batch.max_concurrent_exports, c.batch.shutdown_timeout), (4, Duration::from_secs(30)));

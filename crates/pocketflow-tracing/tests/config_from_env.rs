@@ -397,7 +397,7 @@ fn numbers() {
         assert_invalid_var(&[(var, "1.5s")], var);
         assert_invalid_var(&[(var, "0")], var);
     }
-    // The default batch (2048) is lowered to a smaller queue; a batch asked
+    // The default batch (1024) is lowered to a smaller queue; a batch asked
     // for must fit (config_rejects_bad_values.rs).
     config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10")]);
 

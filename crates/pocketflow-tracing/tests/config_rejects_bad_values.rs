@@ -151,7 +151,7 @@ fn a_batch_larger_than_the_queue_is_refused_and_the_default_batch_is_lowered_to_
     let err = TracingConfig::builder().max_queue_size(10).max_export_batch_size(100).build().unwrap_err();
     assert!(matches!(&err, ConfigError::BatchLargerThanQueue { name, .. } if name == "max_export_batch_size"));
 
-    // Only the queue was asked for: the default batch (2048) fits itself to it.
+    // Only the queue was asked for: the default batch (1024) fits itself to it.
     TracingConfig::builder().from_vars([("OTEL_BSP_MAX_QUEUE_SIZE", "10")]).unwrap();
     TracingConfig::builder().max_queue_size(10).max_export_batch_size(10).build().unwrap();
 }
