@@ -443,7 +443,7 @@ pub const MAX_QUEUE_SIZE: usize = 1 << 20;
 /// (`POCKETFLOW_MAX_QUEUE_MB`, `max_queue_bytes`), estimated from each
 /// span's fields, text and events as allocated. With the batches in
 /// flight, a process streaming spans flat out peaks under 64 MB
-/// (`pocketflow-bench`'s `long_run`: 58 MB).
+/// (`pocketflow-bench`'s `long_run`: 51–58 MB across runs, `docs/performance.md`).
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 << 20;
 /// Largest queue memory bound accepted: 16 GiB.
 pub const MAX_QUEUE_BYTES: usize = 16 << 30;
