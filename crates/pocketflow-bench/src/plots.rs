@@ -32,14 +32,7 @@ pub(crate) fn write_plots(dir: &Path, quick: bool) -> Result<(), CaseError> {
 
     let lengths: &[u64] =
         if quick { &[32_768, 65_536, 131_072, 262_144] } else { &[32_768, 131_072, 524_288, 1_048_576] };
-    let mut by_length = Vec::new();
-    for &nodes in lengths {
-        let record = cases::loop_run(&format!("sweep_loop_{nodes}"), nodes)?;
-        print(&record);
-        if let Some(ns) = record.ns_per_node {
-            by_length.push((nodes as f64, ns));
-        }
-    }
+    let by_length = sweep(lengths, |nodes| cases::loop_run(&format!("sweep_loop_{nodes}"), nodes), |r| r.ns_per_node)?;
     draw(
         &dir.join("cost_per_node_by_flow_length.svg"),
         "Cost per node against flow length (sync loop, layer, discarding exporter)",
@@ -49,14 +42,11 @@ pub(crate) fn write_plots(dir: &Path, quick: bool) -> Result<(), CaseError> {
         2.0,
     )?;
 
-    let mut by_concurrency = Vec::new();
-    for flows in [1u64, 10, 100, 1000] {
-        let record = cases::concurrent_flows(&format!("sweep_concurrent_{flows}"), flows)?;
-        print(&record);
-        if let Some(ns) = record.ns_per_span {
-            by_concurrency.push((flows as f64, ns));
-        }
-    }
+    let by_concurrency = sweep(
+        &[1, 10, 100, 1000],
+        |flows| cases::concurrent_flows(&format!("sweep_concurrent_{flows}"), flows),
+        |r| r.ns_per_span,
+    )?;
     draw(
         &dir.join("cost_per_span_by_concurrency.svg"),
         "Cost per span against concurrent flows (async chains, 2 workers)",
@@ -91,6 +81,24 @@ pub(crate) fn write_plots(dir: &Path, quick: bool) -> Result<(), CaseError> {
         &series,
         2.0,
     )
+}
+
+/// Runs `case` for each of `values`, prints its record, and keeps
+/// `(value, figure)` where the record has the figure.
+fn sweep(
+    values: &[u64],
+    case: impl Fn(u64) -> Result<Record, CaseError>,
+    figure: impl Fn(&Record) -> Option<f64>,
+) -> Result<Vec<(f64, f64)>, CaseError> {
+    let mut points = Vec::with_capacity(values.len());
+    for &value in values {
+        let record = case(value)?;
+        print(&record);
+        if let Some(y) = figure(&record) {
+            points.push((value as f64, y));
+        }
+    }
+    Ok(points)
 }
 
 /// A line chart with a logarithmic x axis (base 2 or 10, labelled at the

@@ -644,14 +644,17 @@ impl PocketflowLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        let input = match child.role {
-            SpanRole::Flow => child.fields.str("input").map(str::to_owned),
-            _ => child.started_with.as_ref().map(|started| started.to_json()),
-        };
-        let (Some(input), Some(name)) = (input, child.fields.shared_name()) else { return };
         let max_bytes = self.state.policy.max_payload_bytes;
         with_nearest_record(parent, self.state.id, |composition| {
-            if composition.role == SpanRole::Composition {
+            // Most flows run in no composition: nothing is copied for them.
+            if composition.role != SpanRole::Composition {
+                return;
+            }
+            let input = match child.role {
+                SpanRole::Flow => child.fields.str("input").map(str::to_owned),
+                _ => child.started_with.as_ref().map(|started| started.to_json()),
+            };
+            if let (Some(input), Some(name)) = (input, child.fields.shared_name()) {
                 composition.started_with.get_or_insert_default().push(child.start, name, input, max_bytes);
             }
         });

@@ -560,6 +560,10 @@ impl Worker {
                     pending.stalled = false;
                 }
                 let drained = pending.spans.is_empty();
+                if drained {
+                    // The next partial batch waits a whole delay.
+                    deadline = deadline_after(self.delay);
+                }
                 let control = if drained && in_flight.is_empty() && batch.is_empty() {
                     std::mem::take(&mut waiting)
                 } else {
@@ -573,9 +577,6 @@ impl Worker {
             if !batch.is_empty() {
                 self.queue.room.notify_all();
                 in_flight.spawn(self.export(Arc::clone(&exporters), batch));
-                if self.queue.lock().spans.is_empty() {
-                    deadline = deadline_after(self.delay);
-                }
                 continue;
             }
             let mut stop = false;
@@ -597,12 +598,12 @@ impl Worker {
             if stop {
                 return;
             }
-            if self.queue.lock().spans.is_empty() {
-                deadline = deadline_after(self.delay);
-            }
+            // With every export slot taken, only a finished export (or a
+            // request) can change anything: the deadline would spin.
+            let room = in_flight.len() < self.concurrency;
             tokio::select! {
                 () = &mut wake => {}
-                () = tokio::time::sleep_until(deadline.into()) => {}
+                () = tokio::time::sleep_until(deadline.into()), if room => {}
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     if let Ok(done) = done {
                         self.settle(done);
