@@ -5,33 +5,17 @@
 # needs no Docker daemon.
 #
 # Uses the machine's `docker compose` plugin if there is one. Otherwise
-# (Debian has no v2+ plugin package) it builds Docker Compose v5 from the Go
-# module pinned in .ci/compose/go.mod into target/compose/ (git-ignored;
-# reused while go.mod, go.sum and the Go version are unchanged; the first
-# build downloads and compiles its modules: a few minutes) and runs that.
+# (Debian has no v2+ plugin package) it runs the Docker Compose that
+# .ci/compose/build.sh builds from its Go module.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 compose=(docker compose)
 if ! docker compose version >/dev/null 2>&1; then
-  here="$root/.ci/compose"
-  out="${POCKETFLOW_COMPOSE_BIN_DIR:-$root/target/compose}"
-  bin="$out/docker-compose"
-  stamp=$(cd "$here" && { go version; cat go.mod go.sum; } | sha256sum | cut -d' ' -f1)
-  if [[ ! -x "$bin" || ! -f "$bin.inputs" || "$(cat "$bin.inputs")" != "$stamp" ]]; then
-    mkdir -p "$out"
-    version=$(cd "$here" && go list -m -f '{{.Version}}' github.com/docker/compose/v5)
-    echo "compose_config: building Docker Compose $version into $bin" >&2
-    (cd "$here" && CGO_ENABLED=0 go build -trimpath \
-      -ldflags="-s -w -X github.com/docker/compose/v5/internal.Version=$version" \
-      -o "$bin.tmp" github.com/docker/compose/v5/cmd)
-    mv "$bin.tmp" "$bin"
-    echo "$stamp" > "$bin.inputs"
-  fi
   # The binary is the CLI plugin; run standalone, it takes the same
   # arguments as `docker compose`.
-  compose=("$bin")
+  compose=("$(.ci/compose/build.sh)")
 fi
 "${compose[@]}" version
 
