@@ -1,20 +1,18 @@
 //! [`LangfuseExporter`]: OTLP/HTTP straight to Langfuse, no collector.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
+use http::HeaderMap;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response};
-use opentelemetry_http::{HttpClient, HttpError};
-use opentelemetry_otlp::{Compression, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use super::otlp::OtlpExporter;
+use super::transport::{HttpTransport, Transport};
 
 use crate::config::{ExporterKind, Secret, TracingConfig};
 use crate::error::{ConfigError, TracingError};
@@ -28,7 +26,7 @@ use crate::error::{ConfigError, TracingError};
 /// It is a plain `SpanExporter`, so it also works with an OpenTelemetry SDK
 /// pipeline of your own.
 pub struct LangfuseExporter {
-    inner: opentelemetry_otlp::SpanExporter,
+    inner: OtlpExporter,
     endpoint: String,
     public_key: String,
 }
@@ -77,19 +75,8 @@ impl LangfuseExporter {
             HeaderName::from_static("x-langfuse-sdk-version"),
             HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
         );
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|error| failed(format!("the HTTP client could not be built: {error}")))?;
-        let inner = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(LangfuseClient { client, headers })
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(endpoint.clone())
-            .with_timeout(timeout)
-            .with_compression(Compression::Gzip)
-            .build()
-            .map_err(|error| failed(error.to_string()))?;
+        let transport = HttpTransport::new(&endpoint, headers, true, timeout).map_err(failed)?;
+        let inner = OtlpExporter::new(Transport::Http(transport), timeout);
         Ok(Self { inner, endpoint, public_key })
     }
 
@@ -128,36 +115,5 @@ impl SpanExporter for LangfuseExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
-    }
-}
-
-/// The HTTP client of [`LangfuseExporter`]: sets Langfuse's headers on every
-/// request last, so that headers the OTLP exporter picks up from the
-/// environment for a collector (`OTEL_EXPORTER_OTLP_HEADERS`) cannot replace
-/// Langfuse's credentials.
-struct LangfuseClient {
-    client: reqwest::Client,
-    headers: HeaderMap,
-}
-
-impl fmt::Debug for LangfuseClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LangfuseClient").finish_non_exhaustive()
-    }
-}
-
-type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, HttpError>> + Send + 'a>>;
-
-// `HttpClient` is an `async_trait`; this is the signature it expands to.
-impl HttpClient for LangfuseClient {
-    fn send_bytes<'a, 'b>(&'a self, mut request: Request<Bytes>) -> SendFuture<'b>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        for (name, value) in &self.headers {
-            request.headers_mut().insert(name, value.clone());
-        }
-        self.client.send_bytes(request)
     }
 }

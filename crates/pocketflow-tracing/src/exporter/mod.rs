@@ -6,6 +6,9 @@
 mod console;
 mod langfuse;
 mod otlp;
+mod retry;
+mod transport;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -17,7 +20,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 pub use console::ConsoleExporter;
 pub use langfuse::LangfuseExporter;
-pub(crate) use otlp::otlp_exporter;
+pub(crate) use otlp::OtlpExporter;
 
 use crate::config::{ExporterKind, TracingConfig};
 use crate::error::TracingError;
@@ -71,7 +74,7 @@ impl ExporterSet {
                 ExporterKind::Console => {
                     set.push("console", ConsoleExporter::stderr().with_lifecycle(config.record.debug));
                 }
-                ExporterKind::Otlp => set.push("otlp", otlp_exporter(config)?),
+                ExporterKind::Otlp => set.push("otlp", OtlpExporter::from_config(config)?),
                 ExporterKind::Langfuse => set.push("langfuse", LangfuseExporter::from_config(config)?),
                 ExporterKind::None => {}
             }
