@@ -19,7 +19,7 @@ use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
-use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::encoding::encoded_len_varint;
 
 /// Protobuf wire types.
 const VARINT: u32 = 0;
@@ -40,6 +40,8 @@ pub(crate) struct RequestEncoder {
     resource_schema_url: String,
     /// One span's body, reused.
     span: Vec<u8>,
+    /// One event's or link's body, reused.
+    nested: Vec<u8>,
     /// The `spans` fields of each scope of the batch being written, reused.
     scopes: Vec<Vec<u8>>,
 }
@@ -77,7 +79,7 @@ impl RequestEncoder {
                 }
             };
             self.span.clear();
-            put_span(&mut self.span, span);
+            put_span(&mut self.span, &mut self.nested, span);
             put_bytes(&mut self.scopes[index], 2, &self.span);
         }
 
@@ -124,7 +126,7 @@ fn put_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
     }
 }
 
-fn put_span(out: &mut Vec<u8>, span: &SpanData) {
+fn put_span(out: &mut Vec<u8>, body: &mut Vec<u8>, span: &SpanData) {
     let context = &span.span_context;
     put_bytes(out, 1, &context.trace_id().to_bytes());
     put_bytes(out, 2, &context.span_id().to_bytes());
@@ -146,24 +148,24 @@ fn put_span(out: &mut Vec<u8>, span: &SpanData) {
     put_attributes(out, 9, &span.attributes);
     put_varint_field(out, 10, u64::from(span.dropped_attributes_count));
     for event in span.events.iter() {
-        let mut body = Vec::new();
-        put_fixed64(&mut body, 1, nanos(event.timestamp));
-        put_string(&mut body, 2, &event.name);
-        put_attributes(&mut body, 3, &event.attributes);
-        put_varint_field(&mut body, 4, u64::from(event.dropped_attributes_count));
-        put_bytes(out, 11, &body);
+        body.clear();
+        put_fixed64(body, 1, nanos(event.timestamp));
+        put_string(body, 2, &event.name);
+        put_attributes(body, 3, &event.attributes);
+        put_varint_field(body, 4, u64::from(event.dropped_attributes_count));
+        put_bytes(out, 11, body);
     }
     put_varint_field(out, 12, u64::from(span.events.dropped_count));
     for link in span.links.iter() {
         let context = &link.span_context;
-        let mut body = Vec::new();
-        put_bytes(&mut body, 1, &context.trace_id().to_bytes());
-        put_bytes(&mut body, 2, &context.span_id().to_bytes());
-        put_string(&mut body, 3, &context.trace_state().header());
-        put_attributes(&mut body, 4, &link.attributes);
-        put_varint_field(&mut body, 5, u64::from(link.dropped_attributes_count));
-        put_fixed32(&mut body, 6, flags(context.is_remote(), context.trace_flags().to_u8()));
-        put_bytes(out, 13, &body);
+        body.clear();
+        put_bytes(body, 1, &context.trace_id().to_bytes());
+        put_bytes(body, 2, &context.span_id().to_bytes());
+        put_string(body, 3, &context.trace_state().header());
+        put_attributes(body, 4, &link.attributes);
+        put_varint_field(body, 5, u64::from(link.dropped_attributes_count));
+        put_fixed32(body, 6, flags(context.is_remote(), context.trace_flags().to_u8()));
+        put_bytes(out, 13, body);
     }
     put_varint_field(out, 14, u64::from(span.links.dropped_count));
     let (message, code): (&str, u64) = match &span.status {
@@ -280,6 +282,18 @@ fn put_array(out: &mut Vec<u8>, array: &Array) {
     }
 }
 
+/// A base-128 varint. Written here rather than with prost's generic
+/// `encode_varint` so that it inlines: it runs several times per attribute.
+#[inline]
+fn encode_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value & 0x7F) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[inline]
 fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u32) {
     encode_varint(u64::from(field << 3 | wire_type), out);
 }
