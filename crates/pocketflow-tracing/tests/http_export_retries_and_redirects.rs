@@ -1,0 +1,176 @@
+//! How an OTLP/HTTP export treats the answers it gets. A transient failure
+//! (503) is tried again with the very same bytes and delivers; a permanent
+//! one (400) is not tried again. A redirect is followed only within the
+//! endpoint's origin: a redirect to another host (which would carry the
+//! exporter's headers, credentials among them, to that host) fails the
+//! export instead, and that host sees no connection at all. A redirect
+//! within the origin is followed, headers included.
+//!
+//! The servers are plain HTTP/1.1 responders on loopback threads, so the
+//! tests see exactly what arrives.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{SPANS_PER_RUN, otlp, store, two_step_flow};
+use pocketflow_tracing::{Protocol, Secret, ShutdownReport};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// One request as it arrived: its path and its headers, names lowercased.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Answers each request with `answer(path)`: a status line and extra
+/// headers. Records every request.
+fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            handle(stream, &answer, &log);
+        }
+    });
+    (origin, seen)
+}
+
+/// Serves the requests of one keep-alive connection.
+fn handle(stream: TcpStream, answer: &impl Fn(&str) -> String, log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        let length: usize =
+            headers.iter().find(|(name, _)| name == "content-length").map_or(0, |(_, value)| value.parse().unwrap());
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let response = answer(&path);
+        log.lock().unwrap().push(Seen { path, headers, body });
+        stream.write_all(format!("{response}\r\ncontent-length: 0\r\n\r\n").as_bytes()).unwrap();
+    }
+}
+
+/// Runs flows exporting over HTTP to `endpoint` with an `x-api-key`
+/// header, and shuts down. Nothing is exported before the shutdown, so the
+/// spans go in one batch whatever the machine's speed.
+fn export_to(endpoint: &str, runs: usize) -> ShutdownReport {
+    let (layer, guard) = otlp(endpoint, Protocol::HttpProtobuf)
+        .otlp_headers(vec![("x-api-key".to_owned(), Secret::new("key-123"))])
+        .export_timeout(Duration::from_secs(5))
+        .scheduled_delay(Duration::from_secs(3600))
+        .build()
+        .unwrap()
+        .layer()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..runs {
+            let marker = format!("run-{i}");
+            two_step_flow(marker.clone()).run(&store(&marker)).unwrap();
+        }
+    });
+    guard.shutdown()
+}
+
+#[test]
+fn a_redirect_to_another_origin_fails_the_export_and_reaches_nothing_there() {
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}/v1/traces", elsewhere.local_addr().unwrap());
+    let (origin, seen) = serve(move |_| format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}"));
+
+    let report = export_to(&origin, 3);
+
+    let stats = report.stats;
+    assert_eq!(stats.exported, 0, "{report}");
+    assert_eq!(stats.failed_export, (3 * SPANS_PER_RUN) as u64, "{report}");
+    assert!(!seen.lock().unwrap().is_empty(), "the exporter never reached the endpoint");
+    elsewhere.set_nonblocking(true).unwrap();
+    let connection = elsewhere.accept();
+    assert!(connection.is_err(), "the other origin was contacted: {connection:?}");
+}
+
+#[test]
+fn a_redirect_within_the_origin_is_followed_with_its_headers() {
+    let (origin, seen) = serve(|path| {
+        if path == "/v1/traces" {
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: /moved/v1/traces".to_owned()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
+        }
+    });
+
+    let report = export_to(&origin, 3);
+
+    assert_eq!(report.stats.exported, (3 * SPANS_PER_RUN) as u64, "{report}");
+    let seen = seen.lock().unwrap();
+    let moved: Vec<&Seen> = seen.iter().filter(|request| request.path == "/moved/v1/traces").collect();
+    assert!(!moved.is_empty(), "the redirect was not followed: {seen:?}");
+    for request in moved {
+        assert!(
+            request.headers.iter().any(|(name, value)| name == "x-api-key" && value == "key-123"),
+            "the followed request lost its header: {request:?}"
+        );
+    }
+}
+
+#[test]
+fn a_503_is_tried_again_with_the_same_bytes_and_delivers() {
+    let answered = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&answered);
+    let (origin, seen) = serve(move |_| {
+        let mut count = count.lock().unwrap();
+        *count += 1;
+        if *count == 1 {
+            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0".to_owned()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
+        }
+    });
+
+    let report = export_to(&origin, 1);
+
+    assert_eq!(report.stats.exported, SPANS_PER_RUN as u64, "{report}");
+    assert_eq!(report.stats.failed_export, 0, "{report}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one refused try and one delivered: {seen:?}");
+    assert!(!seen[0].body.is_empty());
+    assert_eq!(seen[0].body, seen[1].body, "the retry sent other bytes");
+}
+
+#[test]
+fn a_400_is_not_tried_again() {
+    let (origin, seen) = serve(|_| "HTTP/1.1 400 Bad Request".to_owned());
+
+    let report = export_to(&origin, 1);
+
+    assert_eq!(report.stats.exported, 0, "{report}");
+    assert_eq!(report.stats.failed_export, SPANS_PER_RUN as u64, "{report}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "a permanent failure was tried again");
+}
