@@ -626,7 +626,7 @@ impl Worker {
         }
         let added = spans.len() as u64 - recorded;
         async move {
-            let result = exporters.export(spans).await.map_err(|error| error.to_string());
+            let result = exporters.export(spans).await;
             (recorded, added, result)
         }
     }

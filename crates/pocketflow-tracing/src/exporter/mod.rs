@@ -88,17 +88,21 @@ impl ExporterSet {
         }
     }
 
-    /// Sends `batch` to every exporter; fails if any of them failed.
-    pub(crate) async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+    /// Sends `batch` to every exporter; fails if any of them failed, with
+    /// each failure as `<exporter>: <what went wrong>`.
+    pub(crate) async fn export(&self, mut batch: Vec<SpanData>) -> Result<(), String> {
         let mut failures = Vec::new();
         let count = self.exporters.len();
         for (index, (label, exporter)) in self.exporters.iter().enumerate() {
             let spans = if index + 1 == count { std::mem::take(&mut batch) } else { batch.clone() };
-            if let Err(error) = exporter.export(spans).await {
-                failures.push(format!("{label}: {error}"));
+            match exporter.export(spans).await {
+                Ok(()) => {}
+                // Without the SDK's "Operation failed: " prefix.
+                Err(OTelSdkError::InternalFailure(reason)) => failures.push(format!("{label}: {reason}")),
+                Err(error) => failures.push(format!("{label}: {error}")),
             }
         }
-        if failures.is_empty() { Ok(()) } else { Err(OTelSdkError::InternalFailure(failures.join("; "))) }
+        if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
     }
 
     pub(crate) fn force_flush(&self) {
