@@ -72,6 +72,8 @@ pub(crate) struct Sizes {
     pub(crate) concurrent_flows: u64,
     /// Nodes in the long run.
     pub(crate) long_run_nodes: u64,
+    /// Runs of the chain over a 10 MB store.
+    pub(crate) store_runs: u64,
 }
 
 impl Sizes {
@@ -83,6 +85,7 @@ impl Sizes {
         burst_flows: 5000,
         concurrent_flows: 1000,
         long_run_nodes: 200_000,
+        store_runs: 10,
     };
     /// The full sizes.
     pub(crate) const FULL: Self = Self {
@@ -92,6 +95,7 @@ impl Sizes {
         burst_flows: 5000,
         concurrent_flows: 1000,
         long_run_nodes: 1_000_000,
+        store_runs: 50,
     };
 }
 
@@ -257,6 +261,48 @@ pub(crate) fn layer_noop(sizes: Sizes) -> Result<Record, CaseError> {
     let (layer, guard) = TracingConfig::builder().build()?.layer_with_exporter(exporter.clone())?;
     let traced = run_chains(layer, guard, sizes.chain_runs)?;
     Ok(traced.record("layer_noop", exporter.received(), traced.total))
+}
+
+/// `store_10mb`: the chain over a store that also holds a 10 MB document,
+/// under the layer into a discarding exporter, against the same runs with
+/// no subscriber. The flow records its whole store as input and output, so
+/// this is what recording a big store costs.
+pub(crate) fn store_10mb(sizes: Sizes) -> Result<Record, CaseError> {
+    const DOCUMENT: usize = 10 << 20;
+    let runs = sizes.store_runs;
+    let flow = workload::chain();
+    let store = ChainStore::with_document(DOCUMENT);
+    let timed = |dispatch: &Dispatch| -> Result<Duration, CaseError> {
+        let start = Instant::now();
+        tracing::dispatcher::with_default(dispatch, || {
+            for _ in 0..runs {
+                store.reset();
+                flow.run(&store)?;
+            }
+            Ok::<_, FlowError>(())
+        })?;
+        Ok(start.elapsed())
+    };
+    let bare = timed(&Dispatch::none())?;
+    let exporter = DiscardingExporter::default();
+    let (layer, guard) = TracingConfig::builder().build()?.layer_with_exporter(exporter.clone())?;
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let start = Instant::now();
+    let run = timed(&dispatch)?;
+    drop(dispatch);
+    let report = guard.shutdown();
+    let total = start.elapsed();
+    let nodes = runs * workload::CHAIN_NODES;
+    let traced = Traced { runs, run, total, report };
+    let mut record = traced.record("store_10mb", exporter.received(), total);
+    record.nodes = Some(nodes);
+    record.ns_per_node = per(run, nodes);
+    record.note = Some(format!(
+        "{:.1} ms per run traced, {:.1} ms with no subscriber",
+        run.as_secs_f64() * 1e3 / runs as f64,
+        bare.as_secs_f64() * 1e3 / runs as f64
+    ));
+    Ok(record)
 }
 
 /// `tracing_opentelemetry_noop`: tracing-opentelemetry on the SDK's

@@ -27,7 +27,7 @@ use report::Record;
 /// any dispatcher exists, so that every callsite is off for them (as in
 /// the criterion bench); the long run comes next, so that its peak memory
 /// starts from a small heap.
-const CASES: [&str; 13] = [
+const CASES: [&str; 14] = [
     "engine_sync",
     "engine_async",
     "long_run",
@@ -39,13 +39,14 @@ const CASES: [&str; 13] = [
     "collector_http",
     "burst_5000_flows",
     "concurrent_1000",
+    "store_10mb",
     "python_otel_grpc",
     "python_otel_http",
 ];
 
 const USAGE: &str = "usage: pocketflow-bench [--quick] [--only CASE[,CASE...]] [--plots DIR]\n\
     cases: engine_sync engine_async long_run layer_noop tracing_opentelemetry_noop layer_otlp_grpc \
-    layer_otlp_http collector_grpc collector_http burst_5000_flows concurrent_1000 python_otel_grpc \
+    layer_otlp_http collector_grpc collector_http burst_5000_flows concurrent_1000 store_10mb python_otel_grpc \
     python_otel_http\n\
     collector cases use $POCKETFLOW_OTELCOL or target/otel/pocketflow-otelcol";
 
@@ -134,6 +135,7 @@ fn run(case: &str, sizes: Sizes) -> Result<Record, CaseError> {
         "engine_async" => cases::engine_async(sizes),
         "long_run" => cases::long_run(sizes),
         "layer_noop" => cases::layer_noop(sizes),
+        "store_10mb" => cases::store_10mb(sizes),
         "tracing_opentelemetry_noop" => cases::tracing_opentelemetry_noop(sizes),
         "layer_otlp_grpc" => cases::layer_otlp(case, Protocol::Grpc, sizes.chain_runs),
         "layer_otlp_http" => cases::layer_otlp(case, Protocol::HttpProtobuf, sizes.chain_runs),

@@ -216,13 +216,24 @@ pub(crate) fn async_loop() -> AsyncFlow<Counter> {
     flow
 }
 
-/// The chain's store: one counter, recorded as the flow's input and output.
+/// The chain's store: one counter, recorded as the flow's input and output,
+/// and for the `store_10mb` case a large document beside it.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct ChainStore {
     n: AtomicU64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    document: String,
 }
 
 impl ChainStore {
+    /// A store holding a text document of `bytes` bytes: words, with a
+    /// quote and a line break now and then for the JSON escaper.
+    pub(crate) fn with_document(bytes: usize) -> Self {
+        const LINE: &str = "PocketFlow keeps \"shared\" state in one store, and every node reads it.\n";
+        let document: String = LINE.chars().cycle().take(bytes).collect();
+        Self { n: AtomicU64::new(0), document }
+    }
+
     /// Nodes the last run went through.
     pub(crate) fn steps(&self) -> u64 {
         self.n.load(Ordering::Relaxed)

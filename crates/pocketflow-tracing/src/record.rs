@@ -16,7 +16,7 @@ use tracing::{Level, Metadata};
 use pocketflow::telemetry::span_names;
 
 use crate::config::MAX_NAME_BYTES;
-use crate::redact::{Redactor, TRUNCATION_MARK_END, TRUNCATION_MARK_START};
+use crate::redact::{Redactor, TRUNCATION_MARK_END, TRUNCATION_MARK_OVER, TRUNCATION_MARK_START};
 
 /// The trace a span belongs to, shared by all its spans: what is set once
 /// at the root reaches every span through this one `Arc`, which children
@@ -311,24 +311,102 @@ impl<'a> FieldRecorder<'a> {
         self.put(field.name(), value);
     }
 
-    fn cap(&self, field: &Field, mut text: String) -> String {
+    fn cap(&self, field: &Field, text: String) -> String {
+        let total = Length::Exact(text.len());
+        self.cap_prefix(field, text, total)
+    }
+
+    /// Cuts `text`, the start of a value `total` bytes long (all of it when
+    /// the length is exact and equal), at the payload cap, and marks the
+    /// cut with the value's length.
+    fn cap_prefix(&self, field: &Field, mut text: String, total: Length) -> String {
         let max = self.policy.max_payload_bytes;
-        if text.len() > max {
-            let total = text.len();
+        let whole = total == Length::Exact(text.len());
+        if !whole || text.len() > max {
             // Redacted before it is cut: a cut can leave a secret without
             // what marks it (its closing quote, the `@` after a password).
             text = self.policy.redactor.before_cut(field.name(), text);
-            if text.len() <= max {
+            // Redaction can shorten a whole value under the cap.
+            if whole && text.len() <= max {
                 return text;
             }
-            let mut cut = max;
+            if text.len() > max {
+                let mut cut = max;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+            let _ = match total {
+                Length::Exact(total) => write!(text, "{TRUNCATION_MARK_START}{total}{TRUNCATION_MARK_END}"),
+                Length::Over(seen) => {
+                    write!(text, "{TRUNCATION_MARK_START}{TRUNCATION_MARK_OVER}{seen}{TRUNCATION_MARK_END}")
+                }
+            };
+        }
+        text
+    }
+
+    /// Formats a payload value, keeping only what the cap can use: the
+    /// first [`REDACTION_MARGIN`] bytes past the cap (so that redaction
+    /// still sees what marks a secret cut at the cap). A value that writes
+    /// itself in pieces (the engine's JSON past 64 KiB) is refused the rest,
+    /// so a 10 MB store is neither copied nor serialized whole; its length
+    /// is then known only to be over what was seen.
+    fn capped_payload(&self, field: &Field, value: &dyn fmt::Debug) -> String {
+        let limit = self.policy.max_payload_bytes.saturating_add(REDACTION_MARGIN);
+        let mut writer = PrefixWriter { kept: String::with_capacity(128), limit, seen: 0, full: false };
+        let total = match write!(writer, "{value:?}") {
+            Ok(()) => Length::Exact(writer.seen),
+            Err(_) => Length::Over(writer.seen),
+        };
+        self.cap_prefix(field, writer.kept, total)
+    }
+}
+
+/// A value's length in bytes, as far as the recorder saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Length {
+    Exact(usize),
+    /// Longer than this: the value was refused the rest.
+    Over(usize),
+}
+
+/// How far past the payload cap a value is kept for redaction before the
+/// cut. A secret that begins before the cap and whose end marker (closing
+/// quote, `@` after a URL password) lies further than this past it would be
+/// cut without being recognized; no credential is that long.
+const REDACTION_MARGIN: usize = 16 * 1024;
+
+/// A `fmt::Write` that keeps the first `limit` bytes, counts what it is
+/// given, and once full refuses more: a value written in one piece is
+/// measured exactly, one written in many pieces is stopped early.
+struct PrefixWriter {
+    kept: String,
+    limit: usize,
+    seen: usize,
+    full: bool,
+}
+
+impl fmt::Write for PrefixWriter {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if self.full {
+            return Err(fmt::Error);
+        }
+        self.seen = self.seen.saturating_add(text.len());
+        let room = self.limit.saturating_sub(self.kept.len());
+        if text.len() <= room {
+            self.kept.push_str(text);
+            self.full = self.kept.len() == self.limit;
+        } else {
+            let mut cut = room;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
-            text.truncate(cut);
-            let _ = write!(text, "{TRUNCATION_MARK_START}{total}{TRUNCATION_MARK_END}");
+            self.kept.push_str(&text[..cut]);
+            self.full = true;
         }
-        text
+        Ok(())
     }
 }
 
@@ -349,13 +427,19 @@ impl Visit for FieldRecorder<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put_text(field, || {
-            // `format!` would start from an empty buffer and grow it several
-            // times for a typical JSON value.
-            let mut text = String::with_capacity(128);
-            let _ = write!(text, "{value:?}");
-            text
-        });
+        match self.text_kind(field) {
+            TextKind::Payload => {
+                let text = self.capped_payload(field, value);
+                self.put(field.name(), FieldValue::Str(text));
+            }
+            kind => self.put_text_of_kind(field, kind, || {
+                // `format!` would start from an empty buffer and grow it
+                // several times for a typical JSON value.
+                let mut text = String::with_capacity(128);
+                let _ = write!(text, "{value:?}");
+                text
+            }),
+        }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {

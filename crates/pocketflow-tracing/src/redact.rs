@@ -34,6 +34,9 @@ const MAX_NESTING: usize = 16;
 /// value cut open does not swallow it.
 pub(crate) const TRUNCATION_MARK_START: &str = "…[truncated: ";
 pub(crate) const TRUNCATION_MARK_END: &str = " bytes]";
+/// Before the length when only a lower bound is known (a value refused the
+/// rest once the recorder had what the cap needs).
+pub(crate) const TRUNCATION_MARK_OVER: &str = "over ";
 
 /// Redacts payloads and masks credentials in free text, for one set of
 /// sensitive keys. With no keys, it changes nothing.
@@ -298,12 +301,14 @@ fn is_separator(c: char) -> bool {
     matches!(c, '-' | '_' | '.') || c.is_whitespace()
 }
 
-/// `text` split before a trailing size-cap mark (`…[truncated: N bytes]`),
-/// if it has one.
+/// `text` split before a trailing size-cap mark (`…[truncated: N bytes]`
+/// or `…[truncated: over N bytes]`), if it has one.
 fn split_truncation_mark(text: &str) -> (&str, &str) {
     let Some(body) = text.strip_suffix(TRUNCATION_MARK_END) else { return (text, "") };
     let digits = body.len() - body.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    let Some(start) = (body.len() - digits).checked_sub(TRUNCATION_MARK_START.len()) else { return (text, "") };
+    let before_digits = &body[..body.len() - digits];
+    let before_length = before_digits.strip_suffix(TRUNCATION_MARK_OVER).unwrap_or(before_digits);
+    let Some(start) = before_length.len().checked_sub(TRUNCATION_MARK_START.len()) else { return (text, "") };
     if digits == 0 || !text.is_char_boundary(start) || !text[start..].starts_with(TRUNCATION_MARK_START) {
         return (text, "");
     }

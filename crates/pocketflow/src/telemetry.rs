@@ -104,8 +104,7 @@ impl<T: Serialize + ?Sized> fmt::Display for Json<'_, T> {
         let written = BUFFER.try_with(|buffer| match buffer.try_borrow_mut() {
             Ok(mut buffer) => {
                 buffer.clear();
-                let result = serde_json::to_writer(&mut *buffer, self.0);
-                let written = write_json(f, result.map(|()| buffer.as_slice()));
+                let written = write_json(f, &mut buffer, self.0);
                 if buffer.capacity() > MAX_KEPT_BUFFER {
                     *buffer = Vec::new();
                 }
@@ -117,18 +116,70 @@ impl<T: Serialize + ?Sized> fmt::Display for Json<'_, T> {
         match written {
             Ok(Some(written)) => written,
             // Nested use, or the thread is exiting and its buffer is gone.
-            _ => write_json(f, serde_json::to_vec(self.0).as_deref().map_err(|e| e.to_string())),
+            _ => write_json(f, &mut Vec::new(), self.0),
         }
     }
 }
 
-fn write_json<E: fmt::Display>(f: &mut fmt::Formatter<'_>, json: Result<&[u8], E>) -> fmt::Result {
-    match json.map(std::str::from_utf8) {
-        Ok(Ok(json)) => f.write_str(json),
-        // A `Display` that returns `Err` makes `to_string` panic, so a
-        // value serde cannot encode is recorded as a note instead.
-        Ok(Err(err)) => write!(f, "\"<not serializable: {err}>\""),
+/// Writes `value` as JSON to `f`.
+///
+/// The first [`MAX_KEPT_BUFFER`] bytes are buffered, so that a value serde
+/// cannot encode is recorded as a note instead of half a value (a
+/// `Display` that returns `Err` makes `to_string` panic). Past that, the
+/// JSON is streamed: a subscriber that keeps only the start of a big value
+/// stops the serialization by refusing more, and a 10 MB store is not
+/// serialized whole for a 64 KiB cap. A value that fails to serialize after
+/// that point keeps what was streamed, followed by the note.
+fn write_json<T: Serialize + ?Sized>(f: &mut fmt::Formatter<'_>, buffer: &mut Vec<u8>, value: &T) -> fmt::Result {
+    let mut sink = Spill { f, buffer, streaming: false, refused: false };
+    let result = serde_json::to_writer(&mut sink, value);
+    let Spill { f, buffer, streaming, refused } = sink;
+    match result {
+        Ok(()) if streaming => Ok(()),
+        Ok(()) => match std::str::from_utf8(buffer) {
+            Ok(json) => f.write_str(json),
+            Err(err) => write!(f, "\"<not serializable: {err}>\""),
+        },
+        Err(_) if refused => Err(fmt::Error),
         Err(err) => write!(f, "\"<not serializable: {err}>\""),
+    }
+}
+
+/// The writer [`write_json`] serializes into: a buffer, then the formatter.
+struct Spill<'a, 'f> {
+    f: &'a mut fmt::Formatter<'f>,
+    buffer: &'a mut Vec<u8>,
+    /// Past the buffer: what is written goes on to the formatter.
+    streaming: bool,
+    /// The formatter refused more.
+    refused: bool,
+}
+
+impl std::io::Write for Spill<'_, '_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if !self.streaming && self.buffer.len() <= MAX_KEPT_BUFFER {
+            return Ok(bytes.len());
+        }
+        self.streaming = true;
+        // serde_json writes whole characters, but a character split across
+        // two writes would simply wait here for its end.
+        let valid = match std::str::from_utf8(self.buffer) {
+            Ok(text) => text.len(),
+            Err(err) if err.error_len().is_none() => err.valid_up_to(),
+            Err(err) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, err)),
+        };
+        let text = std::str::from_utf8(&self.buffer[..valid]).map_err(std::io::Error::other)?;
+        if self.f.write_str(text).is_err() {
+            self.refused = true;
+            return Err(std::io::Error::other("the formatter took no more"));
+        }
+        self.buffer.drain(..valid);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -455,5 +506,38 @@ mod tests {
     fn a_value_serde_cannot_encode_is_recorded_as_a_note() {
         let map = std::collections::BTreeMap::from([((1, 2), "tuple keys are not JSON")]);
         assert!(Json(&map).to_string().starts_with("\"<not serializable:"));
+    }
+
+    #[test]
+    fn a_value_past_the_buffer_is_streamed_whole_and_unchanged() {
+        // Multi-byte characters and escapes on both sides of the 64 KiB
+        // point, and a second value after it on the same thread.
+        let text: String = "é\"ü\n€ab".chars().cycle().take(100_000).collect();
+        let value = (text.as_str(), vec![1, 2, 3]);
+        assert_eq!(Json(&value).to_string(), serde_json::to_string(&value).unwrap_or_default());
+        assert_eq!(Json(&7).to_string(), "7");
+    }
+
+    /// Fails to serialize after `after` elements.
+    struct FailsAfter(usize);
+
+    impl serde::Serialize for FailsAfter {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error as _, SerializeSeq as _};
+            let mut seq = serializer.serialize_seq(None)?;
+            for _ in 0..self.0 {
+                seq.serialize_element(&"x".repeat(1000))?;
+            }
+            Err(S::Error::custom("the source went away"))
+        }
+    }
+
+    #[test]
+    fn a_value_that_fails_past_the_buffer_keeps_what_was_streamed_and_the_note() {
+        let early = Json(&FailsAfter(10)).to_string();
+        assert_eq!(early, "\"<not serializable: the source went away>\"");
+        let late = Json(&FailsAfter(100)).to_string();
+        assert!(late.starts_with("[\"xxx"), "{}", &late[..20]);
+        assert!(late.ends_with("\"<not serializable: the source went away>\""), "{}", &late[late.len() - 60..]);
     }
 }
