@@ -371,6 +371,45 @@ fn langfuse_exporter_posts_to_the_otel_route_with_basic_auth_and_ingestion_heade
     assert_well_formed(&traces[0]);
 }
 
+/// The graph is drawn once per flow and reused by later runs, until the
+/// flow changes: a node added between two runs is in the second graph.
+#[test]
+fn a_flow_changed_between_runs_carries_its_new_graph() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    let config = otlp(&receiver, Protocol::Grpc).build().unwrap();
+    let (graphs, report) = traced(config, || {
+        let mut flow = Flow::named("Growing");
+        let ask = flow.start(Ask);
+        flow.run(&store("first")).unwrap();
+        let before = flow.to_mermaid();
+        flow.run(&store("again")).unwrap();
+        let extra = flow.add_named("Extra", Ask);
+        flow.connect_on(ask, "checked", extra);
+        flow.run(&store("grown")).unwrap();
+        (before, flow.to_mermaid())
+    });
+    let (before, after) = graphs;
+    assert_ne!(before, after);
+    assert!(after.contains("Extra"), "{after}");
+    receiver.wait_for_spans(report.stats.exported as usize, WAIT);
+    let mut recorded: Vec<(String, String)> = receiver
+        .traces()
+        .iter()
+        .map(|trace| {
+            let root = trace.roots()[0];
+            let input = root.attr_str("langfuse.observation.input").unwrap_or_default().to_owned();
+            (input, root.attr_str("pocketflow.flow.graph").unwrap_or_default().to_owned())
+        })
+        .collect();
+    recorded.sort();
+    let graph_of = |question: &str| {
+        recorded.iter().find(|(input, _)| input.contains(question)).map(|(_, graph)| graph.as_str()).unwrap()
+    };
+    assert_eq!(graph_of("first"), before);
+    assert_eq!(graph_of("again"), before);
+    assert_eq!(graph_of("grown"), after);
+}
+
 /// A run that reports (`run_report`) ends with its graph annotated: counts
 /// per step, the failed step and flow red, what never ran grey.
 #[test]

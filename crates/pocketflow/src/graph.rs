@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::ops::{Shr, Sub};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::action::{Action, DEFAULT_ACTION};
@@ -105,6 +106,18 @@ pub(crate) struct Graph<T: ?Sized> {
     start: Option<NodeId>,
     warnings: Vec<FlowWarning>,
     errors: Vec<String>,
+    /// The flow's Mermaid text, drawn at its first traced run and reused:
+    /// the graph cannot change while it runs (a run borrows it), and every
+    /// method that changes it clears this.
+    mermaid: OnceLock<DrawnGraph>,
+}
+
+/// A flow's Mermaid text, with the name and kind it was drawn under.
+#[derive(Debug)]
+pub(crate) struct DrawnGraph {
+    pub(crate) name: String,
+    pub(crate) kind: &'static str,
+    pub(crate) text: String,
 }
 
 static NEXT_GRAPH_ID: AtomicU32 = AtomicU32::new(0);
@@ -112,7 +125,13 @@ static NEXT_GRAPH_ID: AtomicU32 = AtomicU32::new(0);
 impl<T: ?Sized> Graph<T> {
     /// Removes every step, for the flow's teardown (`step::drop_nested`).
     pub(crate) fn drain_steps(&mut self) -> impl Iterator<Item = Box<T>> + '_ {
+        self.mermaid = OnceLock::new();
         self.entries.drain(..).map(|entry| entry.step)
+    }
+
+    /// The cached Mermaid text (see the field).
+    pub(crate) fn drawn(&self) -> &OnceLock<DrawnGraph> {
+        &self.mermaid
     }
 
     pub(crate) fn new() -> Self {
@@ -122,10 +141,12 @@ impl<T: ?Sized> Graph<T> {
             start: None,
             warnings: Vec::new(),
             errors: Vec::new(),
+            mermaid: OnceLock::new(),
         }
     }
 
     pub(crate) fn add(&mut self, parts: StepParts<T>) -> NodeId {
+        self.mermaid = OnceLock::new();
         let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         self.warnings.extend(parts.warnings);
         self.entries.push(Entry { name: parts.name, successors: Vec::new(), step: parts.step });
@@ -141,12 +162,14 @@ impl<T: ?Sized> Graph<T> {
     }
 
     pub(crate) fn set_start(&mut self, id: NodeId) {
+        self.mermaid = OnceLock::new();
         if self.check(id, "start") {
             self.start = Some(id);
         }
     }
 
     pub(crate) fn connect(&mut self, from: NodeId, action: Cow<'static, str>, to: NodeId) {
+        self.mermaid = OnceLock::new();
         if !(self.check(from, "source") & self.check(to, "successor")) {
             return;
         }

@@ -68,6 +68,8 @@ pub(crate) trait GraphView: Send + Sync {
     fn start_index(&self) -> Option<usize>;
     /// The step at `index`.
     fn step(&self, index: usize) -> Option<StepView<'_>>;
+    /// The flow's Mermaid text as last drawn, while the graph is unchanged.
+    fn drawn(&self) -> &std::sync::OnceLock<crate::graph::DrawnGraph>;
 }
 
 /// A step type that can say what it is.
@@ -94,6 +96,10 @@ impl<T: ?Sized + Shaped + Send + Sync> GraphView for Graph<T> {
 
     fn start_index(&self) -> Option<usize> {
         self.start_id().map(crate::NodeId::index)
+    }
+
+    fn drawn(&self) -> &std::sync::OnceLock<crate::graph::DrawnGraph> {
+        Self::drawn(self)
     }
 
     fn step(&self, index: usize) -> Option<StepView<'_>> {

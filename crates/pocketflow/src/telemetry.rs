@@ -155,12 +155,10 @@ struct Spill<'a, 'f> {
     refused: bool,
 }
 
-impl std::io::Write for Spill<'_, '_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        if !self.streaming && self.buffer.len() <= MAX_KEPT_BUFFER {
-            return Ok(bytes.len());
-        }
+impl Spill<'_, '_> {
+    /// Past the buffer: hands what is complete to the formatter.
+    #[cold]
+    fn stream(&mut self) -> std::io::Result<()> {
         self.streaming = true;
         // serde_json writes whole characters, but a character split across
         // two writes would simply wait here for its end.
@@ -175,7 +173,22 @@ impl std::io::Write for Spill<'_, '_> {
             return Err(std::io::Error::other("the formatter took no more"));
         }
         self.buffer.drain(..valid);
-        Ok(bytes.len())
+        Ok(())
+    }
+}
+
+impl std::io::Write for Spill<'_, '_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.write_all(bytes).map(|()| bytes.len())
+    }
+
+    /// serde_json writes every token with `write_all`: the common case,
+    /// a small value still in the buffer, is one copy.
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.streaming || self.buffer.len() > MAX_KEPT_BUFFER { self.stream() } else { Ok(()) }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

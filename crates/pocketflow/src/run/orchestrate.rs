@@ -104,9 +104,19 @@ fn begin<S: Serialize>(meta: FlowMeta<'_>, env: &RunEnv, shared: &S) -> Result<(
     let outermost = env.outermost_pending();
     let recorded = env.span_options(meta.options);
     let span = telemetry::flow_span(meta.name, meta.kind, recorded);
-    if outermost {
-        // Formatted (the Mermaid text built) only if a subscriber asks.
-        telemetry::record_graph(&span, &Mermaid { root: meta.shape(), stats: None });
+    if outermost && !span.is_disabled() {
+        // Drawn once per flow (until the flow is changed), not per run.
+        let graph = Mermaid { root: meta.shape(), stats: None };
+        let drawn = meta.graph.drawn().get_or_init(|| crate::graph::DrawnGraph {
+            name: meta.name.to_string(),
+            kind: meta.kind,
+            text: graph.to_string(),
+        });
+        if drawn.name == *meta.name && drawn.kind == meta.kind {
+            telemetry::record_graph(&span, &drawn.text);
+        } else {
+            telemetry::record_graph(&span, &graph);
+        }
     }
     if let Some((options, Some(_))) = recorded {
         telemetry::continued(&span, options);
