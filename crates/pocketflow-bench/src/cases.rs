@@ -389,16 +389,23 @@ pub(crate) fn collector_case_with(
         config = config.max_export_batch_size(batch);
     }
     let (layer, guard) = config.build()?.layer()?;
+    let (own_cpu, collector_cpu) = (report::cpu_ms("self")?, collector.cpu_ms()?);
     let start = Instant::now();
     let traced = run_chains(layer, guard, runs)?;
     let delivered = collector.wait_for_accepted(traced.report.stats.exported, ARRIVAL_TIMEOUT)?;
     let deliver = start.elapsed();
+    let own_cpu = report::cpu_ms("self")? - own_cpu;
+    let collector_cpu = collector.cpu_ms()? - collector_cpu;
     let refused = collector.refused_spans()?;
     let mut record = traced.record(case, delivered, deliver);
+    // Where the two cores went: the flows and the export thread (this
+    // process), and the collector.
+    let mut notes = vec![format!("CPU: this process {own_cpu:.0} ms, the collector {collector_cpu:.0} ms")];
     if refused > 0 {
-        let note = format!("the collector refused {refused} spans");
-        record.note = Some(record.note.map_or(note.clone(), |n| format!("{n}; {note}")));
+        notes.push(format!("the collector refused {refused} spans"));
     }
+    notes.extend(record.note.take());
+    record.note = Some(notes.join("; "));
     Ok(record)
 }
 

@@ -125,6 +125,11 @@ impl Collector {
     }
 
     /// Spans its receiver refused so far (0 while the counter is absent).
+    /// The collector's CPU time so far, in milliseconds.
+    pub(crate) fn cpu_ms(&self) -> Result<f64, CollectorError> {
+        crate::report::cpu_ms(&self.child.id().to_string()).map_err(io_err("reading the collector's CPU time"))
+    }
+
     pub(crate) fn refused_spans(&self) -> Result<u64, CollectorError> {
         let page = http_get(self.metrics, "/metrics").map_err(io_err("reading the collector's metrics"))?;
         Ok(sum_metric(&page, "otelcol_receiver_refused_spans").unwrap_or(0))

@@ -155,6 +155,26 @@ pub(crate) fn reset_peak_rss() -> io::Result<()> {
     std::fs::write("/proc/self/clear_refs", "5")
 }
 
+/// CPU time (user and system, all threads) of process `pid` (`self` for
+/// this one) so far, in milliseconds, from `/proc/<pid>/stat` (in clock
+/// ticks of 1/100 s, Linux's `USER_HZ` on every architecture this runs on).
+pub(crate) fn cpu_ms(pid: &str) -> io::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat_cpu_ticks(&stat)
+        .map(|ticks| ticks as f64 * 10.0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unreadable /proc/{pid}/stat")))
+}
+
+/// `utime + stime` from a `/proc/<pid>/stat` line: fields 14 and 15,
+/// counted after the command name, which may hold spaces and parentheses.
+pub(crate) fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
 /// The value in kB of the line `key` (`VmHWM`, `VmRSS`) in the text of
 /// `/proc/<pid>/status`.
 pub(crate) fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
@@ -169,6 +189,13 @@ mod tests {
     #![allow(clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_a_command_name_with_spaces() {
+        let stat = "4242 (otel col) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 12 0 100 0";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(281));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+    }
 
     #[test]
     fn a_line_holds_only_the_fields_that_apply() {

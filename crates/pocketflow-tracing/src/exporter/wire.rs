@@ -38,12 +38,14 @@ pub(crate) struct RequestEncoder {
     /// The `Resource` message's body, written once.
     resource: Vec<u8>,
     resource_schema_url: String,
-    /// One span's body, reused.
-    span: Vec<u8>,
+    /// The bodies of the batch's spans, one after the other, reused: each
+    /// is written once here and copied once into the request.
+    bodies: Vec<u8>,
+    /// Each span's scope (an index into the batch's scopes) and the range
+    /// of its body in `bodies`.
+    ranges: Vec<(usize, usize, usize)>,
     /// One event's or link's body, reused.
     nested: Vec<u8>,
-    /// The `spans` fields of each scope of the batch being written, reused.
-    scopes: Vec<Vec<u8>>,
 }
 
 impl RequestEncoder {
@@ -63,55 +65,53 @@ impl RequestEncoder {
         if spans.is_empty() {
             return;
         }
+        self.bodies.clear();
+        self.ranges.clear();
         let mut scopes: Vec<&InstrumentationScope> = Vec::new();
-        for buffer in &mut self.scopes {
-            buffer.clear();
-        }
+        let mut spans_len: Vec<usize> = Vec::new();
         for span in spans {
             let index = match scopes.iter().position(|scope| **scope == span.instrumentation_scope) {
                 Some(index) => index,
                 None => {
                     scopes.push(&span.instrumentation_scope);
-                    if self.scopes.len() < scopes.len() {
-                        self.scopes.push(Vec::new());
-                    }
+                    spans_len.push(0);
                     scopes.len() - 1
                 }
             };
-            self.span.clear();
-            put_span(&mut self.span, &mut self.nested, span);
-            put_bytes(&mut self.scopes[index], 2, &self.span);
+            let start = self.bodies.len();
+            put_span(&mut self.bodies, &mut self.nested, span);
+            let end = self.bodies.len();
+            self.ranges.push((index, start, end));
+            spans_len[index] += field_len(2, end - start);
         }
 
-        let mut scope_messages = Vec::with_capacity(scopes.len());
-        for (scope, spans) in scopes.iter().zip(&self.scopes) {
-            let mut header = Vec::new();
+        // Each scope's `scope` field and `schema_url`, around its spans.
+        let mut wrappers = Vec::with_capacity(scopes.len());
+        for scope in &scopes {
             let mut scope_body = Vec::new();
             put_scope(&mut scope_body, scope);
+            let mut header = Vec::with_capacity(scope_body.len() + 4);
             put_bytes(&mut header, 1, &scope_body);
-            let schema_url = scope.schema_url().unwrap_or_default();
             let mut trailer = Vec::new();
-            put_string(&mut trailer, 3, schema_url);
-            scope_messages.push((header, trailer, spans.len()));
+            put_string(&mut trailer, 3, scope.schema_url().unwrap_or_default());
+            wrappers.push((header, trailer));
         }
+        let scope_len = |index: usize| wrappers[index].0.len() + spans_len[index] + wrappers[index].1.len();
 
-        let resource_len = field_len(1, self.resource.len());
-        let scopes_len: usize = scope_messages
-            .iter()
-            .map(|(header, trailer, spans)| field_len(2, header.len() + spans + trailer.len()))
-            .sum();
-        let schema_len = string_field_len(3, &self.resource_schema_url);
-        let resource_spans_len = resource_len + scopes_len + schema_len;
-
+        let resource_spans_len = field_len(1, self.resource.len())
+            + (0..scopes.len()).map(|index| field_len(2, scope_len(index))).sum::<usize>()
+            + string_field_len(3, &self.resource_schema_url);
         out.reserve(field_len(1, resource_spans_len));
         put_tag(out, 1, LEN);
         encode_varint(resource_spans_len as u64, out);
         put_bytes(out, 1, &self.resource);
-        for ((header, trailer, spans_len), spans) in scope_messages.iter().zip(&self.scopes) {
+        for (index, (header, trailer)) in wrappers.iter().enumerate() {
             put_tag(out, 2, LEN);
-            encode_varint((header.len() + spans_len + trailer.len()) as u64, out);
+            encode_varint(scope_len(index) as u64, out);
             out.extend_from_slice(header);
-            out.extend_from_slice(spans);
+            for &(_, start, end) in self.ranges.iter().filter(|(scope, ..)| *scope == index) {
+                put_bytes(out, 2, &self.bodies[start..end]);
+            }
             out.extend_from_slice(trailer);
         }
         put_string(out, 3, &self.resource_schema_url);
