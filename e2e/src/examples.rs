@@ -34,6 +34,18 @@ impl Examples {
         protocol: &str,
         service_name: &str,
     ) -> Result<ExampleRun, E2eError> {
+        self.run_with(name, endpoint, protocol, service_name, &[])
+    }
+
+    /// [`Self::run`] with more environment variables.
+    pub(crate) fn run_with(
+        &self,
+        name: &str,
+        endpoint: &str,
+        protocol: &str,
+        service_name: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<ExampleRun, E2eError> {
         let program = self.dir.join(name);
         let mut command = Command::new(&program);
         command.env_clear();
@@ -46,6 +58,7 @@ impl Examples {
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
             .env("OTEL_SERVICE_NAME", service_name)
+            .envs(extra.iter().copied())
             .output()
             .map_err(|source| E2eError::Io { what: format!("running {}", program.display()), source })?;
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -174,6 +174,17 @@ fn through_the_agent(setup: &Setup, jaeger: &Jaeger) -> Result<(), E2eError> {
     }
     // The agent's OTLP/HTTP receiver too, as an SDK configured for HTTP uses it.
     runs.push(setup.examples.run("quickstart", &ports.http_url(), "http/protobuf", "e2e-quickstart-http")?);
+    // Compressed, both ways: the collector answers a gzipped gRPC request
+    // with a gzipped response.
+    let gzip = [("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")];
+    runs.push(setup.examples.run_with("quickstart", &ports.grpc_url(), "grpc", "e2e-quickstart-grpc-gzip", &gzip)?);
+    runs.push(setup.examples.run_with(
+        "quickstart",
+        &ports.http_url(),
+        "http/protobuf",
+        "e2e-quickstart-http-gzip",
+        &gzip,
+    )?);
     let expected = total(&runs);
     expect_all_delivered(&langfuse, expected, "through the agent")?;
     let requests = langfuse.check_requests()?;

@@ -47,7 +47,10 @@ impl TraceService for Receiver {
 /// client's delayed ACK, and an export took ~40-80 ms on loopback
 /// (measured with `pocketflow-bench`: 13k spans/s delivered, 85k with it).
 pub(crate) async fn serve(listener: TcpListener, store: Arc<Store>) {
-    let service = TraceServiceServer::new(Receiver(store)).accept_compressed(CompressionEncoding::Gzip);
+    // Answers in gzip to a client that reads it, as the Collector does.
+    let service = TraceServiceServer::new(Receiver(store))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let _ = Server::builder().serve_with_incoming(service, incoming).await;
 }

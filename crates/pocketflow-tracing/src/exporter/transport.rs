@@ -182,7 +182,10 @@ impl GrpcTransport {
     }
 
     async fn send(&self, body: Bytes) -> Outcome {
-        let mut client = tonic::client::Grpc::new(self.channel.clone());
+        // A gzipped answer is always accepted: a server may compress its
+        // answer to a compressed request (the Collector does) whether or not
+        // the client said it could read one.
+        let mut client = tonic::client::Grpc::new(self.channel.clone()).accept_compressed(CompressionEncoding::Gzip);
         if self.gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
