@@ -12,7 +12,8 @@ use pocketflow::FlowError;
 use pocketflow_test_support::Capture;
 use pocketflow_test_support::otlp::OtlpReceiver;
 use pocketflow_tracing::{
-    ConfigError, ExporterKind, PocketflowLayer, Protocol, ShutdownReport, TracingConfig, TracingError,
+    ConfigError, ExporterKind, PocketflowLayer, Protocol, ShutdownReport, TracingConfig, TracingConfigBuilder,
+    TracingError,
 };
 use tracing::Dispatch;
 use tracing::instrument::WithSubscriber as _;
@@ -257,10 +258,22 @@ fn run_chains(layer: PocketflowLayer, guard: pocketflow_tracing::TracingGuard, r
 /// `layer_noop`: the pocketflow-tracing layer, default settings, into an
 /// exporter that discards.
 pub(crate) fn layer_noop(sizes: Sizes) -> Result<Record, CaseError> {
+    layer_noop_with("layer_noop", TracingConfig::builder(), sizes)
+}
+
+/// `layer_noop_phases_off`: the same with `prep`, `exec` and `post` spans
+/// switched off, so that only the flow and node spans are exported: what a
+/// phase span the layer does not record still costs.
+pub(crate) fn layer_noop_phases_off(sizes: Sizes) -> Result<Record, CaseError> {
+    let config = TracingConfig::builder().trace_prep(false).trace_exec(false).trace_post(false);
+    layer_noop_with("layer_noop_phases_off", config, sizes)
+}
+
+fn layer_noop_with(case: &str, config: TracingConfigBuilder, sizes: Sizes) -> Result<Record, CaseError> {
     let exporter = DiscardingExporter::default();
-    let (layer, guard) = TracingConfig::builder().build()?.layer_with_exporter(exporter.clone())?;
+    let (layer, guard) = config.build()?.layer_with_exporter(exporter.clone())?;
     let traced = run_chains(layer, guard, sizes.chain_runs)?;
-    Ok(traced.record("layer_noop", exporter.received(), traced.total))
+    Ok(traced.record(case, exporter.received(), traced.total))
 }
 
 /// `store_10mb`: the chain over a store that also holds a 10 MB document,

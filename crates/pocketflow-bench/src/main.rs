@@ -27,11 +27,12 @@ use report::Record;
 /// any dispatcher exists, so that every callsite is off for them (as in
 /// the criterion bench); the long run comes next, so that its peak memory
 /// starts from a small heap.
-const CASES: [&str; 14] = [
+const CASES: [&str; 15] = [
     "engine_sync",
     "engine_async",
     "long_run",
     "layer_noop",
+    "layer_noop_phases_off",
     "tracing_opentelemetry_noop",
     "layer_otlp_grpc",
     "layer_otlp_http",
@@ -45,7 +46,7 @@ const CASES: [&str; 14] = [
 ];
 
 const USAGE: &str = "usage: pocketflow-bench [--quick] [--only CASE[,CASE...]] [--plots DIR]\n\
-    cases: engine_sync engine_async long_run layer_noop tracing_opentelemetry_noop layer_otlp_grpc \
+    cases: engine_sync engine_async long_run layer_noop layer_noop_phases_off tracing_opentelemetry_noop layer_otlp_grpc \
     layer_otlp_http collector_grpc collector_http burst_5000_flows concurrent_1000 store_10mb python_otel_grpc \
     python_otel_http\n\
     collector cases use $POCKETFLOW_OTELCOL or target/otel/pocketflow-otelcol";
@@ -135,6 +136,7 @@ fn run(case: &str, sizes: Sizes) -> Result<Record, CaseError> {
         "engine_async" => cases::engine_async(sizes),
         "long_run" => cases::long_run(sizes),
         "layer_noop" => cases::layer_noop(sizes),
+        "layer_noop_phases_off" => cases::layer_noop_phases_off(sizes),
         "store_10mb" => cases::store_10mb(sizes),
         "tracing_opentelemetry_noop" => cases::tracing_opentelemetry_noop(sizes),
         "layer_otlp_grpc" => cases::layer_otlp(case, Protocol::Grpc, sizes.chain_runs),
