@@ -32,6 +32,7 @@
 mod capture;
 mod interest;
 pub mod otlp;
+pub mod tls;
 
 pub use capture::{Capture, Captured, CapturedEvent, CapturedSpan};
 pub use interest::keep_interest_dynamic;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -219,6 +220,7 @@ pub(crate) struct OtlpSettings {
     pub(crate) headers: Vec<(String, Secret)>,
     pub(crate) timeout: Duration,
     pub(crate) gzip: bool,
+    pub(crate) tls: crate::tls::OtlpTls,
 }
 
 #[derive(Clone)]
@@ -237,6 +239,7 @@ impl fmt::Debug for OtlpSettings {
             .field("headers", &self.headers)
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -375,6 +378,7 @@ impl TracingConfig {
                 headers: Vec::new(),
                 timeout: DEFAULT_EXPORT_TIMEOUT,
                 gzip: false,
+                tls: crate::tls::OtlpTls::default(),
             },
             langfuse: LangfuseSettings { public_key: None, secret_key: None, host: LANGFUSE_DEFAULT_HOST.to_owned() },
             batch: BatchSettings::default(),
@@ -519,6 +523,9 @@ pub struct TracingConfigBuilder {
     pub(crate) otlp_headers: Option<Vec<(String, Secret)>>,
     pub(crate) export_timeout: Option<Duration>,
     pub(crate) otlp_gzip: Option<bool>,
+    pub(crate) otlp_certificate: Option<PathBuf>,
+    pub(crate) otlp_client_certificate: Option<PathBuf>,
+    pub(crate) otlp_client_key: Option<PathBuf>,
     pub(crate) max_queue_bytes: Option<usize>,
     pub(crate) queue_full: Option<QueueFullPolicy>,
     pub(crate) max_concurrent_exports: Option<usize>,
@@ -739,6 +746,33 @@ impl TracingConfigBuilder {
         /// Langfuse host. Default `https://cloud.langfuse.com`;
         /// `LANGFUSE_HOST` or `LANGFUSE_BASE_URL`.
         langfuse_host;
+    }
+
+    /// The CA certificate (a PEM file, one or more certificates) that an
+    /// OTLP server's certificate must chain to; the system's roots are then
+    /// not trusted. Needs an `https://` endpoint. Read and checked when the
+    /// config is built. `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    pub fn otlp_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.otlp_certificate = Some(path.into());
+        self
+    }
+
+    /// The client certificate (PEM) presented to the OTLP server, for
+    /// mutual TLS; needs [`otlp_client_key`](Self::otlp_client_key).
+    /// `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE`,
+    /// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`.
+    pub fn otlp_client_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.otlp_client_certificate = Some(path.into());
+        self
+    }
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of
+    /// [`otlp_client_certificate`](Self::otlp_client_certificate).
+    /// `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
+    pub fn otlp_client_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.otlp_client_key = Some(path.into());
+        self
     }
 
     /// Adds one trace-wide metadata entry.

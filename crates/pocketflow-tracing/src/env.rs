@@ -8,6 +8,7 @@
 //! a blank value means "redact nothing").
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
@@ -17,6 +18,7 @@ use crate::config::{
 };
 use crate::endpoint;
 use crate::error::ConfigError;
+use crate::tls::{self, OtlpTls, PemKind};
 
 /// The service name when neither code nor the environment names one.
 const DEFAULT_SERVICE_NAME: &str = "pocketflow";
@@ -62,8 +64,17 @@ pub(crate) fn resolve(
     let langfuse = langfuse_settings(&b, &vars)?;
     let batch = batch_settings(&b, &vars)?;
     let exporters = if disabled { vec![ExporterKind::None] } else { choose_exporters(requested, &otlp, &langfuse)? };
-    if exporters.contains(&ExporterKind::Otlp) && otlp.endpoint.is_none() {
-        otlp.endpoint = Some(default_endpoint(otlp.protocol).to_owned());
+    if exporters.contains(&ExporterKind::Otlp) {
+        let endpoint = otlp.endpoint.get_or_insert_with(|| default_endpoint(otlp.protocol).to_owned());
+        // TLS asked for and a plain endpoint: refuse rather than send in clear.
+        if let Some(source) = otlp.tls.source()
+            && !endpoint.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        {
+            return Err(ConfigError::TlsNeedsHttps {
+                name: source.to_owned(),
+                url: endpoint::mask_credentials(endpoint).into_owned(),
+            });
+        }
     }
     Ok(TracingConfig {
         record,
@@ -344,7 +355,42 @@ fn otlp_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<OtlpSettin
         &["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
     )?;
     let gzip = or_env(b.otlp_gzip, || compression(vars))?.unwrap_or(false);
-    Ok(OtlpSettings { endpoint, protocol, headers, timeout: timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT), gzip })
+    let tls = otlp_tls(b, vars)?;
+    Ok(OtlpSettings { endpoint, protocol, headers, timeout: timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT), gzip, tls })
+}
+
+/// The CA, client certificate and client key files: each from code, else
+/// its `_TRACES_` variable, else the general one. The files are read and
+/// checked here.
+fn otlp_tls(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<OtlpTls, ConfigError> {
+    let file = |set: &Option<PathBuf>, setting: &str, traces_var: &'static str, var: &'static str| {
+        set.clone()
+            .map(|path| (setting.to_owned(), path))
+            .or_else(|| vars.first(&[traces_var, var]).map(|(var, path)| (var.to_owned(), PathBuf::from(path))))
+    };
+    let ca = file(
+        &b.otlp_certificate,
+        "otlp_certificate",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    )
+    .map(|(source, path)| tls::read_pem(&source, &path, PemKind::Certificates))
+    .transpose()?;
+    let client = tls::client_identity(
+        file(
+            &b.otlp_client_certificate,
+            "otlp_client_certificate",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        ),
+        file(
+            &b.otlp_client_key,
+            "otlp_client_key",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        ),
+    )?;
+    Ok(OtlpTls { ca, client })
 }
 
 fn protocol(vars: &Vars<'_>) -> Result<Option<Protocol>, ConfigError> {

@@ -73,6 +73,35 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A TLS file (a CA certificate, a client certificate or its key)
+    /// cannot be used. The message never quotes the file.
+    #[error("{name} names the file {path:?}, but {problem}")]
+    TlsFile {
+        /// The variable, or the setting (the builder method's name).
+        name: String,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A client certificate was given without its key, or a key without
+    /// its certificate: mutual TLS needs both.
+    #[error("{given} is set but {missing} is not: mutual TLS needs both the client certificate and its key")]
+    ClientCertificateHalf {
+        /// The variable or setting that was given.
+        given: String,
+        /// What is missing.
+        missing: &'static str,
+    },
+    /// TLS files were given for an endpoint that is not `https://`: the
+    /// spans would go out unencrypted although TLS was asked for.
+    #[error("{name} is set, but the OTLP endpoint {url:?} is not https://: use an https:// endpoint for TLS")]
+    TlsNeedsHttps {
+        /// The variable or setting that asked for TLS.
+        name: String,
+        /// The endpoint, with any password replaced by `***`.
+        url: String,
+    },
     /// The Langfuse exporter was asked for but a key is missing.
     #[error(
         "the langfuse exporter needs {missing} (set it in code or in the environment; \

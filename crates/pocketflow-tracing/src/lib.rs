@@ -117,6 +117,7 @@ mod progress;
 mod propagation;
 mod record;
 mod redact;
+mod tls;
 
 use opentelemetry_sdk::trace::SpanExporter;
 use tracing_subscriber::layer::SubscriberExt as _;

@@ -6,19 +6,24 @@
 //! export instead, and that host sees no connection at all. A redirect
 //! within the origin is followed, headers included.
 //!
-//! The servers are plain HTTP/1.1 responders on loopback threads, so the
-//! tests see exactly what arrives.
+//! A redirect from `https` to `http`, even to the same host, is not
+//! followed either: the headers and the trace would go out in clear.
+//!
+//! The servers are HTTP/1.1 responders on loopback threads (over TLS with
+//! certificates made by the test, for the `https` one), so the tests see
+//! exactly what arrives.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{SPANS_PER_RUN, otlp, store, two_step_flow};
-use pocketflow_tracing::{Protocol, Secret, ShutdownReport};
+use pocketflow_test_support::tls::TestPki;
+use pocketflow_tracing::{Protocol, Secret, ShutdownReport, TracingConfigBuilder};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 /// One request as it arrived: its path and its headers, names lowercased.
@@ -32,23 +37,38 @@ struct Seen {
 /// Answers each request with `answer(path)`: a status line and extra
 /// headers. Records every request.
 fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    serve_over(None, answer)
+}
+
+/// Like [`serve`], over TLS with `tls` when given (the origin is then
+/// `https://localhost:PORT`).
+fn serve_over(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    answer: impl Fn(&str) -> String + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let origin = if tls.is_some() { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
-            handle(stream, &answer, &log);
+            match &tls {
+                Some(tls) => {
+                    let connection = rustls::ServerConnection::new(Arc::clone(tls)).unwrap();
+                    handle(rustls::StreamOwned::new(connection, stream), &answer, &log);
+                }
+                None => handle(stream, &answer, &log),
+            }
         }
     });
     (origin, seen)
 }
 
 /// Serves the requests of one keep-alive connection.
-fn handle(stream: TcpStream, answer: &impl Fn(&str) -> String, log: &Mutex<Vec<Seen>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
+fn handle(stream: impl Read + Write, answer: &impl Fn(&str) -> String, log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -73,7 +93,9 @@ fn handle(stream: TcpStream, answer: &impl Fn(&str) -> String, log: &Mutex<Vec<S
         reader.read_exact(&mut body).unwrap();
         let response = answer(&path);
         log.lock().unwrap().push(Seen { path, headers, body });
+        let stream = reader.get_mut();
         stream.write_all(format!("{response}\r\ncontent-length: 0\r\n\r\n").as_bytes()).unwrap();
+        stream.flush().unwrap();
     }
 }
 
@@ -81,7 +103,16 @@ fn handle(stream: TcpStream, answer: &impl Fn(&str) -> String, log: &Mutex<Vec<S
 /// header, and shuts down. Nothing is exported before the shutdown, so the
 /// spans go in one batch whatever the machine's speed.
 fn export_to(endpoint: &str, runs: usize) -> ShutdownReport {
-    let (layer, guard) = otlp(endpoint, Protocol::HttpProtobuf)
+    export_with(endpoint, runs, |config| config)
+}
+
+/// Like [`export_to`], with `configure` applied to the config.
+fn export_with(
+    endpoint: &str,
+    runs: usize,
+    configure: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder,
+) -> ShutdownReport {
+    let (layer, guard) = configure(otlp(endpoint, Protocol::HttpProtobuf))
         .otlp_headers(vec![("x-api-key".to_owned(), Secret::new("key-123"))])
         .export_timeout(Duration::from_secs(5))
         .scheduled_delay(Duration::from_secs(3600))
@@ -114,6 +145,27 @@ fn a_redirect_to_another_origin_fails_the_export_and_reaches_nothing_there() {
     elsewhere.set_nonblocking(true).unwrap();
     let connection = elsewhere.accept();
     assert!(connection.is_err(), "the other origin was contacted: {connection:?}");
+}
+
+#[test]
+fn a_redirect_from_https_to_http_is_not_followed() {
+    let pki = TestPki::new().unwrap();
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    // The same host name, in clear.
+    let target = format!("http://localhost:{}/v1/traces", plain.local_addr().unwrap().port());
+    let tls = pki.server().rustls_config().unwrap();
+    let (origin, seen) =
+        serve_over(Some(tls), move |_| format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}"));
+    assert!(origin.starts_with("https://"));
+
+    let report = export_with(&origin, 3, |config| config.otlp_certificate(pki.ca_path()));
+
+    assert_eq!(report.stats.exported, 0, "{report}");
+    assert_eq!(report.stats.failed_export, (3 * SPANS_PER_RUN) as u64, "{report}");
+    assert!(!seen.lock().unwrap().is_empty(), "the exporter never reached the endpoint");
+    plain.set_nonblocking(true).unwrap();
+    let connection = plain.accept();
+    assert!(connection.is_err(), "the trace went out in clear: {connection:?}");
 }
 
 #[test]

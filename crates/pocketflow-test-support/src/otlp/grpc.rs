@@ -46,11 +46,19 @@ impl TraceService for Receiver {
 /// sets it: without it each response's small HTTP/2 frames wait on the
 /// client's delayed ACK, and an export took ~40-80 ms on loopback
 /// (measured with `pocketflow-bench`: 13k spans/s delivered, 85k with it).
-pub(crate) async fn serve(listener: TcpListener, store: Arc<Store>) {
+pub(crate) async fn serve(listener: TcpListener, store: Arc<Store>, tls: Option<tonic::transport::ServerTlsConfig>) {
     // Answers in gzip to a client that reads it, as the Collector does.
     let service = TraceServiceServer::new(Receiver(store))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let _ = Server::builder().serve_with_incoming(service, incoming).await;
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        server = match server.tls_config(tls) {
+            Ok(server) => server,
+            // The certificates come from `TestPki` and were checked there.
+            Err(_) => return,
+        };
+    }
+    let _ = server.serve_with_incoming(service, incoming).await;
 }

@@ -2,6 +2,7 @@
 //! a POST on any path, so tests can see where an exporter actually posts.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::header_map;
 use super::span::{ReceivedRequest, ReceivedSpan, decode};
@@ -38,20 +40,59 @@ pub(crate) async fn serve(
             Err(e) if is_transient(&e) => continue,
             Err(_) => return,
         };
-        let store = Arc::clone(&store);
-        let service = service_fn(move |request| {
-            let store = Arc::clone(&store);
-            async move {
-                if let Some(delay) = delay {
-                    tokio::time::sleep(delay).await;
-                }
-                handle(request, store, forced).await
-            }
-        });
+        let service = service(Arc::clone(&store), forced, delay);
         tokio::spawn(async move {
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
+}
+
+/// Like [`serve`], each connection over TLS first. A handshake that fails
+/// is recorded in the store.
+pub(crate) async fn serve_tls(listener: TcpListener, store: Arc<Store>, acceptor: TlsAcceptor) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if is_transient(&e) => continue,
+            Err(_) => return,
+        };
+        let store = Arc::clone(&store);
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(stream).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    store.record_tls_failure(error.to_string());
+                    return;
+                }
+            };
+            let service = service(store, None, None);
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// One connection's request handler.
+fn service(
+    store: Arc<Store>,
+    forced: Option<StatusCode>,
+    delay: Option<std::time::Duration>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+> + Send
++ 'static {
+    service_fn(move |request| {
+        let store = Arc::clone(&store);
+        async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            handle(request, store, forced).await
+        }
+    })
 }
 
 /// Errors that concern one connection, not the listener.

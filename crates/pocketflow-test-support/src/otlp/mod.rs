@@ -41,9 +41,13 @@ pub use trace::{ReceivedTrace, group_traces};
 
 use store::Store;
 
+use crate::tls::ServerTls;
+
 /// A running OTLP trace receiver. Dropping it stops the server.
 pub struct OtlpReceiver {
     protocol: &'static str,
+    /// `http` or `https`.
+    scheme: &'static str,
     addr: SocketAddr,
     store: Arc<Store>,
     stop: Option<oneshot::Sender<()>>,
@@ -54,6 +58,7 @@ impl fmt::Debug for OtlpReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpReceiver")
             .field("protocol", &self.protocol)
+            .field("scheme", &self.scheme)
             .field("addr", &self.addr)
             .finish_non_exhaustive()
     }
@@ -63,7 +68,32 @@ impl OtlpReceiver {
     /// An OTLP/gRPC `TraceService` that also accepts gzip-compressed
     /// requests.
     pub fn grpc() -> io::Result<Self> {
-        Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), grpc::serve)
+        Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |listener, store| grpc::serve(listener, store, None))
+    }
+
+    /// Like [`OtlpReceiver::grpc`], over TLS with `tls` (mutual when it
+    /// asks for client certificates); [`endpoint`](Self::endpoint) is then
+    /// `https://localhost:PORT`.
+    pub fn grpc_tls(tls: &ServerTls) -> io::Result<Self> {
+        let config = tls.tonic_config();
+        let mut receiver = Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), move |listener, store| {
+            grpc::serve(listener, store, Some(config))
+        })?;
+        receiver.scheme = "https";
+        Ok(receiver)
+    }
+
+    /// Like [`OtlpReceiver::http`], over TLS with `tls` (mutual when it
+    /// asks for client certificates); [`endpoint`](Self::endpoint) is then
+    /// `https://localhost:PORT`. A handshake that fails is recorded in
+    /// [`tls_failures`](Self::tls_failures).
+    pub fn https(tls: &ServerTls) -> io::Result<Self> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.rustls_config()?);
+        let mut receiver = Self::start("http", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), move |listener, store| {
+            http::serve_tls(listener, store, acceptor)
+        })?;
+        receiver.scheme = "https";
+        Ok(receiver)
     }
 
     /// An OTLP/HTTP protobuf receiver that takes a POST on any path (and
@@ -130,12 +160,23 @@ impl OtlpReceiver {
                 }
             });
         })?;
-        Ok(Self { protocol, addr, store, stop: Some(stop), thread: Some(thread) })
+        Ok(Self { protocol, scheme: "http", addr, store, stop: Some(stop), thread: Some(thread) })
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`.
+    /// The base URL: `http://127.0.0.1:PORT`, or `https://localhost:PORT`
+    /// over TLS (the name the test certificate is for).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The TLS handshakes that failed, each as the server saw it (for
+    /// example a client that did not trust the certificate, or sent none
+    /// when one was required). Empty for a receiver without TLS.
+    pub fn tls_failures(&self) -> Vec<String> {
+        self.store.tls_failures()
     }
 
     /// Every span received so far, in arrival order.

@@ -17,6 +17,7 @@ pub(crate) struct Store {
 struct State {
     spans: Vec<ReceivedSpan>,
     requests: Vec<ReceivedRequest>,
+    tls_failures: Vec<String>,
 }
 
 impl Store {
@@ -27,6 +28,15 @@ impl Store {
         state.spans.extend(spans);
         drop(state);
         self.arrived.notify_all();
+    }
+
+    /// Records a TLS handshake that failed.
+    pub(crate) fn record_tls_failure(&self, error: String) {
+        self.lock().tls_failures.push(error);
+    }
+
+    pub(crate) fn tls_failures(&self) -> Vec<String> {
+        self.lock().tls_failures.clone()
     }
 
     pub(crate) fn spans(&self) -> Vec<ReceivedSpan> {

@@ -16,6 +16,7 @@ use super::transport::{HttpTransport, Transport};
 
 use crate::config::{ExporterKind, Secret, TracingConfig};
 use crate::error::{ConfigError, TracingError};
+use crate::tls::OtlpTls;
 
 /// Sends spans to Langfuse's OTLP endpoint, `{host}/api/public/otel/v1/traces`,
 /// as Langfuse requires: HTTP with protobuf bodies (it has no gRPC), Basic
@@ -75,7 +76,7 @@ impl LangfuseExporter {
             HeaderName::from_static("x-langfuse-sdk-version"),
             HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
         );
-        let transport = HttpTransport::new(&endpoint, headers, true, timeout).map_err(failed)?;
+        let transport = HttpTransport::new(&endpoint, headers, true, timeout, &OtlpTls::default()).map_err(failed)?;
         let inner = OtlpExporter::new(Transport::Http(transport), timeout);
         Ok(Self { inner, endpoint, public_key })
     }

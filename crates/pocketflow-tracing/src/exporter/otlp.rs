@@ -63,7 +63,7 @@ impl OtlpExporter {
                     metadata.insert(key, value);
                 }
                 Transport::Grpc(
-                    GrpcTransport::new(&endpoint, metadata, settings.gzip, settings.timeout).map_err(failed)?,
+                    GrpcTransport::new(&endpoint, metadata, settings.gzip, settings.timeout, &settings.tls).map_err(failed)?,
                 )
             }
             Protocol::HttpProtobuf => {
@@ -77,7 +77,7 @@ impl OtlpExporter {
                     headers.insert(key, value);
                 }
                 Transport::Http(
-                    HttpTransport::new(&endpoint, headers, settings.gzip, settings.timeout).map_err(failed)?,
+                    HttpTransport::new(&endpoint, headers, settings.gzip, settings.timeout, &settings.tls).map_err(failed)?,
                 )
             }
         };

@@ -26,6 +26,7 @@ use tonic_types::StatusExt as _;
 
 use super::retry::{MAX_THROTTLE, Outcome};
 use crate::endpoint::mask_credentials;
+use crate::tls::OtlpTls;
 
 const USER_AGENT_VALUE: &str = concat!("pocketflow-tracing/", env!("CARGO_PKG_VERSION"));
 const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -86,8 +87,18 @@ impl HttpTransport {
     /// `Debug` output. Redirects are followed only within the endpoint's
     /// own origin, so that no header goes to another host and nothing goes
     /// from `https` to `http`.
-    pub(crate) fn new(endpoint: &str, mut headers: HeaderMap, gzip: bool, timeout: Duration) -> Result<Self, String> {
-        let origin = url::Url::parse(endpoint).map_err(|error| format!("invalid endpoint: {error}"))?.origin();
+    pub(crate) fn new(
+        endpoint: &str,
+        mut headers: HeaderMap,
+        gzip: bool,
+        timeout: Duration,
+        tls: &OtlpTls,
+    ) -> Result<Self, String> {
+        let url = url::Url::parse(endpoint).map_err(|error| format!("invalid endpoint: {error}"))?;
+        if !headers.is_empty() {
+            warn_if_in_clear(&url);
+        }
+        let origin = url.origin();
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 10 || attempt.url().origin() != origin {
                 attempt.stop()
@@ -95,9 +106,28 @@ impl HttpTransport {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(policy)
+        let mut builder = reqwest::Client::builder().timeout(timeout).redirect(policy);
+        if let Some(ca) = &tls.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(&ca.pem).map_err(|error| {
+                format!("the CA certificate {} cannot be used: {}", ca.path.display(), error_chain(&error))
+            })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some(client) = &tls.client {
+            let mut pem = client.cert.pem.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(&client.key.pem);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|error| {
+                format!(
+                    "the client certificate {} and key {} cannot be used: {}",
+                    client.cert.path.display(),
+                    client.key.path.display(),
+                    error_chain(&error)
+                )
+            })?;
+            builder = builder.identity(identity);
+        }
+        let client = builder
             .build()
             .map_err(|error| format!("the HTTP client could not be built: {}", error_chain(&error)))?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
@@ -112,10 +142,7 @@ impl HttpTransport {
         let sent = self.client.post(&self.endpoint).headers(self.headers.clone()).body(body).send().await;
         let response = match sent {
             Ok(response) => response,
-            Err(error) => {
-                let error = mask_credentials(&format!("HTTP export failed: {}", error_chain(&error))).into_owned();
-                return Outcome::Retryable { error, after: None };
-            }
+            Err(error) => return failure("HTTP", &error),
         };
         let status = response.status();
         let retry_after = response
@@ -166,7 +193,18 @@ impl fmt::Debug for GrpcTransport {
 impl GrpcTransport {
     /// A transport to `endpoint`; connects on first use. Must run inside a
     /// tokio runtime (the channel's worker is spawned there).
-    pub(crate) fn new(endpoint: &str, metadata: MetadataMap, gzip: bool, timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn new(
+        endpoint: &str,
+        metadata: MetadataMap,
+        gzip: bool,
+        timeout: Duration,
+        tls: &OtlpTls,
+    ) -> Result<Self, String> {
+        if !metadata.is_empty()
+            && let Ok(url) = url::Url::parse(endpoint)
+        {
+            warn_if_in_clear(&url);
+        }
         let mut builder = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
             .map_err(|error| format!("invalid endpoint: {error}"))?
             .timeout(timeout)
@@ -174,8 +212,16 @@ impl GrpcTransport {
             .tcp_nodelay(true);
         builder = builder.user_agent(USER_AGENT_VALUE).map_err(|error| format!("invalid user agent: {error}"))?;
         if endpoint.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")) {
+            let mut config = tonic::transport::ClientTlsConfig::new();
+            config = match &tls.ca {
+                Some(ca) => config.ca_certificate(tonic::transport::Certificate::from_pem(&ca.pem)),
+                None => config.with_enabled_roots(),
+            };
+            if let Some(client) = &tls.client {
+                config = config.identity(tonic::transport::Identity::from_pem(&client.cert.pem, &client.key.pem));
+            }
             builder = builder
-                .tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots())
+                .tls_config(config)
                 .map_err(|error| format!("TLS could not be set up: {}", error_chain(&error)))?;
         }
         Ok(Self { channel: builder.connect_lazy(), endpoint: endpoint.to_owned(), metadata, gzip })
@@ -190,8 +236,7 @@ impl GrpcTransport {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
         if let Err(error) = client.ready().await {
-            let error = format!("gRPC export failed: the connection is not ready: {}", error_chain(&error));
-            return Outcome::Retryable { error: mask_credentials(&error).into_owned(), after: None };
+            return failure("gRPC", &error);
         }
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
@@ -208,7 +253,12 @@ impl GrpcTransport {
 
 fn classify_grpc(status: &tonic::Status) -> Outcome {
     use tonic::Code;
-    let mut error = format!("gRPC export failed: {:?}: {}", status.code(), status.message());
+    let cause = status.source().and_then(cause_of);
+    let mut error = String::from("gRPC export failed");
+    if let Some(cause) = &cause {
+        error.push_str(&format!(" ({})", cause.text));
+    }
+    error.push_str(&format!(": {:?}: {}", status.code(), status.message()));
     if let Some(source) = status.source() {
         error.push_str(&format!(" ({})", error_chain(source)));
     }
@@ -218,6 +268,13 @@ fn classify_grpc(status: &tonic::Status) -> Outcome {
         .and_then(|info| info.retry_delay)
         .filter(|delay| !delay.is_zero())
         .map(|delay| delay.min(MAX_THROTTLE));
+    // A failure under gRPC (TLS, a connection refused or closed) decides,
+    // whatever code tonic gave it.
+    match cause {
+        Some(cause) if cause.permanent => return Outcome::Failed(error),
+        Some(_) => return Outcome::Retryable { error, after: None },
+        None => {}
+    }
     match status.code() {
         Code::ResourceExhausted if after.is_some() => Outcome::Retryable { error, after },
         Code::Unavailable => Outcome::Retryable { error, after },
@@ -238,6 +295,141 @@ fn report_partial_success(body: &[u8]) {
         crate::diagnostics::report(
             "partial_success",
             &format!("the backend rejected {} spans: {}", partial.rejected_spans, partial.error_message),
+        );
+    }
+}
+
+/// A try that failed below HTTP or gRPC: its message names the
+/// transport, the cause when it is one a user can act on, then the whole
+/// chain (credentials in URLs masked). Worth another try unless TLS
+/// failed: a certificate the client does not trust stays untrusted.
+fn failure(transport: &str, error: &(dyn std::error::Error + 'static)) -> Outcome {
+    let cause = cause_of(error);
+    let text = match &cause {
+        Some(cause) => format!("{transport} export failed ({}): {}", cause.text, error_chain(error)),
+        None => format!("{transport} export failed: {}", error_chain(error)),
+    };
+    let error = mask_credentials(&text).into_owned();
+    if cause.is_some_and(|cause| cause.permanent) {
+        Outcome::Failed(error)
+    } else {
+        Outcome::Retryable { error, after: None }
+    }
+}
+
+/// What went wrong under a transport error, said plainly.
+#[derive(Debug)]
+struct Cause {
+    text: String,
+    /// TLS failed: trying again cannot help.
+    permanent: bool,
+}
+
+/// The cause under a transport error: the connection was refused, reset,
+/// closed or timed out, or TLS failed and why. `None` when the chain holds
+/// none of these.
+fn cause_of(error: &(dyn std::error::Error + 'static)) -> Option<Cause> {
+    let tls = |error: &rustls::Error| Cause { text: tls_cause(error), permanent: true };
+    let transient = |text: &str| Cause { text: text.to_owned(), permanent: false };
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(error) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls(error));
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            // An io::Error's `source` skips the error it wraps (often
+            // another io::Error): look inside, outermost kind first.
+            let mut kind = io_cause(io.kind());
+            let mut inner = io.get_ref();
+            while let Some(wrapped) = inner {
+                if let Some(error) = wrapped.downcast_ref::<rustls::Error>() {
+                    return Some(tls(error));
+                }
+                let Some(io) = wrapped.downcast_ref::<std::io::Error>() else { break };
+                kind = kind.or(io_cause(io.kind()));
+                inner = io.get_ref();
+            }
+            if let Some(cause) = kind {
+                return Some(transient(cause));
+            }
+        }
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|error| error.is_incomplete_message() || error.is_closed() || error.is_canceled())
+        {
+            return Some(transient(CLOSED));
+        }
+        if error.downcast_ref::<tonic::TimeoutExpired>().is_some()
+            || error.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
+        {
+            return Some(transient("timed out"));
+        }
+        next = error.source();
+    }
+    None
+}
+
+const CLOSED: &str = "connection closed by the server before it answered";
+
+fn io_cause(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind;
+    Some(match kind {
+        ErrorKind::ConnectionRefused => "connection refused",
+        ErrorKind::ConnectionReset => "connection reset",
+        ErrorKind::ConnectionAborted => "connection aborted",
+        ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => CLOSED,
+        ErrorKind::TimedOut => "timed out",
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => "host unreachable",
+        _ => return None,
+    })
+}
+
+fn tls_cause(error: &rustls::Error) -> String {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let what = match error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "unknown issuer: the server's certificate is not signed by a trusted CA \
+             (set OTEL_EXPORTER_OTLP_CERTIFICATE or otlp_certificate to its CA)"
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "the server's certificate is not valid for the endpoint's host name",
+        Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            "the server's certificate has expired"
+        }
+        Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            "the server requires a client certificate (set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY)"
+        }
+        Error::AlertReceived(
+            AlertDescription::BadCertificate | AlertDescription::UnknownCA | AlertDescription::CertificateUnknown,
+        ) => "the server refused the client certificate",
+        Error::InvalidMessage(_) => "the server did not answer in TLS (is the endpoint https:// by mistake?)",
+        other => return format!("TLS: {other}"),
+    };
+    format!("TLS: {what}")
+}
+
+/// Warns, once per process, that an exporter sends its headers
+/// (credentials, usually) in clear to a host other than this machine.
+fn warn_if_in_clear(url: &url::Url) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if url.scheme() != "http" {
+        return;
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    };
+    if !loopback {
+        crate::diagnostics::report_once(
+            &WARNED,
+            "credentials_in_clear",
+            &format!(
+                "headers (credentials, usually) are sent without TLS to {}: use an https:// endpoint",
+                url.host_str().unwrap_or_default()
+            ),
         );
     }
 }
@@ -294,3 +486,6 @@ impl Decoder for PassThrough {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
+
+#[cfg(test)]
+mod tests;
