@@ -22,7 +22,8 @@
 //! ```
 //!
 //! [`otlp::OtlpReceiver`] is an in-process OTLP trace receiver (gRPC or
-//! HTTP/protobuf) that decodes what exporters really send.
+//! HTTP/protobuf, plain or over TLS) that decodes what exporters really
+//! send; [`tls::TestPki`] makes the certificates for the TLS ones.
 
 //!
 //! Tests that install a subscriber for their own thread only (`set_default`,

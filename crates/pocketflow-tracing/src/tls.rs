@@ -79,11 +79,8 @@ pub(crate) enum PemKind {
 /// Reads the file at `path`, named by `source`, and checks that it holds
 /// `kind`.
 pub(crate) fn read_pem(source: &str, path: &Path, kind: PemKind) -> Result<PemFile, ConfigError> {
-    let problem = |problem: String| ConfigError::TlsFile {
-        name: source.to_owned(),
-        path: path.display().to_string(),
-        problem,
-    };
+    let problem =
+        |problem: String| ConfigError::TlsFile { name: source.to_owned(), path: path.display().to_string(), problem };
     let pem = std::fs::read(path).map_err(|error| problem(format!("it cannot be read: {error}")))?;
     match kind {
         PemKind::Certificates => {
@@ -137,7 +134,9 @@ pub(crate) fn client_identity(
             key: read_pem(&key_source, &key, PemKind::PrivateKey)?,
         })),
         (Some((given, _)), None) => Err(ConfigError::ClientCertificateHalf { given, missing: "the client key" }),
-        (None, Some((given, _))) => Err(ConfigError::ClientCertificateHalf { given, missing: "the client certificate" }),
+        (None, Some((given, _))) => {
+            Err(ConfigError::ClientCertificateHalf { given, missing: "the client certificate" })
+        }
     }
 }
 
@@ -172,7 +171,8 @@ mod tests {
 
     #[test]
     fn a_key_file_must_hold_a_key_and_its_text_is_never_quoted() {
-        let path = write("key.pem", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n");
+        let path =
+            write("key.pem", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n");
         // A well-formed PEM key section is accepted here; rustls checks the
         // key itself when the exporter is built.
         assert!(read_pem("otlp_client_key", &path, PemKind::PrivateKey).is_ok());
@@ -186,9 +186,8 @@ mod tests {
 
     #[test]
     fn a_client_certificate_without_its_key_names_both() {
-        let error = client_identity(Some(("otlp_client_certificate".to_owned(), PathBuf::from("c.pem"))), None)
-            .err()
-            .unwrap();
+        let error =
+            client_identity(Some(("otlp_client_certificate".to_owned(), PathBuf::from("c.pem"))), None).err().unwrap();
         let text = error.to_string();
         assert!(text.contains("otlp_client_certificate") && text.contains("client key"), "{text}");
     }

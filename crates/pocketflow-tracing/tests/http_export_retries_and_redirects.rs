@@ -21,10 +21,9 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{SPANS_PER_RUN, otlp, store, two_step_flow};
+use common::{SPANS_PER_RUN, otlp, run_and_shut_down};
 use pocketflow_test_support::tls::TestPki;
 use pocketflow_tracing::{Protocol, Secret, ShutdownReport, TracingConfigBuilder};
-use tracing_subscriber::layer::SubscriberExt as _;
 
 /// One request as it arrived: its path and its headers, names lowercased.
 #[derive(Debug, Clone)]
@@ -112,22 +111,11 @@ fn export_with(
     runs: usize,
     configure: impl FnOnce(TracingConfigBuilder) -> TracingConfigBuilder,
 ) -> ShutdownReport {
-    let (layer, guard) = configure(otlp(endpoint, Protocol::HttpProtobuf))
+    let config = configure(otlp(endpoint, Protocol::HttpProtobuf))
         .otlp_headers(vec![("x-api-key".to_owned(), Secret::new("key-123"))])
         .export_timeout(Duration::from_secs(5))
-        .scheduled_delay(Duration::from_secs(3600))
-        .build()
-        .unwrap()
-        .layer()
-        .unwrap();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
-        for i in 0..runs {
-            let marker = format!("run-{i}");
-            two_step_flow(marker.clone()).run(&store(&marker)).unwrap();
-        }
-    });
-    guard.shutdown()
+        .scheduled_delay(Duration::from_secs(3600));
+    run_and_shut_down(config.build().unwrap(), runs)
 }
 
 #[test]

@@ -14,11 +14,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SPANS_PER_RUN, WAIT, otlp, store, two_step_flow};
+use common::{SPANS_PER_RUN, WAIT, otlp, run_and_shut_down};
 use pocketflow_test_support::otlp::OtlpReceiver;
 use pocketflow_test_support::tls::TestPki;
 use pocketflow_tracing::{ConfigError, ExporterKind, Protocol, ShutdownReport, TracingConfig, TracingConfigBuilder};
-use tracing_subscriber::layer::SubscriberExt as _;
 
 const RUNS: usize = 3;
 const PRODUCED: u64 = (RUNS * SPANS_PER_RUN) as u64;
@@ -26,20 +25,8 @@ const PRODUCED: u64 = (RUNS * SPANS_PER_RUN) as u64;
 /// Runs [`RUNS`] flows under `config` and shuts down. Nothing is exported
 /// before the shutdown, so the spans go in one batch.
 fn run(config: TracingConfigBuilder) -> ShutdownReport {
-    let (layer, guard) = config
-        .export_timeout(Duration::from_secs(5))
-        .scheduled_delay(Duration::from_secs(3600))
-        .build()
-        .unwrap()
-        .layer()
-        .unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        for i in 0..RUNS {
-            let marker = format!("run-{i}");
-            two_step_flow(marker.clone()).run(&store(&marker)).unwrap();
-        }
-    });
-    guard.shutdown()
+    let config = config.export_timeout(Duration::from_secs(5)).scheduled_delay(Duration::from_secs(3600));
+    run_and_shut_down(config.build().unwrap(), RUNS)
 }
 
 fn receiver(protocol: Protocol, pki: &TestPki, mutual: bool) -> OtlpReceiver {
@@ -104,12 +91,10 @@ fn mutual_tls_delivers_with_the_client_certificate_and_is_refused_without() {
     let pki = TestPki::new().unwrap();
     for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
         let receiver = receiver(protocol, &pki, true);
-        let report = run(
-            otlp(&receiver.endpoint(), protocol)
-                .otlp_certificate(pki.ca_path())
-                .otlp_client_certificate(pki.client_cert_path())
-                .otlp_client_key(pki.client_key_path()),
-        );
+        let report = run(otlp(&receiver.endpoint(), protocol)
+            .otlp_certificate(pki.ca_path())
+            .otlp_client_certificate(pki.client_cert_path())
+            .otlp_client_key(pki.client_key_path()));
         assert_delivered(&report, &receiver);
 
         let receiver = self::receiver(protocol, &pki, true);
@@ -139,14 +124,7 @@ fn the_opentelemetry_variables_configure_mutual_tls() {
             .scheduled_delay(Duration::from_secs(3600))
             .from_vars(vars)
             .unwrap();
-        let (layer, guard) = config.layer().unwrap();
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-            for i in 0..RUNS {
-                let marker = format!("run-{i}");
-                two_step_flow(marker.clone()).run(&store(&marker)).unwrap();
-            }
-        });
-        assert_delivered(&guard.shutdown(), &receiver);
+        assert_delivered(&run_and_shut_down(config, RUNS), &receiver);
     }
 }
 
@@ -180,7 +158,10 @@ fn unusable_tls_files_are_errors_naming_the_variable_and_the_path() {
     for (var, path, problem) in cases {
         let mut vars = vec![("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), "https://localhost:4317".to_owned())];
         if var.contains("CLIENT_KEY") {
-            vars.push(("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".to_owned(), pki.client_cert_path().display().to_string()));
+            vars.push((
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".to_owned(),
+                pki.client_cert_path().display().to_string(),
+            ));
         }
         vars.push((var.to_owned(), path.display().to_string()));
         let error = TracingConfig::builder().from_vars(vars).unwrap_err();

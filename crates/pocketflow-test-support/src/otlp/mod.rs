@@ -68,7 +68,9 @@ impl OtlpReceiver {
     /// An OTLP/gRPC `TraceService` that also accepts gzip-compressed
     /// requests.
     pub fn grpc() -> io::Result<Self> {
-        Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |listener, store| grpc::serve(listener, store, None))
+        Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |listener, store| {
+            grpc::serve(listener, store, None)
+        })
     }
 
     /// Like [`OtlpReceiver::grpc`], over TLS with `tls` (mutual when it

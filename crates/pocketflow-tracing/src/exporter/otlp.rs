@@ -63,7 +63,8 @@ impl OtlpExporter {
                     metadata.insert(key, value);
                 }
                 Transport::Grpc(
-                    GrpcTransport::new(&endpoint, metadata, settings.gzip, settings.timeout, &settings.tls).map_err(failed)?,
+                    GrpcTransport::new(&endpoint, metadata, settings.gzip, settings.timeout, &settings.tls)
+                        .map_err(failed)?,
                 )
             }
             Protocol::HttpProtobuf => {
@@ -77,7 +78,8 @@ impl OtlpExporter {
                     headers.insert(key, value);
                 }
                 Transport::Http(
-                    HttpTransport::new(&endpoint, headers, settings.gzip, settings.timeout, &settings.tls).map_err(failed)?,
+                    HttpTransport::new(&endpoint, headers, settings.gzip, settings.timeout, &settings.tls)
+                        .map_err(failed)?,
                 )
             }
         };

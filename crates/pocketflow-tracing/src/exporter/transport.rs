@@ -127,9 +127,8 @@ impl HttpTransport {
             })?;
             builder = builder.identity(identity);
         }
-        let client = builder
-            .build()
-            .map_err(|error| format!("the HTTP client could not be built: {}", error_chain(&error)))?;
+        let client =
+            builder.build().map_err(|error| format!("the HTTP client could not be built: {}", error_chain(&error)))?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if gzip {

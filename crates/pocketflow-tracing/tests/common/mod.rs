@@ -234,6 +234,20 @@ pub fn export<R>(
     (result, receiver.traces())
 }
 
+/// Runs `runs` flows of [`two_step_flow`] (markers `run-0`, `run-1`, …)
+/// under a layer built from `config`, on this thread, and shuts down.
+pub fn run_and_shut_down(config: TracingConfig, runs: usize) -> pocketflow_tracing::ShutdownReport {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let (layer, guard) = config.layer().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..runs {
+            let marker = format!("run-{i}");
+            two_step_flow(marker.clone()).run(&store(&marker)).unwrap();
+        }
+    });
+    guard.shutdown()
+}
+
 /// The one span named `name` across `traces`.
 pub fn span_named<'a>(traces: &'a [ReceivedTrace], name: &str) -> &'a ReceivedSpan {
     let found: Vec<&ReceivedSpan> = traces.iter().flat_map(|t| &t.spans).filter(|s| s.name == name).collect();
