@@ -263,6 +263,7 @@ pub(crate) struct BatchSettings {
     pub(crate) max_concurrent_exports: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) retry_time: Duration,
 }
 
 /// What happens to a finished span when the export queue is full (its
@@ -425,6 +426,7 @@ impl Default for BatchSettings {
             max_concurrent_exports: DEFAULT_MAX_CONCURRENT_EXPORTS,
             scheduled_delay: Duration::from_millis(1000),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            retry_time: DEFAULT_EXPORT_RETRY_TIME,
         }
     }
 }
@@ -471,6 +473,11 @@ pub const MAX_CONCURRENT_EXPORTS: usize = 64;
 /// (`POCKETFLOW_SHUTDOWN_TIMEOUT_MS`, `shutdown_timeout`). Shutdown drains
 /// the queue for as long as exports make progress, up to this.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default retry time of one batch (`POCKETFLOW_EXPORT_RETRY_TIME_MS`,
+/// `export_retry_time`), as the Collector's `retry_on_failure.max_elapsed_time`:
+/// a collector down for less than this, or started after the program, still
+/// gets the batch.
+pub const DEFAULT_EXPORT_RETRY_TIME: Duration = Duration::from_secs(300);
 /// Longest span, node, flow or trace name recorded, in bytes; a longer one
 /// is cut on a character boundary and ends with `…`. Names are bounded on
 /// their own, whatever the payload cap: they identify spans in every
@@ -536,6 +543,7 @@ pub struct TracingConfigBuilder {
     pub(crate) max_export_batch_size: Option<usize>,
     pub(crate) scheduled_delay: Option<Duration>,
     pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) export_retry_time: Option<Duration>,
     pub(crate) observation_types: BTreeMap<String, ObservationType>,
     pub(crate) excluded_targets: Option<Vec<String>>,
     pub(crate) disabled: Option<bool>,
@@ -706,6 +714,14 @@ impl TracingConfigBuilder {
         /// of [`TracingGuard::flush`](crate::TracingGuard::flush). Default
         /// [`DEFAULT_SHUTDOWN_TIMEOUT`] (30 s); `POCKETFLOW_SHUTDOWN_TIMEOUT_MS`.
         shutdown_timeout: Duration;
+        /// How long one batch is retried after a transient failure (a
+        /// collector down or not up yet, a 503, a `Retry-After`): tries go
+        /// on with backoff from 100 ms to 5 s until the next would start
+        /// past this. The batch stays in memory meanwhile, and the queue
+        /// fills behind it within its bound. Default
+        /// [`DEFAULT_EXPORT_RETRY_TIME`] (300 s);
+        /// `POCKETFLOW_EXPORT_RETRY_TIME_MS`.
+        export_retry_time: Duration;
         /// Targets never recorded. Default [`DEFAULT_EXCLUDED_TARGETS`].
         excluded_targets: Vec<String>;
         /// Turn tracing off: nothing is recorded or exported. `OTEL_SDK_DISABLED`.

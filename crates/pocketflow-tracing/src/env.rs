@@ -556,6 +556,8 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
     .unwrap_or(d.max_concurrent_exports);
     let shutdown_timeout =
         duration_setting(b.shutdown_timeout, "shutdown_timeout", vars, &["POCKETFLOW_SHUTDOWN_TIMEOUT_MS"])?;
+    let retry_time =
+        duration_setting(b.export_retry_time, "export_retry_time", vars, &["POCKETFLOW_EXPORT_RETRY_TIME_MS"])?;
     Ok(BatchSettings {
         max_queue_size,
         max_queue_bytes,
@@ -564,6 +566,7 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
         max_concurrent_exports,
         scheduled_delay: scheduled_delay.unwrap_or(d.scheduled_delay),
         shutdown_timeout: shutdown_timeout.unwrap_or(d.shutdown_timeout),
+        retry_time: retry_time.unwrap_or(d.retry_time),
     })
 }
 

@@ -110,6 +110,7 @@ mod env;
 mod error;
 mod exporter;
 mod generation;
+mod lane;
 mod layer;
 mod mapping;
 mod pipeline;
@@ -124,16 +125,17 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use config::{
-    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_CONCURRENT_EXPORTS, DEFAULT_MAX_EVENTS_PER_SPAN,
-    DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN, DEFAULT_MAX_PAYLOAD_BYTES,
-    DEFAULT_MAX_QUEUE_BYTES, DEFAULT_QUEUE_FULL_WAIT, DEFAULT_REDACT_KEYS, DEFAULT_SHUTDOWN_TIMEOUT,
-    DEFAULT_SLOW_NODE_THRESHOLD, ExporterKind, LANGFUSE_DEFAULT_HOST, MAX_CONCURRENT_EXPORTS, MAX_EXPORT_BATCH_BYTES,
-    MAX_NAME_BYTES, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, ObservationType, Protocol, QueueFullPolicy, Sampler, Secret,
-    TracingConfig, TracingConfigBuilder,
+    DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_RETRY_TIME, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_CONCURRENT_EXPORTS,
+    DEFAULT_MAX_EVENTS_PER_SPAN, DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_LIFECYCLE_EVENTS_PER_SPAN,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_QUEUE_FULL_WAIT, DEFAULT_REDACT_KEYS,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SLOW_NODE_THRESHOLD, ExporterKind, LANGFUSE_DEFAULT_HOST, MAX_CONCURRENT_EXPORTS,
+    MAX_EXPORT_BATCH_BYTES, MAX_NAME_BYTES, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, ObservationType, Protocol,
+    QueueFullPolicy, Sampler, Secret, TracingConfig, TracingConfigBuilder,
 };
 pub use error::{ConfigError, ResponseError, TracingError};
 pub use exporter::{ConsoleExporter, LangfuseExporter};
 pub use generation::{Cost, Generation, Message, Pricing, Role, TARGET as GENERATION_TARGET, Usage};
+pub use lane::ExporterStats;
 pub use layer::PocketflowLayer;
 pub use mapping::SCOPE_NAME;
 pub use pipeline::{ExportStats, ShutdownReport, TracingGuard};

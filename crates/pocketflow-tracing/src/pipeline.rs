@@ -22,19 +22,18 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::{BatchSettings, MAX_EXPORT_BATCH_BYTES, QueueFullPolicy};
 use crate::diagnostics;
-use crate::endpoint::mask_credentials;
 use crate::error::TracingError;
 use crate::exporter::ExporterSet;
+use crate::lane::{self, BatchFate, ExporterStats, Lane, LaneCounters, LaneDone};
 use crate::mapping::Mapper;
 use crate::record::FinishedSpan;
 
@@ -58,6 +57,9 @@ struct Queue {
     batch: usize,
     policy: QueueFullPolicy,
     counters: Counters,
+    /// Each exporter's name and counts, set by the export thread once its
+    /// exporters are built.
+    lanes: OnceLock<Vec<(String, Arc<LaneCounters>)>>,
 }
 
 #[derive(Default)]
@@ -148,7 +150,7 @@ impl Queue {
         self.lock().control.push(control(ack));
         self.wake.notify_one();
         let deadline = deadline_after(timeout);
-        let mut settled = self.counters.settled();
+        let mut settled = self.counters.progress.load(Ordering::Relaxed);
         let mut last_progress = Instant::now();
         loop {
             let now = Instant::now();
@@ -161,7 +163,7 @@ impl Queue {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return false,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            let now_settled = self.counters.settled();
+            let now_settled = self.counters.progress.load(Ordering::Relaxed);
             if now_settled != settled {
                 settled = now_settled;
                 last_progress = Instant::now();
@@ -191,6 +193,8 @@ struct Counters {
     event_observations: AtomicU64,
     /// Recorded spans in failed exports.
     failed: AtomicU64,
+    /// Exports finished, by any exporter: shutdown waits while this moves.
+    progress: AtomicU64,
     warned_full: AtomicBool,
 }
 
@@ -284,8 +288,12 @@ fn wait_for_room<'a>(
 }
 
 /// What happened to the spans of a run, as reported at shutdown. Every
-/// span the layer recorded is either exported or dropped:
-/// [`recorded`](Self::recorded) = `exported - event_observations + dropped`.
+/// span the layer recorded is exported, dropped, or (at a shutdown that gave
+/// up) in flight: [`recorded`](Self::recorded) =
+/// `exported - event_observations + dropped + in_flight`. With several
+/// exporters, a span counts as exported once every exporter delivered it,
+/// and as failed if any did not; [`TracingGuard::exporter_stats`] and
+/// [`ShutdownReport::exporters`] say what each exporter did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ExportStats {
@@ -305,22 +313,28 @@ pub struct ExportStats {
     pub failed_export: u64,
     /// Of `dropped`: spans still queued when shutdown timed out.
     pub unflushed: u64,
+    /// Spans in exports still unanswered: at shutdown, when it gave up
+    /// waiting for them. Neither exported nor dropped: the backend may
+    /// have them.
+    pub in_flight: u64,
 }
 
 impl ExportStats {
     /// The spans the layer recorded and handed to the queue (or tried
     /// to): those exported plus those dropped.
     pub fn recorded(&self) -> u64 {
-        self.exported.saturating_sub(self.event_observations) + self.dropped
+        self.exported.saturating_sub(self.event_observations) + self.dropped + self.in_flight
     }
 }
 
 /// The outcome of [`TracingGuard::shutdown`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// Span counts.
     pub stats: ExportStats,
+    /// What each exporter did, in the order they were configured.
+    pub exporters: Vec<ExporterStats>,
     /// Whether the export thread finished within the shutdown timeout.
     pub completed: bool,
 }
@@ -336,11 +350,25 @@ impl fmt::Display for ShutdownReport {
                 s.dropped_queue_full, s.failed_export, s.unflushed
             )?;
         }
+        if s.in_flight > 0 {
+            write!(f, ", {} in flight (unanswered at the deadline: the backend may have them)", s.in_flight)?;
+        }
         if s.event_observations > 0 {
             write!(f, "; {} of the exported are event observations", s.event_observations)?;
         }
         if !self.completed {
             f.write_str("; timed out waiting for the exporter")?;
+        }
+        if self.exporters.len() > 1 {
+            for e in &self.exporters {
+                write!(f, "; {}: {} exported, {} failed", e.name, e.exported, e.failed_export)?;
+                if e.dropped_stalled > 0 {
+                    write!(f, ", {} dropped while stuck", e.dropped_stalled)?;
+                }
+                if e.in_flight > 0 {
+                    write!(f, ", {} in flight", e.in_flight)?;
+                }
+            }
         }
         Ok(())
     }
@@ -364,10 +392,16 @@ impl TracingGuard {
         Self { queue: None, thread: None, shutdown_timeout: Duration::ZERO, stall: Duration::ZERO }
     }
 
-    /// Span counts so far.
+    /// Span counts so far. `in_flight` counts the spans taken off the queue
+    /// whose exports have not all finished.
     pub fn stats(&self) -> ExportStats {
         let Some(queue) = &self.queue else { return ExportStats::default() };
         let c = &queue.counters;
+        let settled = c.settled();
+        let in_flight = {
+            let pending = queue.lock();
+            (pending.accepted - pending.evicted - pending.spans.len() as u64).saturating_sub(settled)
+        };
         let dropped_queue_full = c.dropped_queue_full.load(Ordering::Relaxed);
         let failed_export = c.failed.load(Ordering::Relaxed);
         let event_observations = c.event_observations.load(Ordering::Relaxed);
@@ -378,7 +412,17 @@ impl TracingGuard {
             dropped_queue_full,
             failed_export,
             unflushed: 0,
+            in_flight,
         }
+    }
+
+    /// What each exporter did so far, in the order they were configured.
+    pub fn exporter_stats(&self) -> Vec<ExporterStats> {
+        let Some(queue) = &self.queue else { return Vec::new() };
+        queue
+            .lanes
+            .get()
+            .map_or_else(Vec::new, |lanes| lanes.iter().map(|(name, counters)| counters.stats(name)).collect())
     }
 
     /// Exports everything queued so far and waits for it, for as long as
@@ -400,24 +444,24 @@ impl TracingGuard {
 
     fn stop(&mut self) -> ShutdownReport {
         let Some(queue) = self.queue.clone() else {
-            return ShutdownReport { stats: self.stats(), completed: true };
+            return ShutdownReport { stats: self.stats(), exporters: Vec::new(), completed: true };
         };
         let completed = queue.request(Control::Shutdown, self.shutdown_timeout, self.stall);
         if completed && let Some(thread) = self.thread.take() {
             // The thread has answered; it only returns from here on.
             let _ = thread.join();
         }
+        let exporters = self.exporter_stats();
         let mut stats = self.stats();
         self.queue = None;
-        let settled = queue.counters.settled();
         let mut pending = queue.lock();
         // Whatever comes later is dropped and counted.
         pending.stopped = true;
-        stats.unflushed = pending.accepted.saturating_sub(pending.evicted).saturating_sub(settled);
+        stats.unflushed = pending.spans.len() as u64;
         drop(pending);
         queue.room.notify_all();
         stats.dropped += stats.unflushed;
-        ShutdownReport { stats, completed }
+        ShutdownReport { stats, exporters, completed }
     }
 }
 
@@ -452,6 +496,7 @@ pub(crate) fn start(
         batch: batch.max_export_batch_size,
         policy: batch.queue_full,
         counters: Counters::default(),
+        lanes: OnceLock::new(),
     });
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
     let worker = Worker {
@@ -459,6 +504,10 @@ pub(crate) fn start(
         mapper,
         delay: batch.scheduled_delay,
         concurrency: batch.max_concurrent_exports.max(1),
+        stall: match batch.queue_full {
+            QueueFullPolicy::Wait(wait) => wait,
+            _ => crate::config::DEFAULT_QUEUE_FULL_WAIT,
+        },
         debug,
     };
     let thread = std::thread::Builder::new()
@@ -498,12 +547,33 @@ struct Worker {
     mapper: Mapper,
     delay: Duration,
     concurrency: usize,
+    /// How long a lane's exports may all go unanswered before the other
+    /// exporters go on without it.
+    stall: Duration,
     debug: bool,
 }
 
-/// What one export reports back: recorded spans, event observations, and
-/// the exporters' error.
-type ExportDone = (u64, u64, Result<(), String>);
+/// Whether the export thread can take a batch off the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Every exporter has room, or is stuck while another has room.
+    Open,
+    /// An exporter is full and another has room: at this moment the full
+    /// one counts as stuck.
+    Later(Instant),
+    /// Every exporter is full: only a finished export changes that.
+    Closed,
+}
+
+fn opening(lanes: &[Lane], stall: Duration, now: Instant) -> Opening {
+    if !lanes.is_empty() && !lanes.iter().any(Lane::has_room) {
+        return Opening::Closed;
+    }
+    match lanes.iter().filter_map(|lane| lane.stalls_at(stall)).filter(|at| *at > now).min() {
+        Some(at) => Opening::Later(at),
+        None => Opening::Open,
+    }
+}
 
 impl Worker {
     fn run(
@@ -530,14 +600,17 @@ impl Worker {
             }
         };
         exporters.set_resource(self.mapper.resource());
+        let lanes: Vec<Lane> =
+            exporters.into_exporters().into_iter().map(|exporter| Lane::new(exporter, self.concurrency)).collect();
+        let _ = self.queue.lanes.set(lanes.iter().map(|lane| (lane.name().to_owned(), lane.counters())).collect());
         let _ = ready.send(Ok(()));
-        runtime.block_on(self.export_loop(Arc::new(exporters)));
+        runtime.block_on(self.export_loop(lanes));
     }
 
     /// Takes batches off the queue and keeps up to `concurrency` exports
-    /// in flight, until shutdown.
-    async fn export_loop(&self, exporters: Arc<ExporterSet>) {
-        let mut in_flight: JoinSet<ExportDone> = JoinSet::new();
+    /// in flight per exporter, until shutdown.
+    async fn export_loop(&self, mut lanes: Vec<Lane>) {
+        let mut exports: JoinSet<LaneDone> = JoinSet::new();
         let mut deadline = deadline_after(self.delay);
         // Control requests waiting for the queue to drain.
         let mut waiting: Vec<Control> = Vec::new();
@@ -545,12 +618,14 @@ impl Worker {
             let wake = self.queue.wake.notified();
             tokio::pin!(wake);
             wake.as_mut().enable();
-            // Take what is due, while there is room in flight.
+            let now = Instant::now();
+            let opening = opening(&lanes, self.stall, now);
+            // Take what is due, while the exporters have room.
             let (batch, control) = {
                 let mut pending = self.queue.lock();
                 waiting.append(&mut pending.control);
-                let due = !waiting.is_empty() || Instant::now() >= deadline || pending.batch_ready(self.queue.batch);
-                let batch = if due && in_flight.len() < self.concurrency && !pending.spans.is_empty() {
+                let due = !waiting.is_empty() || now >= deadline || pending.batch_ready(self.queue.batch);
+                let batch = if due && opening == Opening::Open && !pending.spans.is_empty() {
                     pending.take_batch(self.queue.batch)
                 } else {
                     Vec::new()
@@ -564,7 +639,7 @@ impl Worker {
                     // The next partial batch waits a whole delay.
                     deadline = deadline_after(self.delay);
                 }
-                let control = if drained && in_flight.is_empty() && batch.is_empty() {
+                let control = if drained && exports.is_empty() && batch.is_empty() {
                     std::mem::take(&mut waiting)
                 } else {
                     Vec::new()
@@ -576,18 +651,18 @@ impl Worker {
             };
             if !batch.is_empty() {
                 self.queue.room.notify_all();
-                in_flight.spawn(self.export(Arc::clone(&exporters), batch));
+                self.dispatch(batch, &mut lanes, &mut exports);
                 continue;
             }
             let mut stop = false;
             for request in control {
                 match request {
                     Control::Flush(ack) => {
-                        exporters.force_flush();
+                        lanes.iter().for_each(|lane| lane.exporter().force_flush());
                         let _ = ack.send(());
                     }
                     Control::Shutdown(ack) => {
-                        exporters.shutdown();
+                        lanes.iter().for_each(|lane| lane.exporter().shutdown());
                         // Producers waiting for room give up now.
                         self.queue.room.notify_all();
                         let _ = ack.send(());
@@ -600,55 +675,62 @@ impl Worker {
             }
             // With every export slot taken, only a finished export (or a
             // request) can change anything: the deadline would spin.
-            let room = in_flight.len() < self.concurrency;
+            let stalls_at = match opening {
+                Opening::Later(at) => Some(at),
+                _ => None,
+            };
             tokio::select! {
                 () = &mut wake => {}
-                () = tokio::time::sleep_until(deadline.into()), if room => {}
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                () = tokio::time::sleep_until(deadline.into()), if opening == Opening::Open => {}
+                () = tokio::time::sleep_until(stalls_at.unwrap_or(now).into()), if stalls_at.is_some() => {}
+                Some(done) = exports.join_next(), if !exports.is_empty() => {
                     if let Ok(done) = done {
-                        self.settle(done);
+                        self.queue.counters.progress.fetch_add(1, Ordering::Relaxed);
+                        if let Some((failed, recorded, added)) = lane::settle(&mut lanes, done, self.debug) {
+                            self.finish(failed, recorded, added);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Maps `batch` (on this thread) and returns the export to run.
-    fn export(
-        &self,
-        exporters: Arc<ExporterSet>,
-        batch: Vec<FinishedSpan>,
-    ) -> impl std::future::Future<Output = ExportDone> + Send + 'static {
+    /// Maps `batch` (on this thread) once and starts its export on every
+    /// exporter with room; one that is stuck is passed over.
+    fn dispatch(&self, batch: Vec<FinishedSpan>, lanes: &mut [Lane], exports: &mut JoinSet<LaneDone>) {
         let recorded = batch.len() as u64;
-        let mut spans: Vec<SpanData> = Vec::with_capacity(batch.len());
+        let mut spans = Vec::with_capacity(batch.len());
         for record in batch {
             self.mapper.map(record, &mut spans);
         }
         let added = spans.len() as u64 - recorded;
-        async move {
-            let result = exporters.export(spans).await;
-            (recorded, added, result)
+        if lanes.is_empty() {
+            self.finish(false, recorded, added);
+            return;
+        }
+        let fate = BatchFate::new(lanes.len(), recorded, added);
+        let count = spans.len() as u64;
+        for lane in lanes.iter().filter(|lane| !lane.has_room()) {
+            if let Some(failed) = lane.pass_over(count, &fate) {
+                self.finish(failed, recorded, added);
+            }
+        }
+        let last = lanes.iter().rposition(Lane::has_room);
+        for (index, lane) in lanes.iter_mut().enumerate().filter(|(_, lane)| lane.has_room()) {
+            let spans = if Some(index) == last { std::mem::take(&mut spans) } else { spans.clone() };
+            lane.start(index, spans, Arc::clone(&fate), exports);
         }
     }
 
-    fn settle(&self, (recorded, added, result): ExportDone) {
+    /// Counts a batch whose exports all finished: exported if every
+    /// exporter delivered it, failed otherwise.
+    fn finish(&self, failed: bool, recorded: u64, added: u64) {
         let counters = &self.queue.counters;
-        match result {
-            Ok(()) => {
-                counters.exported_recorded.fetch_add(recorded, Ordering::Relaxed);
-                counters.event_observations.fetch_add(added, Ordering::Relaxed);
-                if self.debug {
-                    diagnostics::report("exported", &format!("{} spans", recorded + added));
-                }
-            }
-            Err(error) => {
-                let previous = counters.failed.fetch_add(recorded, Ordering::Relaxed);
-                if previous == 0 || self.debug {
-                    // Transport errors quote the endpoint, password included.
-                    let message = format!("{recorded} spans lost: {error}");
-                    diagnostics::report("export_failed", &mask_credentials(&message));
-                }
-            }
+        if failed {
+            counters.failed.fetch_add(recorded, Ordering::Relaxed);
+        } else {
+            counters.exported_recorded.fetch_add(recorded, Ordering::Relaxed);
+            counters.event_observations.fetch_add(added, Ordering::Relaxed);
         }
     }
 }

@@ -68,9 +68,13 @@ impl OtlpReceiver {
     /// An OTLP/gRPC `TraceService` that also accepts gzip-compressed
     /// requests.
     pub fn grpc() -> io::Result<Self> {
-        Self::start("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |listener, store| {
-            grpc::serve(listener, store, None)
-        })
+        Self::grpc_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Like [`OtlpReceiver::grpc`], on the given address (a collector that
+    /// starts late, or comes back, on a port the exporter already uses).
+    pub fn grpc_at(addr: SocketAddr) -> io::Result<Self> {
+        Self::start("grpc", addr, |listener, store| grpc::serve(listener, store, None))
     }
 
     /// Like [`OtlpReceiver::grpc`], over TLS with `tls` (mutual when it

@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::otlp::OtlpExporter;
 use super::transport::{HttpTransport, Transport};
 
-use crate::config::{ExporterKind, Secret, TracingConfig};
+use crate::config::{DEFAULT_EXPORT_RETRY_TIME, ExporterKind, Secret, TracingConfig};
 use crate::error::{ConfigError, TracingError};
 use crate::tls::OtlpTls;
 
@@ -77,7 +77,7 @@ impl LangfuseExporter {
             HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
         );
         let transport = HttpTransport::new(&endpoint, headers, true, timeout, &OtlpTls::default()).map_err(failed)?;
-        let inner = OtlpExporter::new(Transport::Http(transport), timeout);
+        let inner = OtlpExporter::new(Transport::Http(transport), DEFAULT_EXPORT_RETRY_TIME);
         Ok(Self { inner, endpoint, public_key })
     }
 
@@ -92,7 +92,14 @@ impl LangfuseExporter {
             settings.public_key.clone().ok_or(ConfigError::MissingLangfuseKey { missing: "LANGFUSE_PUBLIC_KEY" })?;
         let secret_key =
             settings.secret_key.clone().ok_or(ConfigError::MissingLangfuseKey { missing: "LANGFUSE_SECRET_KEY" })?;
-        Self::new(public_key, secret_key, &settings.host, config.otlp.timeout)
+        let mut exporter = Self::new(public_key, secret_key, &settings.host, config.otlp.timeout)?;
+        exporter.inner.set_retry_time(config.batch.retry_time);
+        Ok(exporter)
+    }
+
+    /// The count of spans sent again after a failed try.
+    pub(crate) fn retried(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.inner.retried()
     }
 
     /// Where spans are posted.

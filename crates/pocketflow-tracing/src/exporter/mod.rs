@@ -13,6 +13,8 @@ pub(crate) mod wire;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -29,7 +31,7 @@ type BoxFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
 
 /// An object-safe `SpanExporter`, so that exporters of different types can
 /// sit in one list.
-trait DynExporter: Send + Sync + fmt::Debug {
+pub(crate) trait DynExporter: Send + Sync + fmt::Debug {
     fn export(&self, batch: Vec<SpanData>) -> BoxFuture<'_>;
     fn force_flush(&self) -> OTelSdkResult;
     fn shutdown(&self) -> OTelSdkResult;
@@ -54,15 +56,61 @@ impl<E: SpanExporter + 'static> DynExporter for E {
     }
 }
 
-/// The exporters of one pipeline; every batch goes to each of them.
+/// One exporter of a pipeline, with its name and its retry count.
+#[derive(Debug)]
+pub(crate) struct NamedExporter {
+    pub(crate) name: String,
+    pub(crate) exporter: Box<dyn DynExporter>,
+    /// Spans it sent again after a failed try (zero for exporters that do
+    /// not retry on their own, such as a user's).
+    pub(crate) retried: Arc<AtomicU64>,
+}
+
+impl NamedExporter {
+    /// Sends `batch`; the error is `<name>: <what went wrong>`.
+    pub(crate) async fn export(&self, batch: Vec<SpanData>) -> Result<(), String> {
+        match self.exporter.export(batch).await {
+            Ok(()) => Ok(()),
+            // Without the SDK's "Operation failed: " prefix.
+            Err(OTelSdkError::InternalFailure(reason)) => Err(format!("{}: {reason}", self.name)),
+            Err(error) => Err(format!("{}: {error}", self.name)),
+        }
+    }
+
+    pub(crate) fn force_flush(&self) {
+        if let Err(error) = self.exporter.force_flush() {
+            let message = format!("{}: {error}", self.name);
+            crate::diagnostics::report("flush_failed", &crate::endpoint::mask_credentials(&message));
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        if let Err(error) = self.exporter.shutdown() {
+            let message = format!("{}: {error}", self.name);
+            crate::diagnostics::report("shutdown_failed", &crate::endpoint::mask_credentials(&message));
+        }
+    }
+}
+
+/// The exporters of one pipeline; every batch goes to each of them, each
+/// on its own (see [`crate::lane`]).
 #[derive(Debug, Default)]
 pub(crate) struct ExporterSet {
-    exporters: Vec<(String, Box<dyn DynExporter>)>,
+    exporters: Vec<NamedExporter>,
 }
 
 impl ExporterSet {
-    pub(crate) fn push(&mut self, label: impl Into<String>, exporter: impl SpanExporter + 'static) {
-        self.exporters.push((label.into(), Box::new(exporter)));
+    pub(crate) fn push(&mut self, name: impl Into<String>, exporter: impl SpanExporter + 'static) {
+        self.push_counted(name, exporter, Arc::default());
+    }
+
+    fn push_counted(
+        &mut self,
+        name: impl Into<String>,
+        exporter: impl SpanExporter + 'static,
+        retried: Arc<AtomicU64>,
+    ) {
+        self.exporters.push(NamedExporter { name: name.into(), exporter: Box::new(exporter), retried });
     }
 
     /// The exporters `config` asks for. Must run inside a tokio runtime
@@ -74,8 +122,16 @@ impl ExporterSet {
                 ExporterKind::Console => {
                     set.push("console", ConsoleExporter::stderr().with_lifecycle(config.record.debug));
                 }
-                ExporterKind::Otlp => set.push("otlp", OtlpExporter::from_config(config)?),
-                ExporterKind::Langfuse => set.push("langfuse", LangfuseExporter::from_config(config)?),
+                ExporterKind::Otlp => {
+                    let exporter = OtlpExporter::from_config(config)?;
+                    let retried = exporter.retried();
+                    set.push_counted("otlp", exporter, retried);
+                }
+                ExporterKind::Langfuse => {
+                    let exporter = LangfuseExporter::from_config(config)?;
+                    let retried = exporter.retried();
+                    set.push_counted("langfuse", exporter, retried);
+                }
                 ExporterKind::None => {}
             }
         }
@@ -83,43 +139,13 @@ impl ExporterSet {
     }
 
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
-        for (_, exporter) in &mut self.exporters {
-            exporter.set_resource(resource);
+        for named in &mut self.exporters {
+            named.exporter.set_resource(resource);
         }
     }
 
-    /// Sends `batch` to every exporter; fails if any of them failed, with
-    /// each failure as `<exporter>: <what went wrong>`.
-    pub(crate) async fn export(&self, mut batch: Vec<SpanData>) -> Result<(), String> {
-        let mut failures = Vec::new();
-        let count = self.exporters.len();
-        for (index, (label, exporter)) in self.exporters.iter().enumerate() {
-            let spans = if index + 1 == count { std::mem::take(&mut batch) } else { batch.clone() };
-            match exporter.export(spans).await {
-                Ok(()) => {}
-                // Without the SDK's "Operation failed: " prefix.
-                Err(OTelSdkError::InternalFailure(reason)) => failures.push(format!("{label}: {reason}")),
-                Err(error) => failures.push(format!("{label}: {error}")),
-            }
-        }
-        if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
-    }
-
-    pub(crate) fn force_flush(&self) {
-        for (label, exporter) in &self.exporters {
-            if let Err(error) = exporter.force_flush() {
-                let message = format!("{label}: {error}");
-                crate::diagnostics::report("flush_failed", &crate::endpoint::mask_credentials(&message));
-            }
-        }
-    }
-
-    pub(crate) fn shutdown(&self) {
-        for (label, exporter) in &self.exporters {
-            if let Err(error) = exporter.shutdown() {
-                let message = format!("{label}: {error}");
-                crate::diagnostics::report("shutdown_failed", &crate::endpoint::mask_credentials(&message));
-            }
-        }
+    /// The exporters, each to be run on its own.
+    pub(crate) fn into_exporters(self) -> Vec<NamedExporter> {
+        self.exporters
     }
 }

@@ -7,7 +7,9 @@
 //! says: HTTP 429, 502, 503, 504 and connection failures, and the gRPC codes
 //! `UNAVAILABLE`, `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`,
 //! `DATA_LOSS` and `RESOURCE_EXHAUSTED` with retry info are worth another
-//! try; everything else is not.
+//! try, except a TLS failure; a request too large for the server (HTTP 413,
+//! a gRPC message over the server's limit) is split; everything else is
+//! final.
 
 use std::error::Error as _;
 use std::fmt;
@@ -166,6 +168,7 @@ impl HttpTransport {
                 Outcome::Retryable { error, after: retry_after }
             }
             StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => Outcome::Retryable { error, after: None },
+            StatusCode::PAYLOAD_TOO_LARGE => Outcome::TooLarge(error),
             _ => Outcome::Failed(error),
         }
     }
@@ -274,6 +277,16 @@ fn classify_grpc(status: &tonic::Status) -> Outcome {
         Some(_) => return Outcome::Retryable { error, after: None },
         None => {}
     }
+    // A message over the server's size limit: grpc-go says RESOURCE_EXHAUSTED
+    // "received message larger than max", tonic OUT_OF_RANGE "message
+    // length too large".
+    let message = status.message().to_ascii_lowercase();
+    if matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange)
+        && after.is_none()
+        && (message.contains("larger than max") || message.contains("too large"))
+    {
+        return Outcome::TooLarge(error);
+    }
     match status.code() {
         Code::ResourceExhausted if after.is_some() => Outcome::Retryable { error, after },
         Code::Unavailable => Outcome::Retryable { error, after },
@@ -365,7 +378,20 @@ fn cause_of(error: &(dyn std::error::Error + 'static)) -> Option<Cause> {
         }
         next = error.source();
     }
-    None
+    // h2 keeps only the text of a TLS alert that ends the connection.
+    let text = error_chain(error);
+    let alert = text.split("received fatal alert: ").nth(1)?;
+    let alert = alert.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default();
+    let cause = match alert {
+        "CertificateRequired" => {
+            tls_cause(&rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired))
+        }
+        "BadCertificate" | "UnknownCA" | "CertificateUnknown" => {
+            tls_cause(&rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate))
+        }
+        other => format!("TLS: the server sent the alert {other}"),
+    };
+    Some(Cause { text: cause, permanent: true })
 }
 
 const CLOSED: &str = "connection closed by the server before it answered";

@@ -1,0 +1,58 @@
+//! Each exporter runs on its own. With OTLP to a healthy collector and
+//! Langfuse at a host that accepts connections and never answers, the
+//! collector still gets every span: once Langfuse's exports have all gone
+//! unanswered for the stall time, it is passed over (its misses counted as
+//! its own drops) and OTLP goes on. The shutdown report lists each
+//! exporter, and every count adds up, for each exporter and overall.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{SPANS_PER_RUN, WAIT, run_and_shut_down};
+use pocketflow_test_support::otlp::OtlpReceiver;
+use pocketflow_tracing::{ExporterKind, ExporterStats, Protocol, QueueFullPolicy, Secret, TracingConfig};
+
+const RUNS: usize = 200;
+const PRODUCED: u64 = (RUNS * SPANS_PER_RUN) as u64;
+
+fn handed(stats: &ExporterStats) -> u64 {
+    stats.exported + stats.failed_export + stats.dropped_stalled + stats.in_flight
+}
+
+#[test]
+fn a_langfuse_that_never_answers_costs_the_collector_nothing() {
+    let receiver = OtlpReceiver::grpc().unwrap();
+    // Accepts connections (the kernel's backlog does) and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = TracingConfig::builder()
+        .exporters(vec![ExporterKind::Otlp, ExporterKind::Langfuse])
+        .protocol(Protocol::Grpc)
+        .otlp_endpoint(receiver.endpoint())
+        .langfuse_public_key("pk-lf-test")
+        .langfuse_secret_key(Secret::new("sk-lf-test"))
+        .langfuse_host(format!("http://{}", silent.local_addr().unwrap()))
+        .export_timeout(Duration::from_secs(60))
+        .queue_full(QueueFullPolicy::Wait(Duration::from_millis(200)))
+        .max_export_batch_size(50)
+        .shutdown_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    let report = run_and_shut_down(config, RUNS);
+
+    let [otlp, langfuse] = report.exporters.as_slice() else { panic!("{report:?}") };
+    assert_eq!((otlp.name.as_str(), langfuse.name.as_str()), ("otlp", "langfuse"));
+    assert_eq!((otlp.exported, handed(otlp)), (PRODUCED, PRODUCED), "{report}");
+    assert_eq!(receiver.wait_for_spans(PRODUCED as usize, WAIT).len() as u64, PRODUCED);
+    assert_eq!((langfuse.exported, handed(langfuse)), (0, PRODUCED), "{report}");
+    assert!(langfuse.dropped_stalled > 0, "Langfuse was never passed over: {report}");
+    // Overall, a span counts as exported only where every exporter took it.
+    let s = report.stats;
+    assert_eq!(s.exported, 0, "{report}");
+    assert_eq!(s.recorded(), PRODUCED, "{report}");
+    assert_eq!(s.failed_export + s.in_flight, PRODUCED, "{report}");
+    assert!(report.to_string().contains("langfuse: 0 exported"), "{report}");
+}
