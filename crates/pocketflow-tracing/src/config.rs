@@ -674,7 +674,8 @@ impl TracingConfigBuilder {
         /// (not ending in `-bin` for gRPC) with printable ASCII values.
         /// `OTEL_EXPORTER_OTLP_HEADERS`.
         otlp_headers: Vec<(String, Secret)>;
-        /// Deadline of one export, retries included. Default 10 s;
+        /// Deadline of one try of an export (retries have their own bound,
+        /// [`export_retry_time`](Self::export_retry_time)). Default 10 s;
         /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms).
         export_timeout: Duration;
         /// gzip OTLP requests. Default off (Langfuse: always on);

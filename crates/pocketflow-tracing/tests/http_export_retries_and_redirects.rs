@@ -36,6 +36,11 @@ struct Seen {
 /// Answers each request with `answer(path)`: a status line and extra
 /// headers. Records every request.
 fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    serve_over(None, move |request: &Seen| answer(&request.path))
+}
+
+/// Like [`serve`], with the whole request (its body too) for `answer`.
+fn serve_answering(answer: impl Fn(&Seen) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<Seen>>>) {
     serve_over(None, answer)
 }
 
@@ -43,7 +48,7 @@ fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex
 /// `https://localhost:PORT`).
 fn serve_over(
     tls: Option<Arc<rustls::ServerConfig>>,
-    answer: impl Fn(&str) -> String + Send + 'static,
+    answer: impl Fn(&Seen) -> String + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -66,7 +71,7 @@ fn serve_over(
 }
 
 /// Serves the requests of one keep-alive connection.
-fn handle(stream: impl Read + Write, answer: &impl Fn(&str) -> String, log: &Mutex<Vec<Seen>>) {
+fn handle(stream: impl Read + Write, answer: &impl Fn(&Seen) -> String, log: &Mutex<Vec<Seen>>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -90,8 +95,9 @@ fn handle(stream: impl Read + Write, answer: &impl Fn(&str) -> String, log: &Mut
             headers.iter().find(|(name, _)| name == "content-length").map_or(0, |(_, value)| value.parse().unwrap());
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
-        let response = answer(&path);
-        log.lock().unwrap().push(Seen { path, headers, body });
+        let seen = Seen { path, headers, body };
+        let response = answer(&seen);
+        log.lock().unwrap().push(seen);
         let stream = reader.get_mut();
         stream.write_all(format!("{response}\r\ncontent-length: 0\r\n\r\n").as_bytes()).unwrap();
         stream.flush().unwrap();
@@ -143,7 +149,7 @@ fn a_redirect_from_https_to_http_is_not_followed() {
     let target = format!("http://localhost:{}/v1/traces", plain.local_addr().unwrap().port());
     let tls = pki.server().rustls_config().unwrap();
     let (origin, seen) =
-        serve_over(Some(tls), move |_| format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}"));
+        serve_over(Some(tls), move |_: &Seen| format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}"));
     assert!(origin.starts_with("https://"));
 
     let report = export_with(&origin, 3, |config| config.otlp_certificate(pki.ca_path()));
@@ -213,4 +219,56 @@ fn a_400_is_not_tried_again() {
     assert_eq!(report.stats.exported, 0, "{report}");
     assert_eq!(report.stats.failed_export, SPANS_PER_RUN as u64, "{report}");
     assert_eq!(seen.lock().unwrap().len(), 1, "a permanent failure was tried again");
+}
+
+#[test]
+fn a_429_with_retry_after_is_tried_again_after_the_delay_and_delivers() {
+    let answered = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&answered);
+    let (origin, seen) = serve(move |_| {
+        let mut count = count.lock().unwrap();
+        *count += 1;
+        if *count == 1 {
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1".to_owned()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
+        }
+    });
+
+    let report = export_to(&origin, 1);
+
+    assert_eq!(report.stats.exported, SPANS_PER_RUN as u64, "{report}");
+    assert_eq!(report.exporters[0].retried, SPANS_PER_RUN as u64, "{report:?}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+/// Spans in an OTLP request body.
+fn spans_in(body: &[u8]) -> usize {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    let request = ExportTraceServiceRequest::decode(body).unwrap();
+    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+}
+
+#[test]
+fn a_413_splits_the_batch_until_each_part_is_taken() {
+    // Three runs make one batch of 27 spans; the server takes at most 8
+    // spans a request.
+    const MOST: usize = 8;
+    let (origin, seen) = serve_answering(|request| {
+        if spans_in(&request.body) > MOST {
+            "HTTP/1.1 413 Payload Too Large".to_owned()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
+        }
+    });
+
+    let report = export_to(&origin, 3);
+
+    let produced = 3 * SPANS_PER_RUN;
+    assert_eq!((report.stats.exported, report.stats.dropped), (produced as u64, 0), "{report}");
+    let seen = seen.lock().unwrap();
+    let taken: Vec<usize> = seen.iter().map(|request| spans_in(&request.body)).filter(|n| *n <= MOST).collect();
+    assert_eq!(taken.iter().sum::<usize>(), produced, "every span was taken once: {taken:?}");
+    assert!(seen.len() > taken.len(), "nothing was refused: {taken:?}");
 }

@@ -173,3 +173,30 @@ async fn mutual_tls_without_a_client_certificate_is_refused() {
         assert!(receiver.spans().is_empty());
     }
 }
+
+#[test]
+fn grpc_codes_are_retried_as_the_otlp_specification_says() {
+    use tonic::Code;
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let with_retry_info = tonic::Status::with_error_details(
+        Code::ResourceExhausted,
+        "slow down",
+        ErrorDetails::with_retry_info(Some(Duration::from_secs(2))),
+    );
+    match super::classify_grpc(&with_retry_info) {
+        Outcome::Retryable { after, .. } => assert_eq!(after, Some(Duration::from_secs(2))),
+        other => panic!("{other:?}"),
+    }
+    let quota = tonic::Status::new(Code::ResourceExhausted, "quota exceeded");
+    assert!(matches!(super::classify_grpc(&quota), Outcome::Failed(_)));
+    let too_large = tonic::Status::new(Code::ResourceExhausted, "grpc: received message larger than max (5 vs. 4)");
+    assert!(matches!(super::classify_grpc(&too_large), Outcome::TooLarge(_)));
+    for code in
+        [Code::Unavailable, Code::Cancelled, Code::DeadlineExceeded, Code::Aborted, Code::OutOfRange, Code::DataLoss]
+    {
+        assert!(matches!(super::classify_grpc(&tonic::Status::new(code, "x")), Outcome::Retryable { .. }), "{code:?}");
+    }
+    for code in [Code::InvalidArgument, Code::Unauthenticated, Code::PermissionDenied, Code::Unimplemented] {
+        assert!(matches!(super::classify_grpc(&tonic::Status::new(code, "x")), Outcome::Failed(_)), "{code:?}");
+    }
+}
