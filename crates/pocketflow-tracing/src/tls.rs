@@ -81,7 +81,7 @@ pub(crate) enum PemKind {
 pub(crate) fn read_pem(source: &str, path: &Path, kind: PemKind) -> Result<PemFile, ConfigError> {
     let problem =
         |problem: String| ConfigError::TlsFile { name: source.to_owned(), path: path.display().to_string(), problem };
-    let pem = std::fs::read(path).map_err(|error| problem(format!("it cannot be read: {error}")))?;
+    let pem = read_bounded(path).map_err(problem)?;
     match kind {
         PemKind::Certificates => {
             let mut count = 0;
@@ -109,6 +109,26 @@ pub(crate) fn read_pem(source: &str, path: &Path, kind: PemKind) -> Result<PemFi
         }
     }
     Ok(PemFile { path: path.to_owned(), source: source.to_owned(), pem })
+}
+
+/// The largest TLS file read: a chain of certificates is a few KiB.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Reads a regular file of at most [`MAX_PEM_BYTES`]: a path to a device
+/// (`/dev/zero`) or a pipe is refused rather than read without end.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let cannot = |error: std::io::Error| format!("it cannot be read: {error}");
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err("it is not a regular file".to_owned());
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_PEM_BYTES + 1).read_to_end(&mut pem).map_err(cannot)?;
+    if pem.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!("it is larger than {} KiB, too large for a certificate or key", MAX_PEM_BYTES / 1024));
+    }
+    Ok(pem)
 }
 
 fn has_section(pem: &[u8], wanted: SectionKind) -> bool {
@@ -160,6 +180,12 @@ mod tests {
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("no PEM certificate"), "{text}");
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_device_is_refused_rather_than_read_without_end() {
+        let error = read_pem("otlp_certificate", Path::new("/dev/zero"), PemKind::Certificates).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 
     #[test]
