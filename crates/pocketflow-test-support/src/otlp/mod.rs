@@ -77,6 +77,15 @@ impl OtlpReceiver {
         Self::start("grpc", addr, |listener, store| grpc::serve(listener, store, None))
     }
 
+    /// Like [`OtlpReceiver::grpc`], but counts the spans it receives and
+    /// keeps nothing else ([`span_count`](Self::span_count)): for a
+    /// million spans.
+    pub fn grpc_counting() -> io::Result<Self> {
+        Self::start_with("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), Store::counting(), |listener, store| {
+            grpc::serve(listener, store, None)
+        })
+    }
+
     /// Like [`OtlpReceiver::grpc`], over TLS with `tls` (mutual when it
     /// asks for client certificates); [`endpoint`](Self::endpoint) is then
     /// `https://localhost:PORT`.
@@ -143,6 +152,14 @@ impl OtlpReceiver {
         F: FnOnce(TcpListener, Arc<Store>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Self::start_with(protocol, addr, Store::default(), serve)
+    }
+
+    fn start_with<F, Fut>(protocol: &'static str, addr: SocketAddr, store: Store, serve: F) -> io::Result<Self>
+    where
+        F: FnOnce(TcpListener, Arc<Store>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         crate::keep_interest_dynamic();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let listener = std::net::TcpListener::bind(addr)?;
@@ -152,7 +169,7 @@ impl OtlpReceiver {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)?
         };
-        let store = Arc::new(Store::default());
+        let store = Arc::new(store);
         let server = serve(listener, Arc::clone(&store));
         let (stop, stopped) = oneshot::channel();
         // Stopping drops the server future outright rather than shutting down
@@ -195,6 +212,17 @@ impl OtlpReceiver {
     /// panic, so the test's own assertion explains what is missing.
     pub fn wait_for_spans(&self, n: usize, timeout: Duration) -> Vec<ReceivedSpan> {
         self.store.wait_for_spans(n, timeout)
+    }
+
+    /// Spans received so far (also by a counting receiver).
+    pub fn span_count(&self) -> usize {
+        self.store.span_count()
+    }
+
+    /// Blocks until at least `n` spans were received or `timeout` passed;
+    /// returns how many were.
+    pub fn wait_for_span_count(&self, n: usize, timeout: Duration) -> usize {
+        self.store.wait_for_count(n, timeout)
     }
 
     /// Every export request received so far, accepted or not.

@@ -11,6 +11,8 @@ use super::span::{ReceivedRequest, ReceivedSpan};
 pub(crate) struct Store {
     state: Mutex<State>,
     arrived: Condvar,
+    /// Spans are counted, not kept (load tests).
+    counting: bool,
 }
 
 #[derive(Debug, Default)]
@@ -18,12 +20,44 @@ struct State {
     spans: Vec<ReceivedSpan>,
     requests: Vec<ReceivedRequest>,
     tls_failures: Vec<String>,
+    /// Spans received, kept or not.
+    count: usize,
 }
 
 impl Store {
+    /// A store that counts spans and keeps nothing else.
+    pub(crate) fn counting() -> Self {
+        Self { counting: true, ..Self::default() }
+    }
+
+    pub(crate) fn is_counting(&self) -> bool {
+        self.counting
+    }
+
+    /// Counts `n` spans received (a counting store).
+    pub(crate) fn count(&self, n: usize) {
+        self.lock().count += n;
+        self.arrived.notify_all();
+    }
+
+    /// Spans received so far, kept or only counted.
+    pub(crate) fn span_count(&self) -> usize {
+        self.lock().count
+    }
+
+    /// Waits until at least `n` spans were received or `timeout` passed;
+    /// returns the count.
+    pub(crate) fn wait_for_count(&self, n: usize, timeout: Duration) -> usize {
+        let guard = self.lock();
+        let (state, _) =
+            self.arrived.wait_timeout_while(guard, timeout, |s| s.count < n).unwrap_or_else(PoisonError::into_inner);
+        state.count
+    }
+
     /// Records one request and the spans it delivered.
     pub(crate) fn record(&self, request: ReceivedRequest, spans: Vec<ReceivedSpan>) {
         let mut state = self.lock();
+        state.count += spans.len();
         state.requests.push(request);
         state.spans.extend(spans);
         drop(state);
