@@ -1,4 +1,5 @@
-//! A collector that starts after the program still gets every span: a batch
+//! A collector that starts after the program, or stops and comes back,
+//! still gets every span: a batch
 //! whose export fails because nothing listens yet is kept and tried again
 //! (with backoff, for up to the retry time), and the spans behind it wait
 //! in the queue. The test starts the receiver only once the exporter has
@@ -70,5 +71,51 @@ fn every_span_reaches_a_collector_started_after_the_flows_ran() {
         assert_eq!((otlp.exported, otlp.failed_export, otlp.in_flight), (PRODUCED, 0, 0), "{otlp:?}");
         assert!(otlp.retried > 0, "{otlp:?}");
         assert_eq!(receiver.wait_for_spans(PRODUCED as usize, WAIT).len() as u64, PRODUCED, "{protocol:?}");
+    }
+}
+
+#[test]
+fn a_collector_that_stops_and_comes_back_gets_every_span_once() {
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let addr = free_address();
+        let start = |addr| match protocol {
+            Protocol::Grpc => OtlpReceiver::grpc_at(addr),
+            _ => OtlpReceiver::http_at(addr),
+        };
+        let first = start(addr).unwrap();
+        let (layer, guard) = otlp(&format!("http://{addr}"), protocol)
+            .max_export_batch_size(64)
+            .scheduled_delay(Duration::from_millis(10))
+            .build()
+            .unwrap()
+            .layer()
+            .unwrap();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let run = |prefix: &str| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                for i in 0..RUNS {
+                    let marker = format!("{prefix}-{i}");
+                    two_step_flow(marker.clone()).run(&store(&marker)).unwrap();
+                }
+            });
+        };
+        run("before");
+        assert!(guard.flush(), "{protocol:?}: the first half was not flushed");
+        assert_eq!(first.wait_for_spans(PRODUCED as usize, WAIT).len() as u64, PRODUCED, "{protocol:?}");
+        drop(first);
+
+        run("during");
+        assert!(wait_for_a_retry(&guard) > 0, "{protocol:?}: no export was retried: {:?}", guard.exporter_stats());
+        let second = start(addr).unwrap();
+        drop(dispatch);
+        let report = guard.shutdown();
+
+        assert!(report.completed, "{protocol:?}: {report}");
+        assert_eq!((report.stats.exported, report.stats.dropped), (2 * PRODUCED, 0), "{protocol:?}: {report}");
+        let spans = second.wait_for_spans(PRODUCED as usize, WAIT);
+        assert_eq!(spans.len() as u64, PRODUCED, "{protocol:?}: every span of the outage, once");
+        // Only the outage's runs, each flow once: nothing from before was sent again.
+        let flows = |prefix: &str| spans.iter().filter(|span| span.name.starts_with(prefix)).count();
+        assert_eq!((flows("during-"), flows("before-")), (RUNS, 0), "{protocol:?}");
     }
 }

@@ -6,6 +6,9 @@
 //! export instead, and that host sees no connection at all. A redirect
 //! within the origin is followed, headers included.
 //!
+//! A connection closed mid-request, a 429 with `Retry-After`, and a 413
+//! (split until every part is taken) are covered too.
+//!
 //! A redirect from `https` to `http`, even to the same host, is not
 //! followed either: the headers and the trace would go out in clear.
 //!
@@ -33,8 +36,12 @@ struct Seen {
     body: Vec<u8>,
 }
 
+/// An answer that closes the connection instead: the request was read
+/// whole and gets no answer.
+const CLOSE: &str = "";
+
 /// Answers each request with `answer(path)`: a status line and extra
-/// headers. Records every request.
+/// headers ([`CLOSE`] to close without answering). Records every request.
 fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<Seen>>>) {
     serve_over(None, move |request: &Seen| answer(&request.path))
 }
@@ -98,6 +105,9 @@ fn handle(stream: impl Read + Write, answer: &impl Fn(&Seen) -> String, log: &Mu
         let seen = Seen { path, headers, body };
         let response = answer(&seen);
         log.lock().unwrap().push(seen);
+        if response == CLOSE {
+            return;
+        }
         let stream = reader.get_mut();
         stream.write_all(format!("{response}\r\ncontent-length: 0\r\n\r\n").as_bytes()).unwrap();
         stream.flush().unwrap();
@@ -271,4 +281,29 @@ fn a_413_splits_the_batch_until_each_part_is_taken() {
     let taken: Vec<usize> = seen.iter().map(|request| spans_in(&request.body)).filter(|n| *n <= MOST).collect();
     assert_eq!(taken.iter().sum::<usize>(), produced, "every span was taken once: {taken:?}");
     assert!(seen.len() > taken.len(), "nothing was refused: {taken:?}");
+}
+
+#[test]
+fn a_connection_closed_mid_request_is_tried_again_and_delivers_once() {
+    let answered = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&answered);
+    let (origin, seen) = serve(move |_| {
+        let mut count = count.lock().unwrap();
+        *count += 1;
+        if *count == 1 {
+            CLOSE.to_owned()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
+        }
+    });
+
+    let report = export_to(&origin, 2);
+
+    let produced = (2 * SPANS_PER_RUN) as u64;
+    assert_eq!((report.stats.exported, report.stats.dropped, report.stats.in_flight), (produced, 0, 0), "{report}");
+    assert_eq!(report.exporters[0].retried, produced, "{report:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one cut try and one delivered: {seen:?}");
+    assert_eq!(seen[0].body, seen[1].body, "the retry sent other bytes");
+    assert_eq!(spans_in(&seen[1].body) as u64, produced);
 }
