@@ -264,6 +264,9 @@ pub(crate) struct BatchSettings {
     pub(crate) scheduled_delay: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) retry_time: Duration,
+    /// Where undeliverable batches wait on disk; `None`: no spool.
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_max_bytes: usize,
 }
 
 /// What happens to a finished span when the export queue is full (its
@@ -427,6 +430,8 @@ impl Default for BatchSettings {
             scheduled_delay: Duration::from_millis(1000),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             retry_time: DEFAULT_EXPORT_RETRY_TIME,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
         }
     }
 }
@@ -473,6 +478,11 @@ pub const MAX_CONCURRENT_EXPORTS: usize = 64;
 /// (`POCKETFLOW_SHUTDOWN_TIMEOUT_MS`, `shutdown_timeout`). Shutdown drains
 /// the queue for as long as exports make progress, up to this.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default size cap of each exporter's spool (`POCKETFLOW_SPOOL_MAX_MB`,
+/// `spool_max_bytes`): 256 MiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: usize = 256 << 20;
+/// Largest spool accepted: 1 TiB.
+pub const MAX_SPOOL_BYTES: usize = 1 << 40;
 /// Default retry time of one batch (`POCKETFLOW_EXPORT_RETRY_TIME_MS`,
 /// `export_retry_time`), as the Collector's `retry_on_failure.max_elapsed_time`:
 /// a collector down for less than this, or started after the program, still
@@ -544,6 +554,8 @@ pub struct TracingConfigBuilder {
     pub(crate) scheduled_delay: Option<Duration>,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) export_retry_time: Option<Duration>,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_max_bytes: Option<usize>,
     pub(crate) observation_types: BTreeMap<String, ObservationType>,
     pub(crate) excluded_targets: Option<Vec<String>>,
     pub(crate) disabled: Option<bool>,
@@ -723,6 +735,11 @@ impl TracingConfigBuilder {
         /// [`DEFAULT_EXPORT_RETRY_TIME`] (300 s);
         /// `POCKETFLOW_EXPORT_RETRY_TIME_MS`.
         export_retry_time: Duration;
+        /// Size cap of each exporter's spool, in bytes; over it, the oldest
+        /// unsent batches are evicted and counted. Default
+        /// [`DEFAULT_SPOOL_MAX_BYTES`] (256 MiB), at most [`MAX_SPOOL_BYTES`];
+        /// `POCKETFLOW_SPOOL_MAX_MB` (in MiB).
+        spool_max_bytes: usize;
         /// Targets never recorded. Default [`DEFAULT_EXCLUDED_TARGETS`].
         excluded_targets: Vec<String>;
         /// Turn tracing off: nothing is recorded or exported. `OTEL_SDK_DISABLED`.
@@ -789,6 +806,18 @@ impl TracingConfigBuilder {
     /// `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`.
     pub fn otlp_client_key(mut self, path: impl Into<PathBuf>) -> Self {
         self.otlp_client_key = Some(path.into());
+        self
+    }
+
+    /// Turns the durable spool on, in `dir` (a folder per exporter is made
+    /// in it): a batch the OTLP or Langfuse backend does not take within a
+    /// short retry (2 s) is written to disk instead of being retried in
+    /// memory, and sent, oldest first, before the next batch once the
+    /// backend is back, and at flush and shutdown; what shutdown cannot
+    /// send stays for the next start. Off by default;
+    /// `POCKETFLOW_SPOOL_DIR`.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
         self
     }
 

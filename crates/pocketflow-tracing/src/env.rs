@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::config::{
     BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_FULL_WAIT, ExporterKind,
-    LANGFUSE_DEFAULT_HOST, LangfuseSettings, MAX_CONCURRENT_EXPORTS, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, OtlpSettings,
+    LANGFUSE_DEFAULT_HOST, LangfuseSettings, MAX_CONCURRENT_EXPORTS, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, MAX_SPOOL_BYTES,
+    OtlpSettings,
     Protocol, QueueFullPolicy, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig, TracingConfigBuilder,
 };
 use crate::endpoint;
@@ -558,6 +559,19 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
         duration_setting(b.shutdown_timeout, "shutdown_timeout", vars, &["POCKETFLOW_SHUTDOWN_TIMEOUT_MS"])?;
     let retry_time =
         duration_setting(b.export_retry_time, "export_retry_time", vars, &["POCKETFLOW_EXPORT_RETRY_TIME_MS"])?;
+    let spool_dir = b.spool_dir.clone().or_else(|| vars.get("POCKETFLOW_SPOOL_DIR").map(PathBuf::from));
+    let spool_max_bytes = match b.spool_max_bytes {
+        Some(0) => return Err(invalid_setting("spool_max_bytes", "must be greater than zero")),
+        Some(n) if n > MAX_SPOOL_BYTES => {
+            return Err(ConfigError::TooLarge {
+                name: "spool_max_bytes".to_owned(),
+                value: n.to_string(),
+                max: MAX_SPOOL_BYTES,
+            });
+        }
+        Some(n) => n,
+        None => vars.count("POCKETFLOW_SPOOL_MAX_MB", MAX_SPOOL_BYTES >> 20)?.map_or(d.spool_max_bytes, |mb| mb << 20),
+    };
     Ok(BatchSettings {
         max_queue_size,
         max_queue_bytes,
@@ -567,6 +581,8 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
         scheduled_delay: scheduled_delay.unwrap_or(d.scheduled_delay),
         shutdown_timeout: shutdown_timeout.unwrap_or(d.shutdown_timeout),
         retry_time: retry_time.unwrap_or(d.retry_time),
+        spool_dir,
+        spool_max_bytes,
     })
 }
 

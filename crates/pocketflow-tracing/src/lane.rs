@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::diagnostics;
 use crate::endpoint::mask_credentials;
-use crate::exporter::NamedExporter;
+use crate::exporter::{ExporterCounters, NamedExporter};
 
 /// What one exporter did with the spans it was given. Its spans are those
 /// the layer recorded plus the event observations it adds for Langfuse, so
@@ -43,6 +43,12 @@ pub struct ExporterStats {
     /// batch's spans once). Not a fate: a retried span ends up in one of
     /// the counts above.
     pub retried: u64,
+    /// With the spool on: spans written to the spool in this run (their
+    /// batch was not delivered in time). A spooled span is sent later
+    /// (then counted in `exported`) or evicted.
+    pub spooled: u64,
+    /// Spans evicted from the full spool, unsent.
+    pub evicted_from_spool: u64,
 }
 
 /// A lane's counts, shared with the guard.
@@ -52,20 +58,28 @@ pub(crate) struct LaneCounters {
     failed: AtomicU64,
     dropped_stalled: AtomicU64,
     in_flight: AtomicU64,
-    retried: Arc<AtomicU64>,
+    exporter: Arc<ExporterCounters>,
     warned_failed: AtomicBool,
     warned_stalled: AtomicBool,
 }
 
 impl LaneCounters {
     pub(crate) fn stats(&self, name: &str) -> ExporterStats {
+        let own = &self.exporter;
+        let spooled = own.spooled.load(Ordering::Relaxed);
+        // The lane counts a spooled batch as taken; the spool counts it
+        // delivered once sent.
+        let exported = (self.exported.load(Ordering::Relaxed) + own.spool_sent.load(Ordering::Relaxed))
+            .saturating_sub(spooled);
         ExporterStats {
             name: name.to_owned(),
-            exported: self.exported.load(Ordering::Relaxed),
-            failed_export: self.failed.load(Ordering::Relaxed),
+            exported,
+            failed_export: self.failed.load(Ordering::Relaxed) + own.spool_failed.load(Ordering::Relaxed),
             dropped_stalled: self.dropped_stalled.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
-            retried: self.retried.load(Ordering::Relaxed),
+            retried: own.retried.load(Ordering::Relaxed),
+            spooled,
+            evicted_from_spool: own.spool_evicted.load(Ordering::Relaxed),
         }
     }
 }
@@ -119,7 +133,7 @@ pub(crate) struct Lane {
 
 impl Lane {
     pub(crate) fn new(exporter: NamedExporter, concurrency: usize) -> Self {
-        let counters = LaneCounters { retried: Arc::clone(&exporter.retried), ..LaneCounters::default() };
+        let counters = LaneCounters { exporter: Arc::clone(&exporter.counters), ..LaneCounters::default() };
         Self {
             exporter: Arc::new(exporter),
             counters: Arc::new(counters),

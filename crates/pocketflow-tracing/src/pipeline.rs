@@ -654,6 +654,12 @@ impl Worker {
                 self.dispatch(batch, &mut lanes, &mut exports);
                 continue;
             }
+            if !control.is_empty() {
+                // What waits in a spool goes before a flush answers.
+                for lane in &lanes {
+                    lane.exporter().drain_spool().await;
+                }
+            }
             let mut stop = false;
             for request in control {
                 match request {

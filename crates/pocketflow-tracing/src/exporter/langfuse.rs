@@ -94,12 +94,18 @@ impl LangfuseExporter {
             settings.secret_key.clone().ok_or(ConfigError::MissingLangfuseKey { missing: "LANGFUSE_SECRET_KEY" })?;
         let mut exporter = Self::new(public_key, secret_key, &settings.host, config.otlp.timeout)?;
         exporter.inner.set_retry_time(config.batch.retry_time);
+        exporter.inner = exporter.inner.with_spool(config, ExporterKind::Langfuse)?;
         Ok(exporter)
     }
 
-    /// The count of spans sent again after a failed try.
-    pub(crate) fn retried(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
-        self.inner.retried()
+    /// The exporter's own counts (retries, the spool's traffic).
+    pub(crate) fn counters(&self) -> std::sync::Arc<super::ExporterCounters> {
+        self.inner.counters()
+    }
+
+    /// Sends what the spool holds, when there is one.
+    pub(crate) fn spool_drain(&self) -> Option<super::otlp::SpoolDrain> {
+        self.inner.spool_drain()
     }
 
     /// Where spans are posted.

@@ -56,14 +56,30 @@ impl<E: SpanExporter + 'static> DynExporter for E {
     }
 }
 
-/// One exporter of a pipeline, with its name and its retry count.
+/// What a built-in exporter counts itself, beyond what its lane sees:
+/// retries, and the spool's traffic. All zero for a user's exporter.
+#[derive(Debug, Default)]
+pub(crate) struct ExporterCounters {
+    /// Spans sent again after a failed try.
+    pub(crate) retried: AtomicU64,
+    /// Spans written to the spool (the lane saw these as delivered).
+    pub(crate) spooled: AtomicU64,
+    /// Spans sent from the spool (a previous run's included).
+    pub(crate) spool_sent: AtomicU64,
+    /// Spans evicted from the full spool, unsent.
+    pub(crate) spool_evicted: AtomicU64,
+    /// Spooled spans the backend refused for good.
+    pub(crate) spool_failed: AtomicU64,
+}
+
+/// One exporter of a pipeline, with its name and its own counts.
 #[derive(Debug)]
 pub(crate) struct NamedExporter {
     pub(crate) name: String,
     pub(crate) exporter: Box<dyn DynExporter>,
-    /// Spans it sent again after a failed try (zero for exporters that do
-    /// not retry on their own, such as a user's).
-    pub(crate) retried: Arc<AtomicU64>,
+    pub(crate) counters: Arc<ExporterCounters>,
+    /// Sends what its spool holds (flush, shutdown).
+    pub(crate) spool: Option<otlp::SpoolDrain>,
 }
 
 impl NamedExporter {
@@ -74,6 +90,13 @@ impl NamedExporter {
             // Without the SDK's "Operation failed: " prefix.
             Err(OTelSdkError::InternalFailure(reason)) => Err(format!("{}: {reason}", self.name)),
             Err(error) => Err(format!("{}: {error}", self.name)),
+        }
+    }
+
+    /// Sends what its spool holds, if it has one.
+    pub(crate) async fn drain_spool(&self) {
+        if let Some(spool) = &self.spool {
+            spool.drain().await;
         }
     }
 
@@ -101,16 +124,17 @@ pub(crate) struct ExporterSet {
 
 impl ExporterSet {
     pub(crate) fn push(&mut self, name: impl Into<String>, exporter: impl SpanExporter + 'static) {
-        self.push_counted(name, exporter, Arc::default());
+        self.push_counted(name, exporter, Arc::default(), None);
     }
 
     fn push_counted(
         &mut self,
         name: impl Into<String>,
         exporter: impl SpanExporter + 'static,
-        retried: Arc<AtomicU64>,
+        counters: Arc<ExporterCounters>,
+        spool: Option<otlp::SpoolDrain>,
     ) {
-        self.exporters.push(NamedExporter { name: name.into(), exporter: Box::new(exporter), retried });
+        self.exporters.push(NamedExporter { name: name.into(), exporter: Box::new(exporter), counters, spool });
     }
 
     /// The exporters `config` asks for. Must run inside a tokio runtime
@@ -124,13 +148,13 @@ impl ExporterSet {
                 }
                 ExporterKind::Otlp => {
                     let exporter = OtlpExporter::from_config(config)?;
-                    let retried = exporter.retried();
-                    set.push_counted("otlp", exporter, retried);
+                    let (counters, spool) = (exporter.counters(), exporter.spool_drain());
+                    set.push_counted("otlp", exporter, counters, spool);
                 }
                 ExporterKind::Langfuse => {
                     let exporter = LangfuseExporter::from_config(config)?;
-                    let retried = exporter.retried();
-                    set.push_counted("langfuse", exporter, retried);
+                    let (counters, spool) = (exporter.counters(), exporter.spool_drain());
+                    set.push_counted("langfuse", exporter, counters, spool);
                 }
                 ExporterKind::None => {}
             }

@@ -37,8 +37,19 @@ pub(crate) enum Outcome {
 pub(crate) enum Failure {
     /// The server refused the request for its size.
     TooLarge(String),
-    /// Anything else; the text names the last failure and the tries made.
+    /// A failure another try would repeat (400, 401, a TLS failure, …).
     Failed(String),
+    /// Transient failures until the retry time ran out; the text names the
+    /// last one and the tries made.
+    GaveUp(String),
+}
+
+impl Failure {
+    pub(crate) fn into_message(self) -> String {
+        match self {
+            Self::TooLarge(message) | Self::Failed(message) | Self::GaveUp(message) => message,
+        }
+    }
 }
 
 /// Runs `attempt` until it delivers, fails for good, or the next wait would
@@ -66,7 +77,7 @@ where
         };
         let wait = after.map_or_else(|| delay + jitter(), |after| after.min(MAX_THROTTLE));
         if (Instant::now() + wait).duration_since(start) > retry_time {
-            return Err(Failure::Failed(format!(
+            return Err(Failure::GaveUp(format!(
                 "{error} (gave up after {tries} {}: the next, in {} ms, would start past the retry time of {} ms)",
                 if tries == 1 { "try" } else { "tries" },
                 wait.as_millis(),
@@ -112,7 +123,7 @@ mod tests {
         // Waits of 0.1, 0.2, 0.4, 0.8, 1.6, 3.2 s (6.3 s) and then 5 s
         // would end past 10 s: 7 tries, each but the first a retry.
         assert_eq!((tries.get(), retries.get()), (7, 6));
-        let Err(Failure::Failed(error)) = result else { panic!("{result:?}") };
+        let Err(Failure::GaveUp(error)) = result else { panic!("{result:?}") };
         assert!(error.contains("503") && error.contains("7 tries"), "{error}");
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(6300) && waited <= Duration::from_millis(6900), "{waited:?}");
@@ -166,7 +177,7 @@ mod tests {
         )
         .await;
         assert_eq!(tries.get(), 1);
-        let Err(Failure::Failed(error)) = result else { panic!("{result:?}") };
+        let Err(Failure::GaveUp(error)) = result else { panic!("{result:?}") };
         assert!(error.contains("past the retry time"), "{error}");
 
         let result =
