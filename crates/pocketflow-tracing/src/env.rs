@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::config::{
     BatchSettings, DEFAULT_EXCLUDED_TARGETS, DEFAULT_EXPORT_TIMEOUT, DEFAULT_QUEUE_FULL_WAIT, ExporterKind,
     LANGFUSE_DEFAULT_HOST, LangfuseSettings, MAX_CONCURRENT_EXPORTS, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, MAX_SPOOL_BYTES,
-    OtlpSettings,
-    Protocol, QueueFullPolicy, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig, TracingConfigBuilder,
+    OtlpSettings, Protocol, QueueFullPolicy, RecordSettings, Sampler, Secret, TraceAttributes, TracingConfig,
+    TracingConfigBuilder,
 };
 use crate::endpoint;
 use crate::error::ConfigError;

@@ -44,8 +44,9 @@ pub struct ExporterStats {
     /// the counts above.
     pub retried: u64,
     /// With the spool on: spans written to the spool in this run (their
-    /// batch was not delivered in time). A spooled span is sent later
-    /// (then counted in `exported`) or evicted.
+    /// batch was not delivered in time) and not sent from it yet. A spooled
+    /// span is sent later (then counted in `exported`), evicted, or left
+    /// for the next start.
     pub spooled: u64,
     /// Spans evicted from the full spool, unsent.
     pub evicted_from_spool: u64,
@@ -66,11 +67,17 @@ pub(crate) struct LaneCounters {
 impl LaneCounters {
     pub(crate) fn stats(&self, name: &str) -> ExporterStats {
         let own = &self.exporter;
-        let spooled = own.spooled.load(Ordering::Relaxed);
-        // The lane counts a spooled batch as taken; the spool counts it
-        // delivered once sent.
-        let exported = (self.exported.load(Ordering::Relaxed) + own.spool_sent.load(Ordering::Relaxed))
-            .saturating_sub(spooled);
+        let spooled_in = own.spooled.load(Ordering::Relaxed);
+        let (sent, evicted, refused) = (
+            own.spool_sent.load(Ordering::Relaxed),
+            own.spool_evicted.load(Ordering::Relaxed),
+            own.spool_failed.load(Ordering::Relaxed),
+        );
+        // The lane counts a spooled batch as taken; it is delivered once
+        // sent from the spool.
+        let exported = (self.exported.load(Ordering::Relaxed) + sent).saturating_sub(spooled_in);
+        // Sent, evicted or refused may include a previous run's spans.
+        let spooled = spooled_in.saturating_sub(sent + evicted + refused);
         ExporterStats {
             name: name.to_owned(),
             exported,
@@ -79,7 +86,7 @@ impl LaneCounters {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             retried: own.retried.load(Ordering::Relaxed),
             spooled,
-            evicted_from_spool: own.spool_evicted.load(Ordering::Relaxed),
+            evicted_from_spool: evicted,
         }
     }
 }

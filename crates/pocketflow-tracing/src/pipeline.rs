@@ -317,6 +317,10 @@ pub struct ExportStats {
     /// waiting for them. Neither exported nor dropped: the backend may
     /// have them.
     pub in_flight: u64,
+    /// Of `exported`, with the spool on: spans written to an exporter's
+    /// spool in this run and not sent from it yet (they are sent later, at
+    /// shutdown, or at the next start). The sum over the exporters.
+    pub spooled: u64,
 }
 
 impl ExportStats {
@@ -413,6 +417,7 @@ impl TracingGuard {
             failed_export,
             unflushed: 0,
             in_flight,
+            spooled: self.exporter_stats().iter().map(|stats| stats.spooled).sum(),
         }
     }
 

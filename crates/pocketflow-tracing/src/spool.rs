@@ -294,10 +294,7 @@ mod tests {
         let mut spool = Spool::open(&dir, 1 << 20).unwrap();
         spool.append(b"after the crash", 3).unwrap();
         let all = drain(&mut spool);
-        assert_eq!(
-            all,
-            vec![(b"whole one".to_vec(), 1), (b"whole two".to_vec(), 2), (b"after the crash".to_vec(), 3)]
-        );
+        assert_eq!(all, vec![(b"whole one".to_vec(), 1), (b"whole two".to_vec(), 2), (b"after the crash".to_vec(), 3)]);
         let _ = fs::remove_dir_all(dir);
     }
 

@@ -81,9 +81,12 @@ impl OtlpReceiver {
     /// keeps nothing else ([`span_count`](Self::span_count)): for a
     /// million spans.
     pub fn grpc_counting() -> io::Result<Self> {
-        Self::start_with("grpc", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), Store::counting(), |listener, store| {
-            grpc::serve(listener, store, None)
-        })
+        Self::grpc_counting_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Like [`OtlpReceiver::grpc_counting`], on the given address.
+    pub fn grpc_counting_at(addr: SocketAddr) -> io::Result<Self> {
+        Self::start_with("grpc", addr, Store::counting(), |listener, store| grpc::serve(listener, store, None))
     }
 
     /// Like [`OtlpReceiver::grpc`], over TLS with `tls` (mutual when it
@@ -217,6 +220,12 @@ impl OtlpReceiver {
     /// Spans received so far (also by a counting receiver).
     pub fn span_count(&self) -> usize {
         self.store.span_count()
+    }
+
+    /// Spans with distinct ids a counting receiver got: a span sent twice
+    /// (a retry of a request the receiver had taken) counts once.
+    pub fn distinct_span_count(&self) -> usize {
+        self.store.distinct_count()
     }
 
     /// Blocks until at least `n` spans were received or `timeout` passed;

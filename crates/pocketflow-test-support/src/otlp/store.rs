@@ -22,6 +22,8 @@ struct State {
     tls_failures: Vec<String>,
     /// Spans received, kept or not.
     count: usize,
+    /// A counting store's distinct span ids (a span sent twice counts once).
+    ids: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Store {
@@ -34,10 +36,20 @@ impl Store {
         self.counting
     }
 
-    /// Counts `n` spans received (a counting store).
-    pub(crate) fn count(&self, n: usize) {
-        self.lock().count += n;
+    /// Counts spans received (a counting store), by their ids.
+    pub(crate) fn count<'a>(&self, ids: impl IntoIterator<Item = &'a [u8]>) {
+        let mut state = self.lock();
+        for id in ids {
+            state.count += 1;
+            state.ids.insert(id.to_vec());
+        }
+        drop(state);
         self.arrived.notify_all();
+    }
+
+    /// Distinct span ids a counting store received.
+    pub(crate) fn distinct_count(&self) -> usize {
+        self.lock().ids.len()
     }
 
     /// Spans received so far, kept or only counted.

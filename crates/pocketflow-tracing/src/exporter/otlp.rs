@@ -59,6 +59,10 @@ impl fmt::Debug for OtlpExporter {
 
 /// With a spool, how long a new batch is retried before it is spooled.
 const SPOOL_RETRY_TIME: Duration = Duration::from_secs(2);
+/// How long one export sends from the spool before its own batch: the
+/// spool drains over several exports, and no export is held long enough
+/// for its exporter to look stuck.
+const DRAIN_SLICE: Duration = Duration::from_millis(250);
 
 impl OtlpExporter {
     /// The exporter `config` describes. Runs inside a tokio runtime.
@@ -173,7 +177,7 @@ impl SpoolDrain {
     pub(crate) async fn drain(&self) {
         if let Some(spool) = &self.0.spool {
             let mut spool = spool.lock().await;
-            self.0.drain(&mut spool).await;
+            self.0.drain(&mut spool, None).await;
         }
     }
 }
@@ -220,9 +224,14 @@ impl Inner {
         })
     }
 
-    /// Sends the spool's records in order; returns whether it is empty.
-    async fn drain(&self, spool: &mut Spool) -> bool {
+    /// Sends the spool's records in order, each tried once, for up to
+    /// `slice` (no bound: `None`); returns whether the spool is empty.
+    async fn drain(&self, spool: &mut Spool, slice: Option<Duration>) -> bool {
+        let start = tokio::time::Instant::now();
         loop {
+            if slice.is_some_and(|slice| start.elapsed() >= slice) {
+                return matches!(spool.peek(), Ok(None));
+            }
             let record = match spool.peek() {
                 Ok(Some(record)) => record,
                 Ok(None) => return true,
@@ -232,7 +241,9 @@ impl Inner {
                 }
             };
             let spans = u64::from(record.spans);
-            match self.send_request(record.payload.clone(), spans, SPOOL_RETRY_TIME).await {
+            // One try: while the backend is down, new batches join the
+            // spool at once instead of waiting on retries.
+            match self.send_request(record.payload.clone(), spans, Duration::ZERO).await {
                 Ok(()) => {
                     self.counters.spool_sent.fetch_add(spans, Ordering::Relaxed);
                 }
@@ -259,7 +270,7 @@ impl Inner {
         // join it, in order.
         let empty = {
             let mut spool = spool.lock().await;
-            self.drain(&mut spool).await
+            self.drain(&mut spool, Some(DRAIN_SLICE)).await
         };
         if empty {
             match self.send(&batch, SPOOL_RETRY_TIME.min(self.retry_time)).await {
@@ -271,7 +282,11 @@ impl Inner {
         let request = self.encode(&batch);
         let count = batch.len() as u64;
         let spans = u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        let evicted = spool.lock().await.append(&request, spans).map_err(|error| format!("the spool cannot be written: {error}"))?;
+        let evicted = spool
+            .lock()
+            .await
+            .append(&request, spans)
+            .map_err(|error| format!("the spool cannot be written: {error}"))?;
         self.counters.spooled.fetch_add(count, Ordering::Relaxed);
         self.counters.spool_evicted.fetch_add(evicted, Ordering::Relaxed);
         Ok(())
