@@ -535,18 +535,9 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
         None => d.max_export_batch_size.min(max_queue_size),
     };
     let scheduled_delay = duration_setting(b.scheduled_delay, "scheduled_delay", vars, &["OTEL_BSP_SCHEDULE_DELAY"])?;
-    let max_queue_bytes = match b.max_queue_bytes {
-        Some(0) => return Err(invalid_setting("max_queue_bytes", "must be greater than zero")),
-        Some(n) if n > MAX_QUEUE_BYTES => {
-            return Err(ConfigError::TooLarge {
-                name: "max_queue_bytes".to_owned(),
-                value: n.to_string(),
-                max: MAX_QUEUE_BYTES,
-            });
-        }
-        Some(n) => n,
-        None => vars.count("POCKETFLOW_MAX_QUEUE_MB", MAX_QUEUE_BYTES >> 20)?.map_or(d.max_queue_bytes, |mb| mb << 20),
-    };
+    let max_queue_bytes =
+        byte_setting(b.max_queue_bytes, "max_queue_bytes", vars, "POCKETFLOW_MAX_QUEUE_MB", MAX_QUEUE_BYTES)?
+            .unwrap_or(d.max_queue_bytes);
     let max_concurrent_exports = bounded_setting(
         b.max_concurrent_exports,
         "max_concurrent_exports",
@@ -560,18 +551,9 @@ fn batch_settings(b: &TracingConfigBuilder, vars: &Vars<'_>) -> Result<BatchSett
     let retry_time =
         duration_setting(b.export_retry_time, "export_retry_time", vars, &["POCKETFLOW_EXPORT_RETRY_TIME_MS"])?;
     let spool_dir = b.spool_dir.clone().or_else(|| vars.get("POCKETFLOW_SPOOL_DIR").map(PathBuf::from));
-    let spool_max_bytes = match b.spool_max_bytes {
-        Some(0) => return Err(invalid_setting("spool_max_bytes", "must be greater than zero")),
-        Some(n) if n > MAX_SPOOL_BYTES => {
-            return Err(ConfigError::TooLarge {
-                name: "spool_max_bytes".to_owned(),
-                value: n.to_string(),
-                max: MAX_SPOOL_BYTES,
-            });
-        }
-        Some(n) => n,
-        None => vars.count("POCKETFLOW_SPOOL_MAX_MB", MAX_SPOOL_BYTES >> 20)?.map_or(d.spool_max_bytes, |mb| mb << 20),
-    };
+    let spool_max_bytes =
+        byte_setting(b.spool_max_bytes, "spool_max_bytes", vars, "POCKETFLOW_SPOOL_MAX_MB", MAX_SPOOL_BYTES)?
+            .unwrap_or(d.spool_max_bytes);
     Ok(BatchSettings {
         max_queue_size,
         max_queue_bytes,
@@ -641,6 +623,22 @@ fn bounded_setting(
 
 /// A duration set in code (which must not be zero), else the first of
 /// `names` set in the environment, in milliseconds.
+/// A size in bytes set in code (from 1 to `max`), or in MiB in `var`.
+fn byte_setting(
+    code: Option<usize>,
+    setting: &'static str,
+    vars: &Vars<'_>,
+    var: &str,
+    max: usize,
+) -> Result<Option<usize>, ConfigError> {
+    match code {
+        Some(0) => Err(invalid_setting(setting, "must be greater than zero")),
+        Some(n) if n > max => Err(ConfigError::TooLarge { name: setting.to_owned(), value: n.to_string(), max }),
+        Some(n) => Ok(Some(n)),
+        None => Ok(vars.count(var, max >> 20)?.map(|mb| mb << 20)),
+    }
+}
+
 fn duration_setting(
     code: Option<Duration>,
     setting: &'static str,

@@ -46,6 +46,21 @@ fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex
     serve_over(None, move |request: &Seen| answer(&request.path))
 }
 
+/// Answers the first request with `first` ([`CLOSE`] to close without
+/// answering) and every later one with 200.
+fn serve_first_then_ok(first: &'static str) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let answered = Mutex::new(0);
+    serve(move |_| {
+        let mut count = answered.lock().unwrap();
+        *count += 1;
+        if *count == 1 {
+            first.to_owned()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
+        }
+    })
+}
+
 /// Like [`serve`], with the whole request (its body too) for `answer`.
 fn serve_answering(answer: impl Fn(&Seen) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<Seen>>>) {
     serve_over(None, answer)
@@ -198,17 +213,7 @@ fn a_redirect_within_the_origin_is_followed_with_its_headers() {
 
 #[test]
 fn a_503_is_tried_again_with_the_same_bytes_and_delivers() {
-    let answered = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&answered);
-    let (origin, seen) = serve(move |_| {
-        let mut count = count.lock().unwrap();
-        *count += 1;
-        if *count == 1 {
-            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0".to_owned()
-        } else {
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
-        }
-    });
+    let (origin, seen) = serve_first_then_ok("HTTP/1.1 503 Service Unavailable\r\nretry-after: 0");
 
     let report = export_to(&origin, 1);
 
@@ -233,17 +238,7 @@ fn a_400_is_not_tried_again() {
 
 #[test]
 fn a_429_with_retry_after_is_tried_again_after_the_delay_and_delivers() {
-    let answered = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&answered);
-    let (origin, seen) = serve(move |_| {
-        let mut count = count.lock().unwrap();
-        *count += 1;
-        if *count == 1 {
-            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1".to_owned()
-        } else {
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
-        }
-    });
+    let (origin, seen) = serve_first_then_ok("HTTP/1.1 429 Too Many Requests\r\nretry-after: 1");
 
     let report = export_to(&origin, 1);
 
@@ -285,17 +280,7 @@ fn a_413_splits_the_batch_until_each_part_is_taken() {
 
 #[test]
 fn a_connection_closed_mid_request_is_tried_again_and_delivers_once() {
-    let answered = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&answered);
-    let (origin, seen) = serve(move |_| {
-        let mut count = count.lock().unwrap();
-        *count += 1;
-        if *count == 1 {
-            CLOSE.to_owned()
-        } else {
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf".to_owned()
-        }
-    });
+    let (origin, seen) = serve_first_then_ok(CLOSE);
 
     let report = export_to(&origin, 2);
 
