@@ -2,8 +2,9 @@
 //! its retries and its counts. A batch is mapped once and handed to every
 //! exporter, and an exporter that is slow or down holds up only its own
 //! exports. Once all of a lane's exports in flight have gone unanswered for
-//! the stall time, the lane is passed over: the batches it misses are
-//! counted as dropped for that exporter, and the others go on. Only when
+//! the export timeout (an export that works answers within it), the lane
+//! is passed over: the batches it misses are counted as dropped for that
+//! exporter, and the others go on. Only when
 //! every lane is stuck does the queue fill behind them, and then the
 //! queue-full policy applies as it does for a single exporter.
 
@@ -33,7 +34,7 @@ pub struct ExporterStats {
     /// Spans in batches it failed to deliver (after its retries).
     pub failed_export: u64,
     /// Spans it was passed over for while it was stuck: its exports in
-    /// flight had gone unanswered for the stall time while the other
+    /// flight had gone unanswered for the export timeout while the other
     /// exporters went on.
     pub dropped_stalled: u64,
     /// Spans in its exports still unanswered (at shutdown: when shutdown

@@ -509,10 +509,9 @@ pub(crate) fn start(
         mapper,
         delay: batch.scheduled_delay,
         concurrency: batch.max_concurrent_exports.max(1),
-        stall: match batch.queue_full {
-            QueueFullPolicy::Wait(wait) => wait,
-            _ => crate::config::DEFAULT_QUEUE_FULL_WAIT,
-        },
+        // An export that works answers within its timeout; one that has
+        // not, with all its exporter's slots taken, is stuck or retrying.
+        stall: export_timeout.max(Duration::from_millis(100)),
         debug,
     };
     let thread = std::thread::Builder::new()
