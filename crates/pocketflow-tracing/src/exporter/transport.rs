@@ -438,16 +438,7 @@ fn tls_cause(error: &rustls::Error) -> String {
 /// (credentials, usually) in clear to a host other than this machine.
 fn warn_if_in_clear(url: &url::Url) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if url.scheme() != "http" {
-        return;
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => true,
-    };
-    if !loopback {
+    if leaves_in_clear(url) {
         crate::diagnostics::report_once(
             &WARNED,
             "credentials_in_clear",
@@ -457,6 +448,18 @@ fn warn_if_in_clear(url: &url::Url) {
             ),
         );
     }
+}
+
+/// Whether requests to `url` go unencrypted to another machine: `http://`
+/// to a host other than `localhost` or a loopback address.
+fn leaves_in_clear(url: &url::Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 /// An error and its sources, `outer: inner: root`, each said once.

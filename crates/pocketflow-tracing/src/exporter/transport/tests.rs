@@ -200,3 +200,14 @@ fn grpc_codes_are_retried_as_the_otlp_specification_says() {
         assert!(matches!(super::classify_grpc(&tonic::Status::new(code, "x")), Outcome::Failed(_)), "{code:?}");
     }
 }
+
+#[test]
+fn only_plain_http_to_another_machine_counts_as_in_clear() {
+    let in_clear = |url: &str| super::leaves_in_clear(&url::Url::parse(url).unwrap());
+    assert!(in_clear("http://collector.internal:4318/v1/traces"));
+    assert!(in_clear("http://10.0.0.7:4317"));
+    assert!(!in_clear("https://collector.internal:4318/v1/traces"));
+    assert!(!in_clear("http://localhost:4318/v1/traces"));
+    assert!(!in_clear("http://127.0.0.1:4317"));
+    assert!(!in_clear("http://[::1]:4317"));
+}
