@@ -317,6 +317,61 @@ mod tests {
         let _ = fs::remove_dir_all(dir);
     }
 
+    /// Record `i`'s payload: recognisable, and of a length that varies.
+    fn payload(i: u32) -> Vec<u8> {
+        let mut payload = i.to_le_bytes().to_vec();
+        payload.resize(4 + (i as usize * 37) % 3000, (i % 251) as u8);
+        payload
+    }
+
+    /// The child of [`a_process_killed_while_writing_leaves_a_spool_that_reads_back_whole`]:
+    /// appends records until it is killed.
+    #[test]
+    #[ignore = "run by a_process_killed_while_writing_leaves_a_spool_that_reads_back_whole"]
+    fn crash_child_appends_until_killed() {
+        let Some(dir) = std::env::var_os("POCKETFLOW_SPOOL_CRASH_DIR") else { return };
+        let mut spool = Spool::open(Path::new(&dir), 1 << 30).unwrap();
+        for i in 0.. {
+            spool.append(&payload(i), i).unwrap();
+        }
+    }
+
+    /// A real crash: a child process appending as fast as it can is killed
+    /// (SIGKILL) mid-stream. The spool opens, every record in it is whole
+    /// and in order from the first, and it takes new records.
+    #[test]
+    fn a_process_killed_while_writing_leaves_a_spool_that_reads_back_whole() {
+        let dir = dir("crash");
+        fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "spool::tests::crash_child_appends_until_killed", "--ignored", "--test-threads=1"])
+            .env("POCKETFLOW_SPOOL_CRASH_DIR", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until it has written a good part of a segment.
+        let first = segment_path(&dir, 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while fs::metadata(&first).map_or(0, |m| m.len()) < 256 * 1024 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let mut spool = Spool::open(&dir, 1 << 30).unwrap();
+        let records = drain(&mut spool);
+        assert!(records.len() > 10, "the child wrote {} records", records.len());
+        for (i, (bytes, spans)) in records.iter().enumerate() {
+            let i = u32::try_from(i).unwrap();
+            assert_eq!((bytes, *spans), (&payload(i), i), "record {i}");
+        }
+        let next = u32::try_from(records.len()).unwrap();
+        spool.append(&payload(next), next).unwrap();
+        assert_eq!(drain(&mut spool), vec![(payload(next), next)]);
+        let _ = fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn over_the_cap_the_oldest_are_evicted_and_counted() {
         let dir = dir("cap");
