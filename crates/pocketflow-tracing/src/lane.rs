@@ -1,16 +1,15 @@
 //! Each exporter's own share of the export thread: its exports in flight,
-//! its retries and its counts. A batch is mapped once and handed to every
-//! exporter, and an exporter that is slow or down holds up only its own
-//! exports. Once all of a lane's exports in flight have gone unanswered for
-//! the export timeout (an export that works answers within it), the lane
-//! is passed over: the batches it misses are counted as dropped for that
-//! exporter, and the others go on. Only when
-//! every lane is stuck does the queue fill behind them, and then the
-//! queue-full policy applies as it does for a single exporter.
+//! its own queue, its retries and its counts. A batch is mapped once and
+//! handed to every exporter. With several exporters, each has a queue of
+//! its own, as large as the pipeline's: an exporter that is slow or down
+//! fills only its own queue, then drops (and counts) its own spans, while
+//! the others go on. Only when every exporter is full does the pipeline's
+//! queue fill behind them, and then the queue-full policy applies, as it
+//! does for a single exporter (whose queue is the pipeline's).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::trace::SpanData;
 use tokio::task::JoinSet;
@@ -21,8 +20,8 @@ use crate::exporter::{ExporterCounters, NamedExporter};
 
 /// What one exporter did with the spans it was given. Its spans are those
 /// the layer recorded plus the event observations it adds for Langfuse, so
-/// `exported + failed_export + dropped_stalled + in_flight` is every span
-/// handed to it.
+/// `exported + failed_export + dropped_queue_full + in_flight + spooled +
+/// evicted_from_spool` is every span handed to it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ExporterStats {
@@ -33,12 +32,13 @@ pub struct ExporterStats {
     pub exported: u64,
     /// Spans in batches it failed to deliver (after its retries).
     pub failed_export: u64,
-    /// Spans it was passed over for while it was stuck: its exports in
-    /// flight had gone unanswered for the export timeout while the other
-    /// exporters went on.
-    pub dropped_stalled: u64,
-    /// Spans in its exports still unanswered (at shutdown: when shutdown
-    /// gave up; the backend may or may not have them).
+    /// Spans dropped because its own queue was full (with several
+    /// exporters, each has one, as large as the pipeline's): it was slower
+    /// than the flows, or down, while the other exporters went on.
+    pub dropped_queue_full: u64,
+    /// Spans taken for it and not settled: in exports not answered yet, or
+    /// waiting in its own queue (at shutdown: when shutdown gave up; the
+    /// backend may have the ones being sent).
     pub in_flight: u64,
     /// Spans it sent again after a failed try (each retry counts the
     /// batch's spans once). Not a fate: a retried span ends up in one of
@@ -58,11 +58,11 @@ pub struct ExporterStats {
 pub(crate) struct LaneCounters {
     exported: AtomicU64,
     failed: AtomicU64,
-    dropped_stalled: AtomicU64,
+    dropped_queue_full: AtomicU64,
     in_flight: AtomicU64,
     exporter: Arc<ExporterCounters>,
     warned_failed: AtomicBool,
-    warned_stalled: AtomicBool,
+    warned_full: AtomicBool,
 }
 
 impl LaneCounters {
@@ -83,7 +83,7 @@ impl LaneCounters {
             name: name.to_owned(),
             exported,
             failed_export: self.failed.load(Ordering::Relaxed) + own.spool_failed.load(Ordering::Relaxed),
-            dropped_stalled: self.dropped_stalled.load(Ordering::Relaxed),
+            dropped_queue_full: self.dropped_queue_full.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             retried: own.retried.load(Ordering::Relaxed),
             spooled,
@@ -128,26 +128,33 @@ pub(crate) struct LaneDone {
     result: Result<(), String>,
 }
 
-/// One exporter and its exports in flight.
+/// One exporter, its exports in flight, and (with several exporters) its
+/// own queue of batches waiting for a free export.
 #[derive(Debug)]
 pub(crate) struct Lane {
     exporter: Arc<NamedExporter>,
     counters: Arc<LaneCounters>,
     in_flight: usize,
     concurrency: usize,
-    /// When an export of this lane last started or finished.
-    last_progress: Instant,
+    /// Mapped batches waiting for a free export, with their size.
+    queued: VecDeque<(Vec<SpanData>, Arc<BatchFate>, usize)>,
+    queued_bytes: usize,
+    /// Bytes its queue may hold; zero: no queue of its own (a single
+    /// exporter, whose queue is the pipeline's).
+    max_queued_bytes: usize,
 }
 
 impl Lane {
-    pub(crate) fn new(exporter: NamedExporter, concurrency: usize) -> Self {
+    pub(crate) fn new(exporter: NamedExporter, concurrency: usize, max_queued_bytes: usize) -> Self {
         let counters = LaneCounters { exporter: Arc::clone(&exporter.counters), ..LaneCounters::default() };
         Self {
             exporter: Arc::new(exporter),
             counters: Arc::new(counters),
             in_flight: 0,
             concurrency: concurrency.max(1),
-            last_progress: Instant::now(),
+            queued: VecDeque::new(),
+            queued_bytes: 0,
+            max_queued_bytes,
         }
     }
 
@@ -163,27 +170,52 @@ impl Lane {
         &self.exporter
     }
 
-    pub(crate) fn has_room(&self) -> bool {
+    /// Whether a batch of `bytes` can be taken now: a free export, or room
+    /// in its own queue (an empty queue takes a batch of any size).
+    pub(crate) fn can_take(&self, bytes: usize) -> bool {
         self.in_flight < self.concurrency
+            || (self.max_queued_bytes > 0
+                && (self.queued.is_empty() || self.queued_bytes.saturating_add(bytes) <= self.max_queued_bytes))
     }
 
-    /// When this lane, full, counts as stuck; `None` while it has room.
-    pub(crate) fn stalls_at(&self, stall: Duration) -> Option<Instant> {
-        (!self.has_room()).then(|| self.last_progress + stall)
-    }
-
-    /// Starts exporting `spans` (the lane at `index`).
-    pub(crate) fn start(
+    /// Takes `spans` (the lane at `index`): exports them at once, queues
+    /// them, or, when it can take nothing, drops them for this exporter.
+    /// Returns the batch's fate if this settled it.
+    pub(crate) fn take(
         &mut self,
         index: usize,
         spans: Vec<SpanData>,
         fate: Arc<BatchFate>,
+        bytes: usize,
         exports: &mut JoinSet<LaneDone>,
-    ) {
+    ) -> Option<bool> {
+        let count = spans.len() as u64;
+        if !self.can_take(bytes) {
+            self.counters.dropped_queue_full.fetch_add(count, Ordering::Relaxed);
+            diagnostics::report_once(
+                &self.counters.warned_full,
+                "exporter_queue_full",
+                &format!(
+                    "{}: its queue is full (the backend is slower than the flows, or down); \
+                     its spans are dropped and counted, and the other exporters go on",
+                    self.exporter.name
+                ),
+            );
+            return fate.settle(false);
+        }
+        self.counters.in_flight.fetch_add(count, Ordering::Relaxed);
+        if self.in_flight < self.concurrency {
+            self.start(index, spans, fate, exports);
+        } else {
+            self.queued_bytes = self.queued_bytes.saturating_add(bytes);
+            self.queued.push_back((spans, fate, bytes));
+        }
+        None
+    }
+
+    fn start(&mut self, index: usize, spans: Vec<SpanData>, fate: Arc<BatchFate>, exports: &mut JoinSet<LaneDone>) {
         let count = spans.len() as u64;
         self.in_flight += 1;
-        self.last_progress = Instant::now();
-        self.counters.in_flight.fetch_add(count, Ordering::Relaxed);
         let exporter = Arc::clone(&self.exporter);
         exports.spawn(async move {
             let result = exporter.export(spans).await;
@@ -191,30 +223,30 @@ impl Lane {
         });
     }
 
-    /// Passes this stuck lane over for a batch of `count` spans: dropped
-    /// for it. Returns the batch's fate if this settled it.
-    pub(crate) fn pass_over(&self, count: u64, fate: &BatchFate) -> Option<bool> {
-        self.counters.dropped_stalled.fetch_add(count, Ordering::Relaxed);
-        diagnostics::report_once(
-            &self.counters.warned_stalled,
-            "exporter_stalled",
-            &format!(
-                "{}: no answer to any export in flight; its spans are dropped until it answers, \
-                 and the other exporters go on",
-                self.exporter.name
-            ),
-        );
-        fate.settle(false)
+    /// Starts the next queued batch, if there is one and an export is free.
+    fn start_queued(&mut self, index: usize, exports: &mut JoinSet<LaneDone>) {
+        if self.in_flight < self.concurrency
+            && let Some((spans, fate, bytes)) = self.queued.pop_front()
+        {
+            self.queued_bytes = self.queued_bytes.saturating_sub(bytes);
+            self.start(index, spans, fate, exports);
+        }
     }
 }
 
-/// Settles a finished export on its lane; returns the batch's fate if this
-/// was its last exporter, with its recorded and added counts.
-pub(crate) fn settle(lanes: &mut [Lane], done: LaneDone, debug: bool) -> Option<(bool, u64, u64)> {
-    let LaneDone { lane, spans, fate, result } = done;
-    let lane = lanes.get_mut(lane)?;
+/// Settles a finished export on its lane and starts the lane's next
+/// queued batch; returns the batch's fate if this was its last exporter,
+/// with its recorded and added counts.
+pub(crate) fn settle(
+    lanes: &mut [Lane],
+    done: LaneDone,
+    exports: &mut JoinSet<LaneDone>,
+    debug: bool,
+) -> Option<(bool, u64, u64)> {
+    let LaneDone { lane: index, spans, fate, result } = done;
+    let lane = lanes.get_mut(index)?;
     lane.in_flight = lane.in_flight.saturating_sub(1);
-    lane.last_progress = Instant::now();
+    lane.start_queued(index, exports);
     let counters = &lane.counters;
     counters.in_flight.fetch_sub(spans, Ordering::Relaxed);
     let delivered = match result {

@@ -112,7 +112,7 @@ impl Pending {
 
     /// Takes the next batch: up to `max` spans and about
     /// [`MAX_EXPORT_BATCH_BYTES`] (at least one span).
-    fn take_batch(&mut self, max: usize) -> Vec<FinishedSpan> {
+    fn take_batch(&mut self, max: usize) -> (Vec<FinishedSpan>, usize) {
         let mut batch = Vec::with_capacity(self.spans.len().min(max));
         let mut bytes = 0usize;
         while batch.len() < max
@@ -126,7 +126,7 @@ impl Pending {
                 batch.push(span);
             }
         }
-        batch
+        (batch, bytes)
     }
 
     /// Whether a full batch is waiting.
@@ -366,8 +366,8 @@ impl fmt::Display for ShutdownReport {
         if self.exporters.len() > 1 {
             for e in &self.exporters {
                 write!(f, "; {}: {} exported, {} failed", e.name, e.exported, e.failed_export)?;
-                if e.dropped_stalled > 0 {
-                    write!(f, ", {} dropped while stuck", e.dropped_stalled)?;
+                if e.dropped_queue_full > 0 {
+                    write!(f, ", {} dropped (its queue full)", e.dropped_queue_full)?;
                 }
                 if e.in_flight > 0 {
                     write!(f, ", {} in flight", e.in_flight)?;
@@ -511,7 +511,7 @@ pub(crate) fn start(
         concurrency: batch.max_concurrent_exports.max(1),
         // An export that works answers within its timeout; one that has
         // not, with all its exporter's slots taken, is stuck or retrying.
-        stall: export_timeout.max(Duration::from_millis(100)),
+        max_queue_bytes: batch.max_queue_bytes,
         debug,
     };
     let thread = std::thread::Builder::new()
@@ -551,32 +551,16 @@ struct Worker {
     mapper: Mapper,
     delay: Duration,
     concurrency: usize,
-    /// How long a lane's exports may all go unanswered before the other
-    /// exporters go on without it.
-    stall: Duration,
+    /// The pipeline's queue bound, also each exporter's own when there are
+    /// several.
+    max_queue_bytes: usize,
     debug: bool,
 }
 
-/// Whether the export thread can take a batch off the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Opening {
-    /// Every exporter has room, or is stuck while another has room.
-    Open,
-    /// An exporter is full and another has room: at this moment the full
-    /// one counts as stuck.
-    Later(Instant),
-    /// Every exporter is full: only a finished export changes that.
-    Closed,
-}
-
-fn opening(lanes: &[Lane], stall: Duration, now: Instant) -> Opening {
-    if !lanes.is_empty() && !lanes.iter().any(Lane::has_room) {
-        return Opening::Closed;
-    }
-    match lanes.iter().filter_map(|lane| lane.stalls_at(stall)).filter(|at| *at > now).min() {
-        Some(at) => Opening::Later(at),
-        None => Opening::Open,
-    }
+/// Whether the export thread can take a batch off the queue: some
+/// exporter can take one (the others drop it for themselves).
+fn can_take(lanes: &[Lane]) -> bool {
+    lanes.is_empty() || lanes.iter().any(|lane| lane.can_take(MAX_EXPORT_BATCH_BYTES))
 }
 
 impl Worker {
@@ -604,8 +588,11 @@ impl Worker {
             }
         };
         exporters.set_resource(self.mapper.resource());
+        let exporters = exporters.into_exporters();
+        // One exporter's queue is the pipeline's; several get one each.
+        let own_queue = if exporters.len() > 1 { self.max_queue_bytes } else { 0 };
         let lanes: Vec<Lane> =
-            exporters.into_exporters().into_iter().map(|exporter| Lane::new(exporter, self.concurrency)).collect();
+            exporters.into_iter().map(|exporter| Lane::new(exporter, self.concurrency, own_queue)).collect();
         let _ = self.queue.lanes.set(lanes.iter().map(|lane| (lane.name().to_owned(), lane.counters())).collect());
         let _ = ready.send(Ok(()));
         runtime.block_on(self.export_loop(lanes));
@@ -623,18 +610,18 @@ impl Worker {
             tokio::pin!(wake);
             wake.as_mut().enable();
             let now = Instant::now();
-            let opening = opening(&lanes, self.stall, now);
+            let open = can_take(&lanes);
             // Take what is due, while the exporters have room.
-            let (batch, control) = {
+            let ((batch, bytes), control) = {
                 let mut pending = self.queue.lock();
                 waiting.append(&mut pending.control);
                 let due = !waiting.is_empty() || now >= deadline || pending.batch_ready(self.queue.batch);
-                let batch = if due && opening == Opening::Open && !pending.spans.is_empty() {
+                let batch = if due && open && !pending.spans.is_empty() {
                     pending.take_batch(self.queue.batch)
                 } else {
-                    Vec::new()
+                    (Vec::new(), 0)
                 };
-                if !batch.is_empty() {
+                if !batch.0.is_empty() {
                     // Progress: waiting producers may go on.
                     pending.stalled = false;
                 }
@@ -643,7 +630,7 @@ impl Worker {
                     // The next partial batch waits a whole delay.
                     deadline = deadline_after(self.delay);
                 }
-                let control = if drained && exports.is_empty() && batch.is_empty() {
+                let control = if drained && exports.is_empty() && batch.0.is_empty() {
                     std::mem::take(&mut waiting)
                 } else {
                     Vec::new()
@@ -655,7 +642,7 @@ impl Worker {
             };
             if !batch.is_empty() {
                 self.queue.room.notify_all();
-                self.dispatch(batch, &mut lanes, &mut exports);
+                self.dispatch(batch, bytes, &mut lanes, &mut exports);
                 continue;
             }
             if !control.is_empty() {
@@ -683,20 +670,15 @@ impl Worker {
             if stop {
                 return;
             }
-            // With every export slot taken, only a finished export (or a
+            // With every exporter full, only a finished export (or a
             // request) can change anything: the deadline would spin.
-            let stalls_at = match opening {
-                Opening::Later(at) => Some(at),
-                _ => None,
-            };
             tokio::select! {
                 () = &mut wake => {}
-                () = tokio::time::sleep_until(deadline.into()), if opening == Opening::Open => {}
-                () = tokio::time::sleep_until(stalls_at.unwrap_or(now).into()), if stalls_at.is_some() => {}
+                () = tokio::time::sleep_until(deadline.into()), if open => {}
                 Some(done) = exports.join_next(), if !exports.is_empty() => {
                     if let Ok(done) = done {
                         self.queue.counters.progress.fetch_add(1, Ordering::Relaxed);
-                        if let Some((failed, recorded, added)) = lane::settle(&mut lanes, done, self.debug) {
+                        if let Some((failed, recorded, added)) = lane::settle(&mut lanes, done, &mut exports, self.debug) {
                             self.finish(failed, recorded, added);
                         }
                     }
@@ -705,9 +687,9 @@ impl Worker {
         }
     }
 
-    /// Maps `batch` (on this thread) once and starts its export on every
-    /// exporter with room; one that is stuck is passed over.
-    fn dispatch(&self, batch: Vec<FinishedSpan>, lanes: &mut [Lane], exports: &mut JoinSet<LaneDone>) {
+    /// Maps `batch` (`bytes` in the queue) on this thread, once, and hands
+    /// it to every exporter.
+    fn dispatch(&self, batch: Vec<FinishedSpan>, bytes: usize, lanes: &mut [Lane], exports: &mut JoinSet<LaneDone>) {
         let recorded = batch.len() as u64;
         let mut spans = Vec::with_capacity(batch.len());
         for record in batch {
@@ -719,16 +701,12 @@ impl Worker {
             return;
         }
         let fate = BatchFate::new(lanes.len(), recorded, added);
-        let count = spans.len() as u64;
-        for lane in lanes.iter().filter(|lane| !lane.has_room()) {
-            if let Some(failed) = lane.pass_over(count, &fate) {
+        let last = lanes.len() - 1;
+        for (index, lane) in lanes.iter_mut().enumerate() {
+            let spans = if index == last { std::mem::take(&mut spans) } else { spans.clone() };
+            if let Some(failed) = lane.take(index, spans, Arc::clone(&fate), bytes, exports) {
                 self.finish(failed, recorded, added);
             }
-        }
-        let last = lanes.iter().rposition(Lane::has_room);
-        for (index, lane) in lanes.iter_mut().enumerate().filter(|(_, lane)| lane.has_room()) {
-            let spans = if Some(index) == last { std::mem::take(&mut spans) } else { spans.clone() };
-            lane.start(index, spans, Arc::clone(&fate), exports);
         }
     }
 
