@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{SPANS_PER_RUN, WAIT, run_and_shut_down};
 use pocketflow_test_support::otlp::OtlpReceiver;
-use pocketflow_tracing::{ExporterKind, ExporterStats, Protocol, Secret, TracingConfig};
+use pocketflow_tracing::{ExporterKind, ExporterStats, Protocol, Secret, TracingConfig, TracingConfigBuilder};
 
 const RUNS: usize = 200;
 const PRODUCED: u64 = (RUNS * SPANS_PER_RUN) as u64;
@@ -23,10 +23,11 @@ fn handed(stats: &ExporterStats) -> u64 {
     stats.exported + stats.failed_export + stats.dropped_queue_full + stats.in_flight
 }
 
-#[test]
-fn a_langfuse_that_never_answers_costs_the_collector_nothing() {
+/// OTLP to a healthy receiver and Langfuse at a host that accepts
+/// connections (the kernel's backlog does) and never answers; each try to
+/// Langfuse times out and is retried, until shutdown.
+fn otlp_and_a_silent_langfuse() -> (OtlpReceiver, TcpListener, TracingConfigBuilder) {
     let receiver = OtlpReceiver::grpc().unwrap();
-    // Accepts connections (the kernel's backlog does) and never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let config = TracingConfig::builder()
         .exporters(vec![ExporterKind::Otlp, ExporterKind::Langfuse])
@@ -35,12 +36,16 @@ fn a_langfuse_that_never_answers_costs_the_collector_nothing() {
         .langfuse_public_key("pk-lf-test")
         .langfuse_secret_key(Secret::new("sk-lf-test"))
         .langfuse_host(format!("http://{}", silent.local_addr().unwrap()))
-        // Each try to Langfuse times out and is retried, until shutdown.
         .export_timeout(Duration::from_millis(300))
         .max_export_batch_size(50)
-        .shutdown_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
+        .shutdown_timeout(Duration::from_secs(3));
+    (receiver, silent, config)
+}
+
+#[test]
+fn a_langfuse_that_never_answers_costs_the_collector_nothing() {
+    let (receiver, _silent, config) = otlp_and_a_silent_langfuse();
+    let config = config.build().unwrap();
 
     let report = run_and_shut_down(config, RUNS);
 
@@ -60,22 +65,9 @@ fn a_langfuse_that_never_answers_costs_the_collector_nothing() {
 #[test]
 fn a_burst_through_a_small_queue_with_a_stuck_langfuse_still_reaches_the_collector_whole() {
     // A queue far smaller than the burst: the collector's exporter must
-    // not wait behind Langfuse's.
-    let receiver = OtlpReceiver::grpc().unwrap();
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = TracingConfig::builder()
-        .exporters(vec![ExporterKind::Otlp, ExporterKind::Langfuse])
-        .protocol(Protocol::Grpc)
-        .otlp_endpoint(receiver.endpoint())
-        .langfuse_public_key("pk-lf-test")
-        .langfuse_secret_key(Secret::new("sk-lf-test"))
-        .langfuse_host(format!("http://{}", silent.local_addr().unwrap()))
-        .export_timeout(Duration::from_secs(30))
-        .max_queue_bytes(128 * 1024)
-        .max_export_batch_size(50)
-        .shutdown_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
+    // not wait behind Langfuse's, whose tries now hang.
+    let (receiver, _silent, config) = otlp_and_a_silent_langfuse();
+    let config = config.export_timeout(Duration::from_secs(30)).max_queue_bytes(128 * 1024).build().unwrap();
 
     let report = run_and_shut_down(config, 2 * RUNS);
 
