@@ -621,8 +621,6 @@ fn bounded_setting(
     }
 }
 
-/// A duration set in code (which must not be zero), else the first of
-/// `names` set in the environment, in milliseconds.
 /// A size in bytes set in code (from 1 to `max`), or in MiB in `var`.
 fn byte_setting(
     code: Option<usize>,
@@ -632,13 +630,13 @@ fn byte_setting(
     max: usize,
 ) -> Result<Option<usize>, ConfigError> {
     match code {
-        Some(0) => Err(invalid_setting(setting, "must be greater than zero")),
-        Some(n) if n > max => Err(ConfigError::TooLarge { name: setting.to_owned(), value: n.to_string(), max }),
-        Some(n) => Ok(Some(n)),
+        Some(_) => bounded_setting(code, setting, vars, var, max),
         None => Ok(vars.count(var, max >> 20)?.map(|mb| mb << 20)),
     }
 }
 
+/// A duration set in code (which must not be zero), else the first of
+/// `names` set in the environment, in milliseconds.
 fn duration_setting(
     code: Option<Duration>,
     setting: &'static str,
