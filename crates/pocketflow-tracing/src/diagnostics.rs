@@ -1,8 +1,10 @@
 //! The crate's own diagnostics: one line on stderr each, with a stable name
-//! (`pocketflow_tracing.export_failed`, `.queue_full`, `.shutdown`,
-//! `.flush_failed`, `.shutdown_failed`, `.invalid_traceparent` and
-//! `.invalid_link` once each, `.partial_success` for each answer that
-//! rejected spans, and `.exported` in debug mode).
+//! (`pocketflow_tracing.export_failed` once per exporter, `.queue_full`,
+//! `.exporter_queue_full` once per exporter, `.credentials_in_clear`,
+//! `.invalid_traceparent` and `.invalid_link` once each; `.shutdown`,
+//! `.flush_failed`, `.shutdown_failed`, `.spool_failed` when they happen;
+//! `.partial_success` for each answer that rejected spans; and
+//! `.exported` in debug mode).
 //!
 //! They are written directly rather than emitted as `tracing` events: most
 //! come from the export thread, which runs with no subscriber so that the
