@@ -54,6 +54,10 @@ pub(crate) struct Mapper {
     base: TraceAttributes,
     observation_types: BTreeMap<String, ObservationType>,
     redactor: Redactor,
+    /// The payload cap: a redaction (`"[REDACTED]"` for a short value)
+    /// can lengthen a value recorded at the cap, so the result is cut
+    /// again.
+    max_payload_bytes: usize,
     /// Error messages and `exception` events (`trace_errors`); off, a
     /// failed span keeps its ERROR status without a description.
     errors: bool,
@@ -104,6 +108,7 @@ impl Mapper {
             base: t.clone(),
             observation_types: config.observation_types.clone(),
             redactor: Redactor::new(&config.record.redact_keys),
+            max_payload_bytes: config.record.max_payload_bytes,
             errors: config.record.errors,
             context: config.record.async_context,
             concurrent: config.record.concurrent_flows,
@@ -235,7 +240,7 @@ impl Mapper {
                 // PocketFlow's default action, not a chosen one.
                 "action" if is_none_action(&value) => {}
                 "input" | "output" => {
-                    let text = self.redactor.redact_payload(into_string(value));
+                    let text = self.redacted(into_string(value));
                     let (langfuse, openinference, mime) = if key == "input" {
                         ("langfuse.observation.input", "input.value", "input.mime_type")
                     } else {
@@ -270,7 +275,7 @@ impl Mapper {
                 "observation" if role == SpanRole::Node => {}
                 "input_messages" | "output_messages" if role == SpanRole::Generation => {
                     let prefix = if key == "input_messages" { "llm.input_messages" } else { "llm.output_messages" };
-                    let text = self.redactor.redact_payload(into_string(value));
+                    let text = self.redacted(into_string(value));
                     add_messages(&mut attributes, prefix, &text);
                 }
                 "links" if role.starts_runs() => links.links = self.links(&value.to_string()),
@@ -347,7 +352,7 @@ impl Mapper {
         let (status, error_message) = match error {
             Some(message) if self.errors => {
                 // Masked once, here: with error details off it is never shown.
-                let message = self.redactor.mask_text(message);
+                let message = self.masked(message);
                 events.events.push(Event::new(
                     "exception",
                     end,
@@ -371,13 +376,13 @@ impl Mapper {
             let mut text = format!("{how} after {attempts} failed attempt{}", if attempts == 1 { "" } else { "s" });
             if self.errors {
                 text.push_str(": ");
-                text.push_str(&self.redactor.mask_text(last));
+                text.push_str(&self.masked(last));
             }
             Some(("WARNING", Some(text)))
         } else {
             // A warning's message may quote an error: shown only with error
             // details on.
-            first_warning.map(|text| ("WARNING", self.errors.then(|| self.redactor.mask_text(text))))
+            first_warning.map(|text| ("WARNING", self.errors.then(|| self.masked(text))))
         };
         if let Some((level, message)) = level {
             attributes.push(KeyValue::new("langfuse.observation.level", level));
@@ -487,19 +492,33 @@ impl Mapper {
     /// An event, with credentials masked in its text: its fields (a
     /// retry's or failure's `error`, a warning's message) and a user
     /// event's name, which is its message.
+    /// A payload redacted, no longer than it was or the payload cap.
+    fn redacted(&self, text: String) -> String {
+        // A value cut at the cap is measured without its mark.
+        let limit = crate::redact::split_truncation_mark(&text).0.len().max(self.max_payload_bytes);
+        crate::record::within(self.redactor.redact_payload(text), limit)
+    }
+
+    /// Text with credentials masked, no longer than it was or the payload
+    /// cap.
+    fn masked(&self, text: String) -> String {
+        let limit = crate::redact::split_truncation_mark(&text).0.len().max(self.max_payload_bytes);
+        crate::record::within(self.redactor.mask_text(text), limit)
+    }
+
     fn map_event(&self, event: RecordedEvent) -> Event {
         let mut attributes = Vec::with_capacity(event.fields.0.len() + 1);
         attributes.push(KeyValue::new("level", event.level.as_str()));
         for (key, value) in event.fields.0 {
             let value = match value {
-                FieldValue::Str(text) => FieldValue::Str(self.redactor.mask_text(text)),
-                FieldValue::Name(text) => FieldValue::Str(self.redactor.mask_text(text.to_string())),
+                FieldValue::Str(text) => FieldValue::Str(self.masked(text)),
+                FieldValue::Name(text) => FieldValue::Str(self.masked(text.to_string())),
                 other => other,
             };
             attributes.push(KeyValue::new(key, to_value(value)));
         }
         let name = match event.name {
-            Cow::Owned(message) => Cow::Owned(self.redactor.mask_text(message)),
+            Cow::Owned(message) => Cow::Owned(self.masked(message)),
             borrowed => borrowed,
         };
         Event::new(name, event.time, attributes, 0)

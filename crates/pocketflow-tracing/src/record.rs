@@ -364,6 +364,28 @@ impl<'a> FieldRecorder<'a> {
     }
 }
 
+/// `text` cut to `max` bytes (on a character boundary) and marked as over
+/// its length, when it is longer than that and a mark: a redaction after
+/// the cap (a short secret replaced by `"[REDACTED]"`) can lengthen a value
+/// recorded at the cap.
+pub(crate) fn within(mut text: String, max: usize) -> String {
+    if text.len() <= max.saturating_add(TRUNCATION_ALLOWANCE) {
+        return text;
+    }
+    let total = text.len();
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    let _ = write!(text, "{TRUNCATION_MARK_START}{TRUNCATION_MARK_OVER}{total}{TRUNCATION_MARK_END}");
+    text
+}
+
+/// Room past the cap for the truncation mark a value cut at the cap ends
+/// with (`…[truncated: over N bytes]`).
+const TRUNCATION_ALLOWANCE: usize = 48;
+
 /// A value's length in bytes, as far as the recorder saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Length {

@@ -304,7 +304,7 @@ fn is_separator(c: char) -> bool {
 
 /// `text` split before a trailing size-cap mark (`…[truncated: N bytes]`
 /// or `…[truncated: over N bytes]`), if it has one.
-fn split_truncation_mark(text: &str) -> (&str, &str) {
+pub(crate) fn split_truncation_mark(text: &str) -> (&str, &str) {
     let Some(body) = text.strip_suffix(TRUNCATION_MARK_END) else { return (text, "") };
     let digits = body.len() - body.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let before_digits = &body[..body.len() - digits];
